@@ -1,0 +1,21 @@
+"""The published language: versioned event payloads shared by producers and consumers.
+
+Imports only Pydantic. A published version never changes incompatibly: a breaking change is a new
+model on a new topic (`….v2`). `schemas/` holds the generated JSON Schemas that a test compares
+against the models.
+"""
+
+from amazonlite.contracts.base import EventPayload
+from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
+from amazonlite.contracts.users import UserRegisteredV1
+
+ALL_EVENTS: tuple[type[EventPayload], ...] = (
+    UserRegisteredV1,
+    ProductUpdatedV1,
+    ProductDeletedV1,
+)
+
+BY_TOPIC: dict[str, type[EventPayload]] = {event.event_type: event for event in ALL_EVENTS}
+
+__all__ = ["ALL_EVENTS", "BY_TOPIC", "EventPayload", "ProductDeletedV1", "ProductUpdatedV1",
+           "UserRegisteredV1"]

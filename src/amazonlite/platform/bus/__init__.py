@@ -1,0 +1,37 @@
+"""The bus: one interface, two transports (in-process for the embedded topology, Kafka)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+# A consumer's delivery function: returns once the message is applied or dead-lettered; raises
+# only when neither could be recorded (its store is down), and then the transport delivers again.
+Deliver = Callable[[Message], Awaitable[None]]
+
+
+class Transport(Protocol):
+    name: str
+
+    def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
+        """Register a consumer group before `start()`."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish in order; returns when every message is durably accepted."""
+
+    async def ping(self) -> None:
+        """Raise when the transport cannot publish."""

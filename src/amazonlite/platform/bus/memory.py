@@ -1,0 +1,43 @@
+"""The in-process transport: the embedded topology's bus.
+
+`publish` returns only after every subscribed group has applied (or dead-lettered) the message,
+so the outbox row is marked sent only once its effects are committed in every consumer's
+database. A crash before that re-publishes it at the next start, and the consumers' inboxes drop
+the repeat: at-least-once delivery, at-most-once effect, with no broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+
+from amazonlite.platform.bus import Deliver, Message
+
+
+class InProcessTransport:
+    name = "in-process"
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[tuple[str, Deliver]]] = defaultdict(list)
+        self._started = False
+
+    def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
+        for topic in topics:
+            self._subscribers[topic].append((group, deliver))
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            subscribers = self._subscribers.get(message.topic, ())
+            if subscribers:
+                await asyncio.gather(*(deliver(message) for _group, deliver in subscribers))
+
+    async def ping(self) -> None:
+        if not self._started:
+            raise ConnectionError("the in-process bus is not started")

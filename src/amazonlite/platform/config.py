@@ -1,0 +1,100 @@
+"""Settings: one platform-wide class and one per service, each with its own environment prefix.
+
+Secrets fail fast outside development: a missing or placeholder secret stops the process at
+start, never at the first request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "development"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class PlatformSettings(BaseSettings):
+    """Settings every process shares (`AMAZONLITE_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="AMAZONLITE_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("data")
+    # Kafka bootstrap servers; empty means the in-process bus (embedded topology).
+    kafka_bootstrap: str = ""
+    kafka_topic_partitions: int = 3
+    # Redis URL; empty means in-memory stores (embedded topology).
+    redis_url: str = ""
+    redis_prefix: str = "amazonlite"
+    # Shared secret for the short-lived internal tokens the gateway and services mint.
+    internal_token_secret: str = ""
+    internal_token_ttl_seconds: int = 60
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = 1_048_576
+    # Consumers: attempts before an event is dead-lettered, and the backoff between them.
+    consumer_max_attempts: int = 5
+    consumer_backoff_initial_ms: int = 50
+    consumer_backoff_max_ms: int = 2_000
+    outbox_poll_interval_ms: int = 250
+
+    @model_validator(mode="after")
+    def _secrets(self) -> PlatformSettings:
+        if self.internal_token_secret in PLACEHOLDER_SECRETS:
+            if self.environment is Environment.PRODUCTION:
+                raise ValueError("AMAZONLITE_INTERNAL_TOKEN_SECRET must be set outside development")
+            # One process (the embedded topology, a test) mints and checks its own tokens.
+            self.internal_token_secret = secrets.token_urlsafe(32)
+        elif len(self.internal_token_secret) < 32:
+            raise ValueError("AMAZONLITE_INTERNAL_TOKEN_SECRET must be at least 32 characters")
+        return self
+
+    @property
+    def embedded_bus(self) -> bool:
+        return not self.kafka_bootstrap
+
+
+@cache
+def platform_settings() -> PlatformSettings:
+    return PlatformSettings()
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's settings; a subclass sets `service_name` and its env prefix.
+
+    `database_url` defaults to a SQLite file per service under the data directory.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+    service_name: ClassVar[str]
+
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1)
+    database_echo: bool = False
+
+    def resolved_database_url(self, platform: PlatformSettings) -> str:
+        if self.database_url:
+            return self.database_url
+        path = (platform.data_dir / f"{self.service_name}.sqlite3").resolve()
+        return f"sqlite+aiosqlite:///{path}"
+
+    @classmethod
+    def env_prefix(cls) -> str:
+        return f"AMAZONLITE_{cls.service_name.upper()}_"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("service_name")
+        if name:
+            cls.model_config = SettingsConfigDict(env_prefix=f"AMAZONLITE_{name.upper()}_", extra="ignore")

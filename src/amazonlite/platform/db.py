@@ -1,0 +1,163 @@
+"""Databases: one async engine per service, sessions as units of work, declarative bases.
+
+Each service declares its own `Base` (and so its own `MetaData`) with `declarative_base()`; the
+naming convention keeps constraint names stable across SQLite, PostgreSQL and MySQL, which
+matters for migrations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, Uuid, event, text
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from amazonlite.platform.ids import new_id
+from amazonlite.platform.tenancy import TENANT_KEY
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+
+
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+class UTC(TypeDecorator[dt.datetime]):
+    """Stores UTC, returns aware UTC datetimes on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))  # keep microseconds
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use utcnow()")
+        value = value.astimezone(dt.UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return _as_utc(value)
+
+
+def declarative_base(service: str) -> type[DeclarativeBase]:
+    """A declarative base with the service's own MetaData."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION, info={"service": service})
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.metadata = metadata
+    Base.registry.metadata = metadata
+    return Base
+
+
+class IdPrimaryKey:
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow, onupdate=utcnow)
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            kwargs["poolclass"] = NullPool
+        else:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+    engine = create_async_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine)
+    return engine
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    # The driver begins a transaction at the first write, not at a read, so concurrent readers
+    # never hold a snapshot that a writer's lock upgrade would have to break (WAL mode).
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+class Database:
+    """A service's engine and its sessions. `session()` is a unit of work: it commits on a clean
+    exit and rolls back on an exception. Only the edge (a request, a consumer, a task) opens one.
+
+    Each session knows its tenant (the scope), its service and its messaging tables (for the
+    outbox); after a commit that wrote to the outbox, `on_outbox_commit` wakes the relay.
+    """
+
+    def __init__(self, url: str, *, service: str = "", messaging: Any = None, pool_size: int = 10,
+                 echo: bool = False) -> None:
+        self.url = url
+        self.service = service
+        self.engine = create_engine(url, pool_size=pool_size, echo=echo)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self.dialect = self.engine.dialect.name
+        self.messaging = messaging
+        self.on_outbox_commit: Callable[[], None] | None = None
+
+    @asynccontextmanager
+    async def session(self, *, tenant_id: str) -> AsyncIterator[AsyncSession]:
+        info = {TENANT_KEY: tenant_id, "producer": self.service, "messaging_tables": self.messaging}
+        async with self.sessionmaker(info=info) as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            if session.info.get("outbox_written") and self.on_outbox_commit is not None:
+                self.on_outbox_commit()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,96 @@
+"""Errors that carry their HTTP status, rendered as RFC 9457 problem documents.
+
+A service raises a subclass of `AppError` (`OrderNotCancellable`, status 409); one handler turns
+every error, including validation errors and unexpected ones, into `application/problem+json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://amazonlite.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    """Base of every expected error: a status, a stable problem `type` and a title."""
+
+    status: ClassVar[int] = 400
+    type: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "type": PROBLEM_BASE + self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+
+
+class BadRequest(AppError):
+    pass
+
+
+class ValidationFailed(AppError):
+    status = 422
+    type = "validation-error"
+    title = "The request is not valid"
+
+
+class Unauthorized(AppError):
+    status = 401
+    type = "unauthorized"
+    title = "Authentication is required"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class Forbidden(AppError):
+    status = 403
+    type = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(AppError):
+    status = 404
+    type = "not-found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    type = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    type = "payload-too-large"
+    title = "The request body is too large"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    type = "service-unavailable"
+    title = "A service this request needs is unavailable"
+
+
+def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting the errors an endpoint can answer with."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        out[error.status] = {
+            "description": error.title,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    return out

@@ -1,0 +1,213 @@
+"""HTTP edge of every service: middleware (pure ASGI), problem responses, ops endpoints.
+
+Middleware is plain ASGI (no `BaseHTTPMiddleware`): it runs on every request of every service and
+of the gateway, so it must cost microseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from amazonlite.platform.context import (
+    CORRELATION_HEADER,
+    accept_or_mint_correlation_id,
+    bind_correlation_id,
+)
+from amazonlite.platform.errors import PROBLEM_BASE, PROBLEM_JSON, AppError, PayloadTooLarge
+from amazonlite.platform.tracing import extract_context, tracer
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = structlog.get_logger("amazonlite.http")
+
+REQUESTS = Counter("amazonlite_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("amazonlite_http_request_duration_seconds", "HTTP request latency",
+                    ["service", "method", "route"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+OPS_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+
+
+def problem_body(status: int, type_: str, title: str, detail: str, correlation_id: str | None,
+                 **extra: Any) -> bytes:
+    return orjson.dumps({
+        "type": type_ if type_.startswith("http") else PROBLEM_BASE + type_,
+        "title": title, "status": status, "detail": detail, "correlation_id": correlation_id, **extra,
+    })
+
+
+def _correlation(scope: Scope) -> str | None:
+    state = scope.get("state") or {}
+    return state.get("correlation_id")
+
+
+class EdgeMiddleware:
+    """Correlation id, a server span, a body-size limit, request metrics and an access log line."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+        self._tracer = tracer("amazonlite.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        incoming = None
+        content_length = None
+        for key, value in headers:
+            if key == b"x-correlation-id":
+                incoming = value.decode("latin-1")
+            elif key == b"content-length":
+                content_length = value
+        correlation_id = accept_or_mint_correlation_id(incoming)
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        bind_correlation_id(correlation_id)
+        structlog.contextvars.bind_contextvars(service=self.service)
+        method = scope["method"]
+        path = scope["path"]
+        status_holder = [500]
+        cid_header = (CORRELATION_HEADER.encode(), correlation_id.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), cid_header]
+            await send(message)
+
+        if content_length is not None and (not content_length.isdigit()
+                                           or int(content_length) > self.max_body_bytes):
+            await self._reject_too_large(scope, send_wrapper)
+            return
+
+        start = time.perf_counter()
+        with self._tracer.start_as_current_span(
+            f"{method} {path}", context=extract_context(_str_headers(headers)), kind=trace.SpanKind.SERVER,
+        ) as span:
+            try:
+                await self.app(scope, self._limited(receive), send_wrapper)
+            except _BodyTooLarge:
+                await self._reject_too_large(scope, send_wrapper)
+            finally:
+                elapsed = time.perf_counter() - start
+                route = _route_template(scope)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.response.status_code", status_holder[0])
+                status = str(status_holder[0])
+                REQUESTS.labels(self.service, method, route, status).inc()
+                LATENCY.labels(self.service, method, route).observe(elapsed)
+                if status_holder[0] >= 500:
+                    log.error("http.request_failed", method=method, path=path, status=status_holder[0],
+                              duration_ms=round(elapsed * 1000, 2))
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = [0]
+        limit = self.max_body_bytes
+
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise _BodyTooLarge
+            return message
+
+        return wrapped
+
+    async def _reject_too_large(self, scope: Scope, send: Send) -> None:
+        err = PayloadTooLarge(f"The body is larger than {self.max_body_bytes} bytes")
+        body = problem_body(err.status, err.type, err.title, err.detail, _correlation(scope))
+        await send({"type": "http.response.start", "status": err.status,
+                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _str_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in (b"traceparent", b"tracestate")}
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    return scope.get("amazonlite.route", "unmatched")
+
+
+def problem_response(request: Request, status: int, type_: str, title: str, detail: str,
+                     headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body = problem_body(status, type_, title, detail, _correlation(request.scope), **extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def app_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AppError)
+        return problem_response(request, exc.status, exc.type, exc.title, exc.detail, exc.headers, **exc.extra)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem_response(request, 400, "malformed-json", "The body is not valid JSON",
+                                    "The request body could not be parsed as JSON", errors=errors)
+        return problem_response(request, 422, "validation-error", "The request is not valid",
+                                "One or more fields are missing or not valid", errors=errors)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Authentication is required"}
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, f"http-{exc.status_code}")
+        return problem_response(request, exc.status_code, slug, titles.get(exc.status_code, "Error"),
+                                str(exc.detail), dict(exc.headers or {}))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("http.unhandled_error", path=request.url.path)
+        return problem_response(request, 500, "internal-error", "Internal error",
+                                "An unexpected error occurred; quote the correlation id when reporting it")
+
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "title": "Problem",
+    "description": "An RFC 9457 problem document.",
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "correlation_id": {"type": "string"},
+    },
+    "required": ["type", "title", "status"],
+}
+
+
+def metrics_response() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

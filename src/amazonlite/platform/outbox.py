@@ -1,0 +1,166 @@
+"""The transactional outbox and its relay.
+
+`record_event` adds the event to the caller's session, so it commits with the state change that
+caused it or not at all. The relay publishes unpublished rows in id order (and so in order per
+aggregate; the Kafka key is the aggregate id) and marks them sent. Several relay replicas are
+safe: each locks the rows it publishes (`FOR UPDATE`), a second waits, then finds them sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+
+import structlog
+from opentelemetry import trace
+from prometheus_client import Counter, Gauge
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from amazonlite.platform.bus import Message, Transport
+from amazonlite.platform.context import current_correlation_id
+from amazonlite.platform.db import Database, utcnow
+from amazonlite.platform.events import Envelope, EventPayload
+from amazonlite.platform.ids import new_id
+from amazonlite.platform.messaging import MessagingTables
+from amazonlite.platform.tenancy import TENANT_KEY, UNSCOPED
+from amazonlite.platform.tracing import current_traceparent
+
+log = structlog.get_logger("amazonlite.outbox")
+
+OUTBOX_WRITTEN = "outbox_written"
+PRODUCER = "producer"
+TABLES = "messaging_tables"
+
+OUTBOX_PUBLISHED = Counter("amazonlite_outbox_published_total", "Events published by the relay",
+                           ["service", "topic"])
+OUTBOX_BACKLOG = Gauge("amazonlite_outbox_backlog", "Unpublished outbox rows", ["service"])
+OUTBOX_AGE = Gauge("amazonlite_outbox_oldest_age_seconds", "Age of the oldest unpublished event",
+                   ["service"])
+OUTBOX_FAILURES = Counter("amazonlite_outbox_publish_failures_total", "Failed relay batches",
+                          ["service"])
+
+
+async def record_event(session: AsyncSession, payload: EventPayload, *, aggregate_id: object) -> Envelope:
+    """Write `payload` into the outbox of the session's service, in the session's transaction."""
+    tables: MessagingTables = session.info[TABLES]
+    tenant = session.info[TENANT_KEY]
+    if tenant == UNSCOPED:
+        raise RuntimeError("an event belongs to a tenant; record it in a tenant's session")
+    traceparent = current_traceparent()
+    envelope = Envelope(
+        event_id=new_id(),
+        event_type=type(payload).event_type,
+        occurred_at=utcnow(),
+        producer=session.info[PRODUCER],
+        schema_version=type(payload).schema_version,
+        trace_id=traceparent.split("-")[1] if traceparent else "0" * 32,
+        correlation_id=current_correlation_id() or "",
+        tenant_id=tenant,
+        payload=payload.model_dump(mode="json"),
+    )
+    await session.execute(insert(tables.outbox).values(
+        event_id=envelope.event_id, tenant_id=tenant, topic=envelope.event_type,
+        aggregate_id=str(aggregate_id), envelope=envelope.to_json().decode(),
+        traceparent=traceparent, created_at=envelope.occurred_at,
+    ))
+    session.info[OUTBOX_WRITTEN] = True
+    return envelope
+
+
+class OutboxRelay:
+    def __init__(self, service: str, db: Database, tables: MessagingTables, transport: Transport, *,
+                 poll_interval: float = 0.25, batch_size: int = 200,
+                 retention: dt.timedelta = dt.timedelta(hours=1)) -> None:
+        self.service = service
+        self.db = db
+        self.tables = tables
+        self.transport = transport
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self.poll_interval
+        cycles = 0
+        while True:
+            try:
+                published = await self.publish_pending()
+                backoff = self.poll_interval
+                cycles += 1
+                if cycles % 200 == 0:
+                    await self.prune()
+                if published:
+                    continue  # there may be more
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                OUTBOX_FAILURES.labels(self.service).inc()
+                log.warning("outbox.publish_failed", service=self.service, error=str(exc))
+                backoff = min(backoff * 2, 5.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished events; return how many were published."""
+        outbox = self.tables.outbox
+        async with self.db.session(tenant_id=UNSCOPED) as session:
+            query = (select(outbox.c.id, outbox.c.topic, outbox.c.aggregate_id, outbox.c.envelope,
+                            outbox.c.traceparent)
+                     .where(outbox.c.published_at.is_(None))
+                     .order_by(outbox.c.id).limit(self.batch_size))
+            if self.db.dialect != "sqlite":
+                query = query.with_for_update()
+            rows = (await session.execute(query)).all()
+            if not rows:
+                OUTBOX_BACKLOG.labels(self.service).set(0)
+                OUTBOX_AGE.labels(self.service).set(0)
+                return 0
+            messages = [
+                Message(row.topic, row.aggregate_id.encode(), row.envelope.encode(),
+                        (("traceparent", row.traceparent.encode()),) if row.traceparent else ())
+                for row in rows
+            ]
+            await self.transport.publish(messages)
+            await session.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                                  .values(published_at=utcnow()))
+            for row in rows:
+                OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
+        await self._measure_backlog()
+        return len(rows)
+
+    async def _measure_backlog(self) -> None:
+        outbox = self.tables.outbox
+        async with self.db.session(tenant_id=UNSCOPED) as session:
+            count, oldest = (await session.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
+            )).one()
+        OUTBOX_BACKLOG.labels(self.service).set(count)
+        if oldest is not None:
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=dt.UTC)
+            OUTBOX_AGE.labels(self.service).set((utcnow() - oldest).total_seconds())
+        else:
+            OUTBOX_AGE.labels(self.service).set(0)
+
+    async def prune(self) -> None:
+        outbox = self.tables.outbox
+        async with self.db.session(tenant_id=UNSCOPED) as session:
+            await session.execute(delete(outbox).where(outbox.c.published_at < utcnow() - self.retention))

@@ -1,0 +1,94 @@
+"""The one tenant-scope mechanism: every ORM statement of a scoped session sees one tenant only.
+
+A session is opened for a tenant (`Database.session(tenant_id=...)`); from then on every ORM
+SELECT, UPDATE and DELETE on a `TenantScoped` entity gets `tenant_id = :tenant` added, and every
+new row is stamped with it. A session opened without a tenant refuses ORM statements on scoped
+entities, so a query cannot forget the scope. Only kernel infrastructure that spans tenants by
+design (the outbox relay) opens an explicitly unscoped session.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import String, event
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+
+from amazonlite.platform.errors import BadRequest
+
+TENANT_KEY = "tenant_id"
+UNSCOPED = "*unscoped*"
+DEFAULT_TENANT = "default"
+TENANT_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+class InvalidTenant(BadRequest):
+    type = "invalid-tenant"
+    title = "The tenant id is not valid"
+
+
+class TenantScopeMissing(RuntimeError):
+    """A scoped entity was queried in a session that names no tenant: a programming error."""
+
+
+def validate_tenant_id(value: str) -> str:
+    if not TENANT_PATTERN.fullmatch(value):
+        raise InvalidTenant("A tenant id is 1-64 lowercase letters, digits and inner hyphens")
+    return value
+
+
+class TenantScoped:
+    """Mixin for every table row that belongs to a tenant (that is, every row)."""
+
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+
+
+def _session_tenant(session: Session) -> str:
+    tenant = session.info.get(TENANT_KEY)
+    if tenant is None:
+        raise TenantScopeMissing("this session names no tenant; open it with tenant_id=...")
+    return str(tenant)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statements(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # the parent load was already scoped
+    if not _touches_scoped(state):
+        return
+    tenant = _session_tenant(state.session)
+    if tenant == UNSCOPED:
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant, include_aliases=True)
+    )
+
+
+def _touches_scoped(state: ORMExecuteState) -> bool:
+    for mapper in state.all_mappers:
+        if issubclass(mapper.class_, TenantScoped):
+            return True
+    return False
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
+    scoped = [obj for obj in session.new if isinstance(obj, TenantScoped)]
+    if not scoped:
+        return
+    tenant = _session_tenant(session)
+    for obj in scoped:
+        current = getattr(obj, "tenant_id", None)
+        if tenant == UNSCOPED:
+            if not current:
+                raise TenantScopeMissing("an unscoped session must set tenant_id on new rows itself")
+            continue
+        if current and current != tenant:
+            raise TenantScopeMissing(f"row of tenant {current!r} added in a session of {tenant!r}")
+        obj.tenant_id = tenant
+    for obj in session.dirty:
+        if isinstance(obj, TenantScoped) and tenant != UNSCOPED and obj.tenant_id != tenant:
+            raise TenantScopeMissing("a row may not move to another tenant")

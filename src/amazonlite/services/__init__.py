@@ -1,0 +1,1 @@
+"""One package per service, each laid out the same way (see CONVENTIONS.md)."""

