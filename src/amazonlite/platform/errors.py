@@ -18,6 +18,9 @@ class AppError(Exception):
     status: ClassVar[int] = 400
     type: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
+    # An error that must not undo what the request did before it (a reused refresh token
+    # revokes its family, then answers 401): the edge commits, then renders the problem.
+    keeps_changes: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
                  **extra: Any) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 
 import structlog
-from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession

@@ -27,7 +27,7 @@ from amazonlite.platform.config import PlatformSettings, ServiceSettings
 from amazonlite.platform.consumer import Consumer, EventHandlers, RetryPolicy
 from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.db import Database
-from amazonlite.platform.errors import ServiceUnavailable
+from amazonlite.platform.errors import AppError, ServiceUnavailable
 from amazonlite.platform.http import (
     PROBLEM_SCHEMA,
     EdgeMiddleware,
@@ -157,7 +157,12 @@ async def get_session(request: Request, principal: Annotated[Principal, Depends(
     is sent (a failed commit is the request's error, not a lost write)."""
     bind_tenant(principal.tenant_id)
     async with get_runtime(request).db.session(tenant_id=principal.tenant_id) as session:
-        yield session
+        try:
+            yield session
+        except AppError as exc:
+            if exc.keeps_changes:
+                await session.commit()
+            raise
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -47,10 +47,7 @@ def inject_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def extract_context(headers: Mapping[str, str] | Iterable[tuple[str, bytes]]) -> otel_context.Context:
-    if isinstance(headers, Mapping):
-        carrier = dict(headers)
-    else:
-        carrier = {k: v.decode("latin-1") for k, v in headers}
+    carrier = dict(headers) if isinstance(headers, Mapping) else {k: v.decode("latin-1") for k, v in headers}
     return propagate.extract(carrier)
 
 
