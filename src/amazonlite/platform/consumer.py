@@ -212,6 +212,15 @@ class Consumer:
             (*message.headers, ("x-dead-letter-consumer", self.service.encode()),
              ("x-dead-letter-error", error[:500].encode())))])
 
+    async def dead_letters(self, *, include_replayed: bool = False, limit: int = 100) -> list[Any]:
+        """Dead letters of this consumer, oldest first."""
+        table = self.tables.dead_letters
+        query = select(table).where(table.c.consumer == self.service).order_by(table.c.created_at).limit(limit)
+        if not include_replayed:
+            query = query.where(table.c.replayed_at.is_(None))
+        async with self.db.session(tenant_id=UNSCOPED) as session:
+            return list((await session.execute(query)).all())
+
     async def replay(self, dead_letter_id: Any) -> str:
         """Apply a dead letter again through the inbox; marks it replayed when it applies."""
         table = self.tables.dead_letters

@@ -1,0 +1,282 @@
+"""The `amazonlite` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from amazonlite.platform.config import platform_settings
+from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
+from amazonlite.topology import SERVICE_ENV, SERVICE_NAMES, UPSTREAMS_ENV, build_runtime, load_service
+
+app = typer.Typer(help="Amazon Lite: an e-commerce platform built as Python microservices.",
+                  no_args_is_help=True, add_completion=False)
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: events a consumer could not apply.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Event contracts: JSON Schemas and the catalogue.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(contracts_app, name="contracts")
+console = Console(stderr=True)
+
+ServiceArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICE_NAMES)}")]
+Host = Annotated[str, typer.Option(help="Interface to listen on")]
+DataDir = Annotated[Path | None, typer.Option(help="Where the embedded topology keeps its SQLite files")]
+
+
+def _use_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["AMAZONLITE_DATA_DIR"] = str(data_dir)
+        platform_settings.cache_clear()
+
+
+def _check_service(name: str) -> str:
+    if name not in SERVICE_NAMES:
+        raise typer.BadParameter(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}")
+    return name
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                    transient=not console.is_terminal)
+
+
+def _migrate(names: list[str]) -> None:
+    from amazonlite.platform.migrations import upgrade
+
+    platform = platform_settings()
+    with _progress() as progress:
+        for name in names:
+            task = progress.add_task(f"Migrating {name}", total=None)
+            module = load_service(name)
+            upgrade(name, module.migrations, module.settings().resolved_database_url(platform))
+            progress.update(task, description=f"Migrated {name}", completed=1, total=1)
+
+
+def _seed(tenant: str) -> None:
+    from amazonlite.topology import seed
+
+    with _progress() as progress:
+        task = progress.add_task(f"Loading demo data into tenant {tenant!r}", total=None)
+        asyncio.run(seed(SERVICE_NAMES, platform_settings(), tenant))
+        progress.update(task, description=f"Demo data ready in tenant {tenant!r}", completed=1, total=1)
+
+
+@app.command()
+def up(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the gateway")] = 8000,
+    data_dir: DataDir = None,
+    demo: Annotated[bool, typer.Option(help="Load the demo data (idempotent)")] = True,
+) -> None:
+    """Start the whole platform in one process (embedded topology): migrate, seed, serve."""
+    _use_data_dir(data_dir)
+    _migrate(list(SERVICE_NAMES))
+    if demo:
+        _seed(DEFAULT_TENANT)
+    _print_welcome(host, port, demo)
+    uvicorn.run("amazonlite.topology:embedded_app", factory=True, host=host, port=port,
+                access_log=False, log_config=None, timeout_graceful_shutdown=5)
+
+
+def _print_welcome(host: str, port: int, demo: bool) -> None:
+    base = f"http://{host}:{port}"
+    console.print(f"[bold green]Amazon Lite[/] is starting on {base}")
+    console.print(f"  API docs: {base}/docs    API: {base}/api/v1    health: {base}/health/ready")
+    if demo:
+        from amazonlite.services.auth.app import DEMO_ACCOUNTS
+
+        for account in DEMO_ACCOUNTS:
+            console.print(f"  demo {account.role}: {account.email} / {account.password}")
+
+
+@app.command()
+def serve(
+    service: ServiceArg,
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of this service")] = 8001,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Run this service's migrations first")] = True,
+) -> None:
+    """Run one service as its own process (distributed topology)."""
+    _check_service(service)
+    if migrate:
+        _migrate([service])
+    os.environ[SERVICE_ENV] = service
+    uvicorn.run("amazonlite.topology:service_app", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_config=None, timeout_graceful_shutdown=5)
+
+
+@app.command()
+def gateway(
+    upstream: Annotated[list[str], typer.Option(help="SERVICE=URL, once per service")],
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the gateway")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Run the gateway alone, proxying to services at the given URLs."""
+    for item in upstream:
+        name, sep, url = item.partition("=")
+        if not sep or not url:
+            raise typer.BadParameter(f"expected SERVICE=URL, got {item!r}")
+        _check_service(name)
+    os.environ[UPSTREAMS_ENV] = ",".join(upstream)
+    uvicorn.run("amazonlite.topology:gateway_app", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_config=None, timeout_graceful_shutdown=5)
+
+
+@app.command()
+def migrate(service: Annotated[str | None, typer.Argument(help="One service; all when omitted")] = None,
+            data_dir: DataDir = None) -> None:
+    """Upgrade databases to the newest migration."""
+    _use_data_dir(data_dir)
+    _migrate([_check_service(service)] if service else list(SERVICE_NAMES))
+
+
+@app.command("seed")
+def seed_command(tenant: Annotated[str, typer.Option(help="Tenant to load the demo data into")] = DEFAULT_TENANT,
+                 data_dir: DataDir = None) -> None:
+    """Load the demo catalog and demo accounts (idempotent)."""
+    _use_data_dir(data_dir)
+    validate_tenant_id(tenant)
+    _migrate(list(SERVICE_NAMES))
+    _seed(tenant)
+
+
+@users_app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's email")],
+    password: Annotated[str, typer.Option(help="The admin's password", prompt=True, hide_input=True)],
+    tenant: Annotated[str, typer.Option(help="Tenant of the account")] = DEFAULT_TENANT,
+    name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a platform admin (or make an existing account one)."""
+    from amazonlite.platform.bus.memory import InProcessTransport
+    from amazonlite.platform.revocation import MemoryRevocationStore
+    from amazonlite.services.auth.commands import create_admin as create
+
+    _use_data_dir(data_dir)
+    validate_tenant_id(tenant)
+    _migrate(["auth"])
+
+    async def go() -> uuid.UUID:
+        runtime = build_runtime("auth", platform_settings(), transport=InProcessTransport(),
+                                revocations=MemoryRevocationStore(), redis=None)
+        try:
+            if runtime.module.on_startup is not None:
+                await runtime.module.on_startup(runtime)
+            return await create(runtime, tenant_id=tenant, email=email, password=password, name=name)
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        user_id = asyncio.run(go())
+    except Exception as exc:
+        detail = getattr(exc, "detail", None) or str(exc)
+        console.print(f"[red]Could not create the admin:[/] {detail}")
+        raise typer.Exit(1) from exc
+    console.print(f"Platform admin {email} in tenant {tenant!r}: user id {user_id}")
+
+
+def _consumer_runtimes(service: str | None) -> list[str]:
+    names = [_check_service(service)] if service else list(SERVICE_NAMES)
+    return [n for n in names if load_service(n).handlers.subscriptions]
+
+
+async def _with_runtime(name: str, work: object) -> object:
+    from amazonlite.platform.bus.memory import InProcessTransport
+    from amazonlite.platform.revocation import MemoryRevocationStore
+
+    runtime = build_runtime(name, platform_settings(), transport=InProcessTransport(),
+                            revocations=MemoryRevocationStore(), redis=None)
+    try:
+        return await work(runtime)  # type: ignore[operator]
+    finally:
+        await runtime.db.dispose()
+
+
+@dlq_app.command("list")
+def dlq_list(service: Annotated[str | None, typer.Option(help="Only this service's dead letters")] = None,
+             all_: Annotated[bool, typer.Option("--all", help="Include replayed ones")] = False,
+             data_dir: DataDir = None) -> None:
+    """List dead letters (oldest first)."""
+    _use_data_dir(data_dir)
+    table = Table("id", "consumer", "topic", "tenant", "attempts", "created", "replayed", "error")
+    for name in _consumer_runtimes(service):
+        rows = asyncio.run(_with_runtime(name, lambda rt: rt.consumer.dead_letters(include_replayed=all_)))
+        for row in rows:  # type: ignore[attr-defined]
+            table.add_row(str(row.id), row.consumer, row.topic, row.tenant_id, str(row.attempts),
+                          row.created_at.isoformat(timespec="seconds"),
+                          row.replayed_at.isoformat(timespec="seconds") if row.replayed_at else "",
+                          row.error.splitlines()[0][:80] if row.error else "")
+    Console().print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    service: Annotated[str | None, typer.Option(help="Only this service's dead letters")] = None,
+    id_: Annotated[list[uuid.UUID] | None, typer.Option("--id", help="A dead letter to replay")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every pending dead letter")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Deliver dead letters again to their consumer (each at most once in effect, through the inbox)."""
+    _use_data_dir(data_dir)
+    if not id_ and not all_:
+        raise typer.BadParameter("give --id ID (repeatable) or --all")
+    failures = 0
+    for name in _consumer_runtimes(service):
+        async def work(runtime: object) -> list[tuple[str, str]]:
+            consumer = runtime.consumer  # type: ignore[attr-defined]
+            pending = [row.id for row in await consumer.dead_letters(limit=10_000)]
+            wanted = [i for i in pending if not id_ or i in id_]
+            results = []
+            for dead_letter_id in wanted:
+                try:
+                    results.append((str(dead_letter_id), await consumer.replay(dead_letter_id)))
+                except Exception as exc:
+                    results.append((str(dead_letter_id), f"failed: {exc}"))
+            return results
+
+        for dead_letter_id, outcome in asyncio.run(_with_runtime(name, work)):  # type: ignore[attr-defined]
+            failures += outcome.startswith("failed")
+            console.print(f"{name} {dead_letter_id}: {outcome}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@contracts_app.command("export")
+def contracts_export(check: Annotated[bool, typer.Option(help="Only check; fail when stale")] = False) -> None:
+    """Write the contracts' JSON Schemas and the event catalogue (docs/events.md)."""
+    from amazonlite.docsgen import export
+
+    result = export(check=check)
+    for name, problems in result.breaking.items():
+        console.print(f"[red]{name}: breaking change to a published contract:[/] {'; '.join(problems)}"
+                      " — publish a new version on a new topic instead")
+    if result.breaking:
+        raise typer.Exit(1)
+    if check and result.stale:
+        for path in result.stale:
+            console.print(f"[red]stale:[/] {path} — run `amazonlite contracts export`")
+        raise typer.Exit(1)
+    for path in result.written:
+        console.print(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app(prog_name="amazonlite")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

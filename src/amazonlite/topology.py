@@ -1,0 +1,168 @@
+"""Composition root of the whole platform: which services exist, and how a process is assembled.
+
+- embedded: one process, the gateway with every service mounted in it, SQLite files, the
+  in-process bus (or Kafka, when `AMAZONLITE_KAFKA_BOOTSTRAP` is set);
+- distributed: `service_app()` for one service per process, `gateway_app()` for the gateway,
+  proxying over HTTP to the services' URLs.
+
+The factories read their settings from the environment so that uvicorn can start several
+workers (`factory=True`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI
+
+from amazonlite.gateway.app import Upstream, create_gateway
+from amazonlite.platform.bus import Transport
+from amazonlite.platform.bus.kafka import KafkaTransport
+from amazonlite.platform.bus.memory import InProcessTransport
+from amazonlite.platform.config import PlatformSettings, platform_settings
+from amazonlite.platform.logging import configure_logging
+from amazonlite.platform.migrations import upgrade
+from amazonlite.platform.revocation import MemoryRevocationStore, RedisRevocationStore, RevocationStore
+from amazonlite.platform.service import ServiceModule, ServiceRuntime, create_service_app
+from amazonlite.platform.tracing import configure_tracing
+
+# Every service, in the order they start and are seeded.
+SERVICE_NAMES: tuple[str, ...] = ("auth", "users", "catalog")
+SERVICE_ENV = "AMAZONLITE_SERVICE"
+UPSTREAMS_ENV = "AMAZONLITE_GATEWAY_UPSTREAMS"
+
+
+def load_service(name: str) -> ServiceModule:
+    if name not in SERVICE_NAMES:
+        raise KeyError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}")
+    module = importlib.import_module(f"amazonlite.services.{name}.app")
+    return module.SERVICE  # type: ignore[no-any-return]
+
+
+def make_transport(platform: PlatformSettings, client_id: str) -> Transport:
+    if platform.embedded_bus:
+        return InProcessTransport()
+    return KafkaTransport(platform.kafka_bootstrap, client_id=client_id,
+                          partitions=platform.kafka_topic_partitions)
+
+
+def make_redis(platform: PlatformSettings) -> Any:
+    if not platform.redis_url:
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(platform.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def make_revocations(platform: PlatformSettings, redis: Any) -> RevocationStore:
+    if redis is None:
+        return MemoryRevocationStore()
+    return RedisRevocationStore(redis, platform.redis_prefix)
+
+
+def build_runtime(name: str, platform: PlatformSettings, *, transport: Transport,
+                  revocations: RevocationStore, redis: Any) -> ServiceRuntime:
+    return ServiceRuntime(load_service(name), platform, transport=transport, revocations=revocations, redis=redis)
+
+
+def migrate(names: Sequence[str], platform: PlatformSettings) -> None:
+    for name in names:
+        module = load_service(name)
+        upgrade(name, module.migrations, module.settings().resolved_database_url(platform))
+
+
+async def seed(names: Sequence[str], platform: PlatformSettings, tenant_id: str) -> None:
+    """Load each service's demo data; the events it records are published when the service runs."""
+    transport = InProcessTransport()
+    revocations = MemoryRevocationStore()
+    for name in names:
+        runtime = build_runtime(name, platform, transport=transport, revocations=revocations, redis=None)
+        try:
+            if runtime.module.seed is not None:
+                if runtime.module.on_startup is not None:
+                    await runtime.module.on_startup(runtime)
+                await runtime.module.seed(runtime, tenant_id)
+        finally:
+            await runtime.db.dispose()
+
+
+def _configure(process: str, platform: PlatformSettings) -> None:
+    configure_logging(process, level=platform.log_level, json=platform.log_json)
+    configure_tracing(process)
+
+
+def build_embedded(platform: PlatformSettings, names: Sequence[str] = SERVICE_NAMES) -> FastAPI:
+    """Every service and the gateway in one process, sharing one bus and one revocation store."""
+    transport = make_transport(platform, "amazonlite")
+    redis = make_redis(platform)
+    revocations = make_revocations(platform, redis)
+    runtimes = [build_runtime(n, platform, transport=transport, revocations=revocations, redis=redis)
+                for n in names]
+    upstreams = [Upstream(name=rt.name, app=create_service_app(rt, own_lifespan=False), ready=rt.check_ready)
+                 for rt in runtimes]
+
+    async def start() -> None:
+        await transport.start()
+        for runtime in runtimes:
+            await runtime.start()
+
+    async def stop() -> None:
+        for runtime in reversed(runtimes):
+            await runtime.stop()
+        await transport.stop()
+        if redis is not None:
+            await redis.aclose()
+
+    return create_gateway(platform, upstreams, revocations=revocations, on_startup=[start], on_shutdown=[stop])
+
+
+def embedded_app() -> FastAPI:
+    platform = platform_settings()
+    _configure("amazonlite", platform)
+    return build_embedded(platform)
+
+
+def service_app() -> FastAPI:
+    """One service as its own process (`amazonlite serve <service>`): name from AMAZONLITE_SERVICE."""
+    name = os.environ[SERVICE_ENV]
+    platform = platform_settings()
+    _configure(name, platform)
+    redis = make_redis(platform)
+    runtime = build_runtime(name, platform, transport=make_transport(platform, name),
+                            revocations=make_revocations(platform, redis), redis=redis)
+    return create_service_app(runtime, own_lifespan=True)
+
+
+def parse_upstreams(value: str) -> dict[str, str]:
+    """`{"auth": "http://..."}` JSON, or `auth=http://...,users=http://...`."""
+    value = value.strip()
+    if not value:
+        return {}
+    if value.startswith("{"):
+        parsed = json.loads(value)
+        return {str(k): str(v) for k, v in parsed.items()}
+    pairs = (item.split("=", 1) for item in value.split(",") if item.strip())
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def gateway_app() -> FastAPI:
+    """The gateway alone, proxying to the services named in AMAZONLITE_GATEWAY_UPSTREAMS."""
+    platform = platform_settings()
+    _configure("gateway", platform)
+    urls = parse_upstreams(os.environ.get(UPSTREAMS_ENV, ""))
+    unknown = set(urls) - set(SERVICE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown services in {UPSTREAMS_ENV}: {sorted(unknown)}")
+    redis = make_redis(platform)
+    revocations = make_revocations(platform, redis)
+
+    async def stop() -> None:
+        if redis is not None:
+            await redis.aclose()
+
+    upstreams = [Upstream(name=name, url=url) for name, url in urls.items()]
+    return create_gateway(platform, upstreams, revocations=revocations, on_shutdown=[stop])

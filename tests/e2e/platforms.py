@@ -1,0 +1,137 @@
+"""Start the platform as a user would, in either topology, as real processes.
+
+embedded: `amazonlite up` (one process, SQLite files, in-process bus).
+distributed: `amazonlite serve <service>` per service on PostgreSQL databases of their own,
+tansu for Kafka, Redis for revoked tokens, and `amazonlite gateway` in front.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from amazonlite.topology import SERVICE_NAMES
+from tests.support import servers
+
+ADMIN_EMAIL = "root@platform.example.com"
+ADMIN_PASSWORD = "correct-horse-battery-9"
+
+
+@dataclass
+class Platform:
+    name: str
+    base_url: str
+    logs: list[Path] = field(default_factory=list)
+
+    def log_tail(self, lines: int = 60) -> str:
+        out = []
+        for path in self.logs:
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+class _Processes:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    def cli(self, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        result = subprocess.run([sys.executable, "-m", "amazonlite.cli", *args], env={**self.env, **(extra_env or {})},
+                                cwd=self.workdir, capture_output=True, text=True, timeout=180)
+        if result.returncode != 0:
+            raise RuntimeError(f"amazonlite {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self, label: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        log = self.workdir / f"{label}.log"
+        self.logs.append(log)
+        handle = log.open("wb")
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "amazonlite.cli", *args],
+                                           env={**self.env, **(extra_env or {})}, cwd=self.workdir,
+                                           stdout=handle, stderr=subprocess.STDOUT))
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_ready(base_url: str, procs: _Processes, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        for proc in procs.procs:
+            if proc.poll() is not None:
+                tails = "\n".join(p.read_text(errors="replace")[-3000:] for p in procs.logs)
+                raise RuntimeError(f"a platform process exited with {proc.returncode}:\n{tails}")
+        with contextlib.suppress(httpx.HTTPError):
+            response = httpx.get(f"{base_url}/health/ready", timeout=2)
+            if response.status_code == 200:
+                return
+            last = response.text
+        time.sleep(0.2)
+    raise TimeoutError(f"{base_url} not ready after {timeout}s: {last}")
+
+
+def _base_env(workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMAZONLITE_")}
+    env.update(AMAZONLITE_ENVIRONMENT="test", AMAZONLITE_DATA_DIR=str(workdir / "data"),
+               AMAZONLITE_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    return env
+
+
+@contextlib.contextmanager
+def embedded(workdir: Path) -> Iterator[Platform]:
+    port = servers.free_port()
+    procs = _Processes(workdir, _base_env(workdir))
+    procs.cli("users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    procs.start("amazonlite-up", "up", "--port", str(port), "--no-demo")
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, procs)
+        yield Platform("embedded", base_url, procs.logs)
+    finally:
+        procs.stop()
+
+
+@contextlib.contextmanager
+def distributed(workdir: Path) -> Iterator[Platform]:
+    with contextlib.ExitStack() as stack:
+        bootstrap = stack.enter_context(servers.tansu_broker())
+        urls = {name: stack.enter_context(servers.postgres_database(f"e2e_{name}")) for name in SERVICE_NAMES}
+        env = _base_env(workdir)
+        env.update(AMAZONLITE_KAFKA_BOOTSTRAP=bootstrap, AMAZONLITE_REDIS_URL=servers.redis_url(),
+                   AMAZONLITE_REDIS_PREFIX=servers.redis_prefix(),
+                   AMAZONLITE_INTERNAL_TOKEN_SECRET=secrets.token_urlsafe(48))
+        for name, url in urls.items():
+            env[f"AMAZONLITE_{name.upper()}_DATABASE_URL"] = url
+        procs = _Processes(workdir, env)
+        stack.callback(procs.stop)
+        procs.cli("migrate")
+        procs.cli("users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        ports = {name: servers.free_port() for name in SERVICE_NAMES}
+        for name in SERVICE_NAMES:
+            procs.start(f"serve-{name}", "serve", name, "--port", str(ports[name]), "--no-migrate")
+        for name in SERVICE_NAMES:
+            wait_ready(f"http://127.0.0.1:{ports[name]}", procs)
+        gateway_port = servers.free_port()
+        upstreams = [f"--upstream={name}=http://127.0.0.1:{port}" for name, port in ports.items()]
+        procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams)
+        base_url = f"http://127.0.0.1:{gateway_port}"
+        wait_ready(base_url, procs)
+        yield Platform("distributed", base_url, procs.logs)

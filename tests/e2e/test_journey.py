@@ -1,0 +1,178 @@
+"""Black-box end to end, through the gateway only, in both topologies (see conftest.platform)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.platforms import ADMIN_EMAIL, ADMIN_PASSWORD, Platform
+
+pytestmark = [pytest.mark.xdist_group("e2e")]
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture
+def api(platform: Platform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{platform.base_url}/api/v1", timeout=15) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(api: httpx.Client, email: str, password: str) -> dict[str, Any]:
+    response = api.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["type"] and body["title"] and body["correlation_id"]
+    return body  # type: ignore[no-any-return]
+
+
+class TestCustomerJourney:
+    def test_signup_profile_refresh_rotation_and_logout(self, api: httpx.Client) -> None:
+        email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+        password = "analytical-engine-1843"
+        signup = api.post("/auth/signup", json={"email": email.upper(), "password": password, "name": "Ada"})
+        assert signup.status_code == 201, signup.text
+        assert signup.json()["email"] == email
+
+        tokens = login(api, email, password)
+        assert tokens["token_type"] == "Bearer" and 0 < tokens["expires_in"] <= 900
+
+        # The profile is created by the users service from user.registered.v1.
+        me = eventually(lambda: (r := api.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
+                        and r.json(), what="the profile to appear")
+        assert me["email"] == email and me["name"] == "Ada"
+        patched = api.patch("/users/me", json={"name": "Ada Lovelace"}, headers=bearer(tokens["access_token"]))
+        assert patched.status_code == 200 and patched.json()["name"] == "Ada Lovelace"
+
+        # Refresh rotates; reusing the spent token revokes the whole family.
+        rotated = api.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert rotated.status_code == 200, rotated.text
+        newer = rotated.json()
+        assert newer["refresh_token"] != tokens["refresh_token"]
+        assert_problem(api.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401)
+        assert_problem(api.post("/auth/refresh", json={"refresh_token": newer["refresh_token"]}), 401)
+
+        # Logout makes the access token fail at once.
+        session = login(api, email, password)
+        assert api.get("/users/me", headers=bearer(session["access_token"])).status_code == 200
+        out = api.post("/auth/logout", json={"refresh_token": session["refresh_token"]},
+                       headers=bearer(session["access_token"]))
+        assert out.status_code == 204, out.text
+        assert_problem(api.get("/users/me", headers=bearer(session["access_token"])), 401)
+        assert_problem(api.post("/auth/refresh", json={"refresh_token": session["refresh_token"]}), 401)
+
+    def test_wrong_password_and_tampered_token_are_401(self, api: httpx.Client) -> None:
+        assert_problem(api.post("/auth/login", json={"email": ADMIN_EMAIL, "password": "not-the-password-1"}), 401)
+        admin = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)
+        header, payload, signature = admin["access_token"].split(".")
+        tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
+        assert_problem(api.get("/users/me", headers=bearer(tampered)), 401)
+        assert_problem(api.get("/users/me", headers=bearer("not-a-jwt")), 401)
+
+
+class TestCatalogAdministration:
+    def test_admin_creates_and_customers_browse(self, api: httpx.Client) -> None:
+        admin = bearer(login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"])
+        tag = uuid.uuid4().hex[:6]
+        category = api.post("/categories", json={"name": f"Telescopes {tag}"}, headers=admin)
+        assert category.status_code == 201, category.text
+        brand = api.post("/brands", json={"name": f"Orion {tag}"}, headers=admin)
+        assert brand.status_code == 201, brand.text
+        body = {
+            "name": f"Dobsonian 8 {tag}", "description": "An 8-inch reflector.", "status": "active",
+            "category_id": category.json()["id"], "brand_id": brand.json()["id"],
+            "attributes": {"aperture_mm": 203}, "media": [{"url": "https://images.example.com/dob.jpg", "alt": "Dob"}],
+            "variants": [{"sku": f"DOB-{tag}-8", "name": "8 inch", "options": {"aperture": "8in"},
+                          "price": {"amount": 4_599_900, "currency": "INR"}}],
+        }
+        created = api.post("/products", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        product = created.json()
+        assert product["variants"][0]["price"] == {"amount": 4_599_900, "currency": "INR"}
+        assert product["category"]["id"] == category.json()["id"]
+
+        listed = api.get("/products", params={"category": category.json()["id"]})
+        assert listed.status_code == 200
+        assert [p["id"] for p in listed.json()["items"]] == [product["id"]]
+        assert api.get("/products", params={"category": category.json()["id"], "max_price": 100}).json()["items"] == []
+        assert api.get(f"/products/{product['id']}").json()["name"] == body["name"]
+
+        updated = api.patch(f"/products/{product['id']}", json={"name": f"Dobsonian 8 XT {tag}"}, headers=admin)
+        assert updated.status_code == 200 and updated.json()["name"] == f"Dobsonian 8 XT {tag}"
+        assert api.delete(f"/products/{product['id']}", headers=admin).status_code == 204
+        assert_problem(api.get(f"/products/{product['id']}"), 404)
+
+    def test_anonymous_writes_are_401_and_customer_writes_403(self, api: httpx.Client) -> None:
+        body = {"name": "Nope", "description": "", "status": "active", "attributes": {}, "media": [],
+                "variants": [{"sku": "NOPE-1", "name": "x", "options": {}, "price": {"amount": 1, "currency": "INR"}}]}
+        assert_problem(api.post("/products", json=body), 401)
+        assert_problem(api.post("/categories", json={"name": "Nope"}), 401)
+        email = f"shopper-{uuid.uuid4().hex[:8]}@example.com"
+        assert api.post("/auth/signup", json={"email": email, "password": "window-shopping-42", "name": "S"}
+                        ).status_code == 201
+        customer = bearer(login(api, email, "window-shopping-42")["access_token"])
+        assert_problem(api.post("/products", json=body, headers=customer), 403)
+        assert_problem(api.post("/brands", json={"name": "Nope"}, headers=customer), 403)
+
+
+class TestBadInput:
+    def test_bad_requests_are_problems_and_write_nothing(self, api: httpx.Client) -> None:
+        admin = bearer(login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"])
+        before = api.get("/products", params={"limit": 100, "status": "draft"}, headers=admin).json()["items"]
+        json_headers = {**admin, "content-type": "application/json"}
+        assert_problem(api.post("/products", content=b'{"name": "broken', headers=json_headers), 400)
+        assert_problem(api.post("/products", json={"name": 42, "variants": "many"}, headers=admin), 422)
+        assert_problem(api.post("/categories", json={"name": "X", "colour": "blue"}, headers=admin), 422)
+        assert_problem(api.post("/products", content=b"x" * 2_000_000, headers=json_headers), 413)
+        assert_problem(api.get("/products", params={"cursor": "%%%not-a-cursor"}), 400)
+        assert_problem(api.get("/products/not-a-uuid"), 422)
+        assert_problem(api.get("/products", params={"limit": 0}), 422)
+        assert_problem(api.get("/no-such-thing"), 404)
+        after = api.get("/products", params={"limit": 100, "status": "draft"}, headers=admin).json()["items"]
+        assert after == before
+
+    def test_tenant_header_contradicting_the_token_is_403(self, api: httpx.Client) -> None:
+        admin = bearer(login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"])
+        assert_problem(api.get("/users/me", headers={**admin, "X-Tenant-ID": "someone-else"}), 403)
+        assert_problem(api.get("/products", headers={"X-Tenant-ID": "Not A Tenant!"}), 400)
+
+    def test_correlation_id_is_echoed(self, api: httpx.Client) -> None:
+        response = api.get("/products", headers={"X-Correlation-ID": "e2e-check-123"})
+        assert response.headers["x-correlation-id"] == "e2e-check-123"
+
+
+class TestOps:
+    def test_health_metrics_and_docs(self, platform: Platform) -> None:
+        with httpx.Client(base_url=platform.base_url, timeout=10) as client:
+            assert client.get("/health/live").status_code == 200
+            assert client.get("/health/ready").status_code == 200
+            metrics = client.get("/metrics")
+            assert metrics.status_code == 200 and "amazonlite_http_requests_total" in metrics.text
+            spec = client.get("/openapi.json").json()
+            for path in ("/api/v1/auth/login", "/api/v1/users/me", "/api/v1/products", "/api/v1/products/{"):
+                assert any(p == path or p.startswith(path) for p in spec["paths"]), path
+            assert client.get("/docs").status_code == 200
