@@ -1,0 +1,122 @@
+"""The ceiling for `GET /api/v1/products/{id}`: a bare FastAPI endpoint, no database, no gateway.
+
+It serves one product document, captured from the running platform, through a Pydantic response
+model shaped like the catalog's `Product`, so that what it costs per request is exactly what any
+FastAPI endpoint pays: routing, path-parameter validation, `response_model` validation and JSON
+serialisation of a document of the same shape and size. Nothing else.
+
+    BENCH_PRODUCT_JSON=/path/to/product.json python bench/bare_app.py --port 8001
+
+It runs under uvicorn with the same settings as `amazonlite up`: one worker, the loop and HTTP
+parser `uvicorn[standard]` picks (uvloop, httptools), access log off.
+
+The models are a copy, not an import of the catalog's schemas, on purpose: the ceiling must not
+move when the platform's code does. `extra="allow"` keeps a field the catalog adds later in the
+document (as plain JSON), so the two responses stay the same size; `bench/run.py` checks that
+they are equal before measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+PRODUCT_ENV = "BENCH_PRODUCT_JSON"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Money(_Model):
+    amount: int
+    currency: str
+
+
+class Ref(_Model):
+    id: uuid.UUID
+    name: str
+
+
+class MediaItem(_Model):
+    url: str
+    alt: str
+
+
+class Variant(_Model):
+    sku: str
+    name: str
+    options: dict[str, str]
+    price: Money
+
+
+class Rating(_Model):
+    average: float | None = None
+    count: int = 0
+
+
+class Product(_Model):
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str
+    status: Literal["draft", "active", "archived"]
+    brand: Ref | None
+    category: Ref | None
+    attributes: dict[str, Any]
+    media: list[MediaItem]
+    variants: list[Variant]
+    rating: Rating = Field(default_factory=Rating)
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def load_product(path: str | os.PathLike[str]) -> Product:
+    """Validate the captured document once, at start."""
+    return Product.model_validate(json.loads(Path(path).read_bytes()))
+
+
+def create_app(product: Product) -> FastAPI:
+    app = FastAPI(title="bench: bare FastAPI ceiling", openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/api/v1/products/{product_id}", response_model=Product)
+    async def get_product(product_id: uuid.UUID) -> Product:
+        if product_id != product.id:
+            raise HTTPException(status_code=404, detail="product not found")
+        return product
+
+    @app.get("/health/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    path = os.environ.get(PRODUCT_ENV)
+    if not path:
+        raise SystemExit(f"{PRODUCT_ENV} must name the captured product JSON file")
+    return create_app(load_product(path))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    # The same uvicorn settings as `amazonlite up` (src/amazonlite/cli.py), one worker.
+    uvicorn.run(app_from_env(), host=args.host, port=args.port, access_log=False, log_config=None,
+                timeout_graceful_shutdown=5)
+
+
+if __name__ == "__main__":
+    main()
