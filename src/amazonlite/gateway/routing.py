@@ -1,0 +1,171 @@
+"""The routing table (path prefix -> owning service) and the dispatch of `/api/...` requests.
+
+`ROUTES` is the one place that says which service serves which path. A prefix matches whole path
+segments (`/api/v1/products` serves `/api/v1/products/42`, not `/api/v1/productsale`); a segment
+`{name}` matches any one segment, and the most specific prefix wins, so
+`"/api/v1/products/{id}/reviews": "reviews"` can sit beside `"/api/v1/products": "catalog"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from amazonlite.gateway.errors import NoRoute
+from amazonlite.gateway.proxy import HOP_BY_HOP, ClientDisconnected, Headers, UpstreamClient, read_body, replay
+from amazonlite.gateway.tokens import CallerResolver, InternalTokenMinter
+from amazonlite.platform.context import bind_tenant
+from amazonlite.platform.errors import PROBLEM_JSON, AppError
+from amazonlite.platform.http import ASGIApp, Receive, Scope, Send, problem_body
+from amazonlite.platform.security import INTERNAL_TOKEN_HEADER
+from amazonlite.platform.tracing import inject_headers
+
+ROUTES: Mapping[str, str] = MappingProxyType({
+    "/api/v1/auth": "auth",
+    "/api/v1/users": "users",
+    "/api/v1/products": "catalog",
+    "/api/v1/categories": "catalog",
+    "/api/v1/brands": "catalog",
+})
+
+API_PREFIX = "/api/"
+
+# Request headers the upstream never sees from the client: the gateway sets its own (internal
+# token, correlation id, trace context), the tenant travels in the internal token, the user's
+# access token stays at the gateway, and hop-by-hop headers end here.
+_STRIPPED = HOP_BY_HOP | {b"authorization", b"x-tenant-id", INTERNAL_TOKEN_HEADER.encode(), b"x-correlation-id",
+                          b"traceparent", b"tracestate", b"expect"}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    prefix: str
+    service: str
+
+
+@dataclass
+class _Node:
+    literal: dict[str, _Node] = field(default_factory=dict)
+    wildcard: _Node | None = None
+    route: Route | None = None
+
+
+class RouteTable:
+    def __init__(self, routes: Mapping[str, str]) -> None:
+        self._root = _Node()
+        self.services = frozenset(routes.values())
+        for prefix, service in routes.items():
+            if not prefix.startswith("/") or prefix.endswith("/"):
+                raise ValueError(f"route prefix {prefix!r} must start with '/' and not end with one")
+            node = self._root
+            for segment in prefix[1:].split("/"):
+                if segment.startswith("{") and segment.endswith("}"):
+                    node.wildcard = node.wildcard or _Node()
+                    node = node.wildcard
+                else:
+                    node = node.literal.setdefault(segment, _Node())
+            node.route = Route(prefix, service)
+
+    def resolve(self, path: str) -> Route | None:
+        """The most specific route whose prefix covers `path` (whole segments), or None."""
+        return _match(self._root, path[1:].split("/"), 0)
+
+
+def _match(node: _Node, segments: list[str], i: int) -> Route | None:
+    if i < len(segments):
+        child = node.literal.get(segments[i])
+        if child is not None:
+            found = _match(child, segments, i + 1)
+            if found is not None:
+                return found
+        if node.wildcard is not None and segments[i]:
+            found = _match(node.wildcard, segments, i + 1)
+            if found is not None:
+                return found
+    return node.route
+
+
+class GatewayDispatch:
+    """Pure ASGI: `/api/...` goes to its owning upstream; anything else to the gateway's own routes.
+
+    Per request: resolve the route, resolve the caller (access token or anonymous tenant), rewrite
+    the headers (internal token for the target service, correlation id, trace context) and relay.
+    """
+
+    def __init__(self, app: ASGIApp, *, table: RouteTable, upstreams: Mapping[str, UpstreamClient],
+                 callers: CallerResolver, minter: InternalTokenMinter) -> None:
+        self.app = app
+        self._table = table
+        self._upstreams = upstreams
+        self._callers = callers
+        self._minter = minter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._dispatch(scope, receive, send)
+        except AppError as exc:  # raised only before the upstream answered
+            await send_problem(scope, send, exc)
+        except ClientDisconnected:
+            return
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        route = self._table.resolve(path)
+        upstream = self._upstreams.get(route.service) if route is not None else None
+        if route is None or upstream is None:
+            raise NoRoute(f"There is no endpoint at {path}")
+        scope["amazonlite.route"] = route.prefix
+
+        authorization = tenant = None
+        chunked = False
+        connection: bytes | None = None
+        headers: Headers = []
+        for name, value in scope["headers"]:
+            if name in _STRIPPED:
+                if name == b"authorization":
+                    authorization = value
+                elif name == b"x-tenant-id":
+                    tenant = value
+                elif name == b"transfer-encoding":
+                    chunked = True
+                elif name == b"connection":
+                    connection = value
+                continue
+            headers.append((name, value))
+        if connection is not None:
+            headers = _without_connection_tokens(headers, connection)
+
+        principal = await self._callers.resolve(authorization, tenant)
+        bind_tenant(principal.tenant_id)
+        headers.append((b"x-internal-token", self._minter.token(principal, upstream.name).encode()))
+        correlation_id = scope["state"].get("correlation_id")
+        if correlation_id:
+            headers.append((b"x-correlation-id", correlation_id.encode()))
+        for key, value in inject_headers({}).items():
+            headers.append((key.encode("latin-1"), value.encode("latin-1")))
+
+        if chunked:
+            # No declared length: take the body here, so the edge's size limit answers 413 before
+            # any service reads a byte of it.
+            receive = replay(await read_body(receive), receive)
+        await upstream.forward(scope, receive, send, headers)
+
+
+def _without_connection_tokens(headers: Headers, connection: bytes) -> Headers:
+    named = {token.strip().lower() for token in connection.split(b",")} - {b"close", b"keep-alive", b""}
+    if not named:
+        return headers
+    return [(k, v) for k, v in headers if k not in named]
+
+
+async def send_problem(scope: Scope, send: Send, exc: AppError) -> None:
+    correlation_id = (scope.get("state") or {}).get("correlation_id")
+    body = problem_body(exc.status, exc.type, exc.title, exc.detail, correlation_id, **exc.extra)
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

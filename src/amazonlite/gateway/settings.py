@@ -1,0 +1,33 @@
+"""Gateway settings (`AMAZONLITE_GATEWAY_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AMAZONLITE_GATEWAY_", extra="ignore")
+
+    # Distributed upstreams: one pooled httpx client per upstream.
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    upstream_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    upstream_max_connections: int = Field(default=256, ge=1)
+    upstream_max_keepalive_connections: int = Field(default=64, ge=0)
+    # Readiness and OpenAPI fetches from the upstreams.
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    openapi_cache_seconds: float = Field(default=30.0, ge=0)
+
+    # Access tokens (issued by the auth service, verified here against its JWKS).
+    token_issuer: str = "amazonlite-auth"
+    token_audience: str = "amazonlite"
+    token_leeway_seconds: int = Field(default=5, ge=0)
+    # An unknown `kid` refetches the JWKS, at most once per this interval.
+    jwks_refresh_min_interval_seconds: float = Field(default=5.0, ge=0)
+    # Keys older than this are refetched on the next verification (removed keys stop working).
+    jwks_max_age_seconds: float = Field(default=600.0, gt=0)
+    # Verified access tokens kept (until they expire) so a token is checked once, not per request.
+    verified_token_cache_size: int = Field(default=10_000, ge=0)
+    # A minted internal token is reused for this fraction of its lifetime (0 disables the cache).
+    internal_token_reuse_fraction: float = Field(default=0.5, ge=0, le=0.9)
+    internal_token_cache_size: int = Field(default=10_000, ge=0)
