@@ -1,0 +1,1 @@
+"""catalog: products and their variants (SKUs), categories, brands, attributes and media."""

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
+from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
+from amazonlite.platform.service import SessionDep
+from amazonlite.services.catalog import schemas, service
+from amazonlite.services.catalog.auth import CatalogAdmin, CatalogReader, sees_everything
+from amazonlite.services.catalog.errors import (
+    BrandInUse,
+    BrandNotFound,
+    CatalogConflict,
+    CategoryInUse,
+    CategoryNotFound,
+    DuplicateSku,
+    DuplicateSlug,
+    InvalidCategoryParent,
+    InvalidPriceRange,
+    ProductNotFound,
+    StatusFilterForbidden,
+    UnknownBrand,
+    UnknownCategory,
+)
+
+router = APIRouter(prefix="/api/v1")
+
+WRITE_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
+Price = Annotated[int | None, Query(ge=0, le=schemas.MAX_MONEY, description="Minor units, on the lowest variant price")]
+
+
+# Products ---------------------------------------------------------------------------------------
+
+@router.get("/products", response_model=Page[schemas.Product], tags=["products"],
+            responses=problem_responses(InvalidCursor, StatusFilterForbidden, InvalidPriceRange))
+async def list_products(
+    session: SessionDep, principal: CatalogReader,
+    category: Annotated[uuid.UUID | None, Query(description="A category id; includes its subcategories")] = None,
+    brand: Annotated[uuid.UUID | None, Query(description="A brand id")] = None,
+    min_price: Price = None,
+    max_price: Price = None,
+    sort: schemas.ProductSort = "newest",
+    status: Annotated[schemas.ProductStatus | None, Query(description="Admins only; default active")] = None,
+    limit: Limit = 20,
+    cursor: CursorParam = None,
+) -> Page[schemas.Product]:
+    filters = schemas.ProductFilter(category_id=category, brand_id=brand, min_price=min_price,
+                                    max_price=max_price, status=status)
+    items, next_cursor = await service.list_products(session, filters, sort=sort, limit=limit, cursor=cursor,
+                                                     admin=sees_everything(principal))
+    return Page[schemas.Product](items=[schemas.Product.model_validate(p) for p in items], next_cursor=next_cursor)
+
+
+@router.get("/products/{product_id}", response_model=schemas.Product, tags=["products"],
+            responses=problem_responses(ProductNotFound, ValidationFailed))
+async def read_product(product_id: uuid.UUID, session: SessionDep, principal: CatalogReader) -> schemas.Product:
+    product = await service.get_product(session, product_id, admin=sees_everything(principal))
+    return schemas.Product.model_validate(product)
+
+
+@router.post("/products", status_code=201, response_model=schemas.Product, tags=["products"],
+             responses=problem_responses(*WRITE_ERRORS, DuplicateSku, DuplicateSlug, CatalogConflict))
+async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, session: SessionDep) -> schemas.Product:
+    product = await service.create_product(session, data)
+    return schemas.Product.model_validate(product)
+
+
+@router.patch("/products/{product_id}", response_model=schemas.Product, tags=["products"],
+              responses=problem_responses(*WRITE_ERRORS, ProductNotFound, DuplicateSku, DuplicateSlug,
+                                          UnknownCategory, UnknownBrand))
+async def update_product(_admin: CatalogAdmin, product_id: uuid.UUID, changes: schemas.ProductUpdate,
+                         session: SessionDep) -> schemas.Product:
+    product = await service.update_product(session, product_id, changes)
+    return schemas.Product.model_validate(product)
+
+
+@router.delete("/products/{product_id}", status_code=204, tags=["products"],
+               responses=problem_responses(*WRITE_ERRORS, ProductNotFound))
+async def delete_product(_admin: CatalogAdmin, product_id: uuid.UUID, session: SessionDep) -> None:
+    await service.delete_product(session, product_id)
+
+
+# Categories -------------------------------------------------------------------------------------
+
+@router.get("/categories", response_model=Page[schemas.Category], tags=["categories"],
+            responses=problem_responses(InvalidCursor))
+async def list_categories(session: SessionDep, limit: Limit = 100, cursor: CursorParam = None
+                          ) -> Page[schemas.Category]:
+    items, next_cursor = await service.list_categories(session, limit=limit, cursor=cursor)
+    return Page[schemas.Category](items=[schemas.Category.model_validate(c) for c in items],
+                                  next_cursor=next_cursor)
+
+
+@router.post("/categories", status_code=201, response_model=schemas.Category, tags=["categories"],
+             responses=problem_responses(*WRITE_ERRORS, DuplicateSlug))
+async def create_category(_admin: CatalogAdmin, data: schemas.CategoryCreate, session: SessionDep
+                          ) -> schemas.Category:
+    return schemas.Category.model_validate(await service.create_category(session, data))
+
+
+@router.patch("/categories/{category_id}", response_model=schemas.Category, tags=["categories"],
+              responses=problem_responses(*WRITE_ERRORS, CategoryNotFound, DuplicateSlug, InvalidCategoryParent))
+async def update_category(_admin: CatalogAdmin, category_id: uuid.UUID, changes: schemas.CategoryUpdate,
+                          session: SessionDep) -> schemas.Category:
+    return schemas.Category.model_validate(await service.update_category(session, category_id, changes))
+
+
+@router.delete("/categories/{category_id}", status_code=204, tags=["categories"],
+               responses=problem_responses(*WRITE_ERRORS, CategoryNotFound, CategoryInUse))
+async def delete_category(_admin: CatalogAdmin, category_id: uuid.UUID, session: SessionDep) -> None:
+    await service.delete_category(session, category_id)
+
+
+# Brands -----------------------------------------------------------------------------------------
+
+@router.get("/brands", response_model=Page[schemas.Brand], tags=["brands"],
+            responses=problem_responses(InvalidCursor))
+async def list_brands(session: SessionDep, limit: Limit = 100, cursor: CursorParam = None) -> Page[schemas.Brand]:
+    items, next_cursor = await service.list_brands(session, limit=limit, cursor=cursor)
+    return Page[schemas.Brand](items=[schemas.Brand.model_validate(b) for b in items], next_cursor=next_cursor)
+
+
+@router.post("/brands", status_code=201, response_model=schemas.Brand, tags=["brands"],
+             responses=problem_responses(*WRITE_ERRORS, DuplicateSlug))
+async def create_brand(_admin: CatalogAdmin, data: schemas.BrandCreate, session: SessionDep) -> schemas.Brand:
+    return schemas.Brand.model_validate(await service.create_brand(session, data))
+
+
+@router.patch("/brands/{brand_id}", response_model=schemas.Brand, tags=["brands"],
+              responses=problem_responses(*WRITE_ERRORS, BrandNotFound, DuplicateSlug))
+async def update_brand(_admin: CatalogAdmin, brand_id: uuid.UUID, changes: schemas.BrandUpdate,
+                       session: SessionDep) -> schemas.Brand:
+    return schemas.Brand.model_validate(await service.update_brand(session, brand_id, changes))
+
+
+@router.delete("/brands/{brand_id}", status_code=204, tags=["brands"],
+               responses=problem_responses(*WRITE_ERRORS, BrandNotFound, BrandInUse))
+async def delete_brand(_admin: CatalogAdmin, brand_id: uuid.UUID, session: SessionDep) -> None:
+    await service.delete_brand(session, brand_id)

@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    UrlConstraints,
+    model_validator,
+)
+
+ProductId = uuid.UUID
+CategoryId = uuid.UUID
+BrandId = uuid.UUID
+
+ProductStatus = Literal["draft", "active", "archived"]
+ProductSort = Literal["newest", "price_asc", "price_desc", "name"]
+
+MAX_VARIANTS = 100
+MAX_MONEY = 10**13  # minor units; far above any real price, well inside a BIGINT
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
+ShortSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=140)]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Description = Annotated[str, StringConstraints(max_length=10_000)]
+MediaUrl = Annotated[AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"], host_required=True)]
+
+AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+AttributeScalar = Annotated[str, StringConstraints(max_length=500)] | StrictBool | StrictInt | StrictFloat
+AttributeValue = AttributeScalar | Annotated[list[AttributeScalar], Field(max_length=50)]
+Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=50)]
+
+OptionKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+OptionValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Options = Annotated[dict[OptionKey, OptionValue], Field(max_length=10)]
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: StrictInt = Field(ge=0, le=MAX_MONEY, description="Integer minor units (paise, cents)")
+    currency: Currency = Field(description="ISO 4217 code")
+
+
+class MediaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: MediaUrl
+    alt: Annotated[str, StringConstraints(max_length=300)] = ""
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    name: Name
+    options: Options = Field(default_factory=dict)
+    price: Money
+
+
+Variants = Annotated[list[VariantIn], Field(min_length=1, max_length=MAX_VARIANTS)]
+Media = Annotated[list[MediaIn], Field(max_length=20)]
+
+
+def _check_variants(variants: list[VariantIn]) -> None:
+    skus = [v.sku for v in variants]
+    if len(set(skus)) != len(skus):
+        raise ValueError("each variant needs its own sku")
+    if len({v.price.currency for v in variants}) > 1:
+        raise ValueError("all variants of a product share one currency")
+
+
+class ProductCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    slug: Slug | None = Field(default=None, description="Derived from the name when omitted")
+    description: Description = ""
+    status: ProductStatus = "draft"
+    category_id: CategoryId | None = None
+    brand_id: BrandId | None = None
+    attributes: Attributes = Field(default_factory=dict)
+    media: Media = Field(default_factory=list)
+    variants: Variants
+
+    @model_validator(mode="after")
+    def _variants(self) -> ProductCreate:
+        _check_variants(self.variants)
+        return self
+
+
+class ProductUpdate(BaseModel):
+    """A partial update; `variants`, when given, replace the product's list (a SKU that reappears
+    keeps its row). `category_id` and `brand_id` may be set to null to clear them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    slug: Slug | None = None
+    description: Description | None = None
+    status: ProductStatus | None = None
+    category_id: CategoryId | None = None
+    brand_id: BrandId | None = None
+    attributes: Attributes | None = None
+    media: Media | None = None
+    variants: Variants | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> ProductUpdate:
+        for name in ("name", "slug", "description", "status", "attributes", "media", "variants"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if self.variants is not None:
+            _check_variants(self.variants)
+        return self
+
+
+class Ref(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+
+
+class MediaItem(BaseModel):
+    url: str
+    alt: str
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    sku: str
+    name: str
+    options: dict[str, str]
+    price: Money
+
+
+class Rating(BaseModel):
+    average: float | None = None
+    count: int = 0
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: ProductId
+    name: str
+    slug: str
+    description: str
+    status: ProductStatus
+    brand: Ref | None
+    category: Ref | None
+    attributes: dict[str, Any]
+    media: list[MediaItem]
+    variants: list[Variant]
+    rating: Rating = Field(default_factory=Rating, description="Filled by the reviews service")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Category(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: CategoryId
+    name: str
+    slug: str
+    parent_id: CategoryId | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CategoryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortName
+    slug: ShortSlug | None = Field(default=None, description="Derived from the name when omitted")
+    parent_id: CategoryId | None = None
+
+
+class CategoryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortName | None = None
+    slug: ShortSlug | None = None
+    parent_id: CategoryId | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> CategoryUpdate:
+        for name in ("name", "slug"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class Brand(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: BrandId
+    name: str
+    slug: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class BrandCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortName
+    slug: ShortSlug | None = Field(default=None, description="Derived from the name when omitted")
+
+
+class BrandUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortName | None = None
+    slug: ShortSlug | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> BrandUpdate:
+        for name in ("name", "slug"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class ProductFilter(BaseModel):
+    """What `GET /products` narrows by (the query string, validated)."""
+
+    category_id: CategoryId | None = None
+    brand_id: BrandId | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    status: ProductStatus | None = None

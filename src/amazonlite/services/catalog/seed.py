@@ -1,0 +1,63 @@
+"""Loads the demo catalog (`demo.py`) into a tenant: `ServiceModule.seed` of the catalog."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from amazonlite.platform.service import ServiceRuntime
+from amazonlite.services.catalog import demo
+from amazonlite.services.catalog.models import Brand, Category, Product, Variant
+from amazonlite.services.catalog.repository import ProductRepository
+from amazonlite.services.catalog.service import publish_product, reprice, slugify
+
+log = structlog.get_logger("amazonlite.catalog")
+
+BATCH = 25
+
+
+async def seed(runtime: ServiceRuntime, tenant_id: str) -> None:
+    """Load the demo catalog into `tenant_id`, unless the tenant already has products."""
+    async with runtime.db.session(tenant_id=tenant_id) as session:
+        created = await seed_catalog(session)
+    log.info("catalog.seeded", tenant_id=tenant_id, products=created)
+
+
+async def seed_catalog(session: AsyncSession) -> int:
+    """Add the demo categories, brands and products, each product with its `ProductUpdatedV1`;
+    returns how many products were added (0 when the tenant has some already)."""
+    if await ProductRepository(session).any():
+        return 0
+    categories: dict[str, Category] = {}
+    for slug, name, parent in demo.CATEGORIES:
+        categories[slug] = Category(name=name, slug=slug, parent_id=categories[parent].id if parent else None)
+        session.add(categories[slug])
+        await session.flush()  # a child needs its parent's id (a handful of rows)
+    brands = {slug: Brand(name=name, slug=slug) for slug, name in demo.BRANDS}
+    session.add_all(brands.values())
+    products = [_product(number, item, categories[item.category], brands[item.brand])
+                for number, item in enumerate(demo.PRODUCTS, start=1)]
+    for start in range(0, len(products), BATCH):
+        session.add_all(products[start:start + BATCH])
+        await session.flush()
+    for product in products:
+        await publish_product(session, product)
+    return len(products)
+
+
+def _product(number: int, item: demo.DemoProduct, category: Category, brand: Brand) -> Product:
+    slug = slugify(item.name)
+    prefix = demo.SKU_PREFIX[item.category]
+    variants = [
+        Variant(sku=f"{prefix}-{number:03d}-{position + 1}", name=" / ".join(options.values()) or "Standard",
+                options=options, price_amount=rupees * 100, currency=demo.CURRENCY, position=position)
+        for position, (options, rupees) in enumerate(item.variants)
+    ]
+    product = Product(
+        name=item.name, slug=slug, description=item.description, status="active", category=category,
+        brand=brand, attributes=item.attributes, variants=variants,
+        media=[{"url": f"{demo.MEDIA_BASE}/{slug}/{n}.jpg", "alt": f"{item.name}, {view}"}
+               for n, view in enumerate(("front", "detail"), start=1)],
+    )
+    reprice(product)
+    return product

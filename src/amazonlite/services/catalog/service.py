@@ -1,0 +1,494 @@
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from amazonlite.contracts.base import Money
+from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1, ProductVariantV1
+from amazonlite.platform.db import utcnow
+from amazonlite.platform.errors import AppError
+from amazonlite.platform.outbox import record_event
+from amazonlite.platform.pagination import InvalidCursor, decode_cursor, encode_cursor
+from amazonlite.services.catalog.errors import (
+    BrandInUse,
+    BrandNotFound,
+    CatalogConflict,
+    CategoryInUse,
+    CategoryNotFound,
+    DuplicateSku,
+    DuplicateSlug,
+    InvalidCategoryParent,
+    InvalidPriceRange,
+    ProductNotFound,
+    StatusFilterForbidden,
+    UnknownBrand,
+    UnknownCategory,
+)
+from amazonlite.services.catalog.models import Brand, Category, Product, Variant
+from amazonlite.services.catalog.repository import (
+    BrandRepository,
+    CategoryRepository,
+    ProductQuery,
+    ProductRepository,
+)
+from amazonlite.services.catalog.schemas import (
+    BrandCreate,
+    BrandUpdate,
+    CategoryCreate,
+    CategoryUpdate,
+    MediaIn,
+    ProductCreate,
+    ProductFilter,
+    ProductSort,
+    ProductUpdate,
+    VariantIn,
+)
+
+log = structlog.get_logger("amazonlite.catalog")
+
+PRODUCT_SLUG_BASE_LENGTH = 180  # leaves room for a "-<n>" suffix under the 200 of a slug
+
+
+# Slugs ------------------------------------------------------------------------------------------
+
+def slugify(text: str, *, max_length: int = PRODUCT_SLUG_BASE_LENGTH) -> str:
+    """'Café Crème 500 g' → 'cafe-creme-500-g'; '' when nothing ASCII is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_length].rstrip("-")
+
+
+def _first_free(base: str, taken: Collection[str]) -> str:
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+async def _free_product_slug(products: ProductRepository, name: str) -> str:
+    base = slugify(name) or "product"
+    return _first_free(base, await products.slugs_like(base))
+
+
+# Writes -----------------------------------------------------------------------------------------
+
+async def _flush(session: AsyncSession, otherwise: AppError | None = None) -> None:
+    """Flush; a unique or foreign-key violation that a concurrent request slipped past our checks
+    becomes a 409 problem, never a 500."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        message = str(exc.orig).lower()
+        if "sku" in message:
+            raise DuplicateSku("A SKU of this product was taken by a concurrent change") from exc
+        if "slug" in message:
+            raise DuplicateSlug("The slug was taken by a concurrent change") from exc
+        raise (otherwise or CatalogConflict()) from exc
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise InvalidCursor("Use the next_cursor of a previous page") from exc
+
+
+# Categories -------------------------------------------------------------------------------------
+
+def _name_cursor_after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    name, last_id = decode_cursor(cursor, length=2)
+    if not isinstance(name, str):
+        raise InvalidCursor("Use the next_cursor of a previous page")
+    return name, _uuid(last_id)
+
+
+def _name_cursor(items: Sequence[Category] | Sequence[Brand], limit: int) -> str | None:
+    if len(items) < limit:
+        return None
+    return encode_cursor([items[-1].name, str(items[-1].id)])
+
+
+async def list_categories(session: AsyncSession, *, limit: int, cursor: str | None
+                          ) -> tuple[Sequence[Category], str | None]:
+    items = await CategoryRepository(session).page(limit=limit, after=_name_cursor_after(cursor))
+    return items, _name_cursor(items, limit)
+
+
+async def _existing_category(categories: CategoryRepository, category_id: uuid.UUID) -> Category:
+    category = await categories.get(category_id)
+    if category is None:
+        raise CategoryNotFound()
+    return category
+
+
+async def create_category(session: AsyncSession, data: CategoryCreate) -> Category:
+    categories = CategoryRepository(session)
+    slug = data.slug or slugify(data.name, max_length=140) or "category"
+    if await categories.slug_taken(slug):
+        raise DuplicateSlug(f"A category already has the slug {slug!r}")
+    if data.parent_id is not None and await categories.get(data.parent_id) is None:
+        raise UnknownCategory("The parent category does not exist")
+    category = await categories.add(Category(name=data.name, slug=slug, parent_id=data.parent_id))
+    await _flush(session)
+    log.info("catalog.category_created", category_id=str(category.id))
+    return category
+
+
+async def update_category(session: AsyncSession, category_id: uuid.UUID, changes: CategoryUpdate) -> Category:
+    categories = CategoryRepository(session)
+    category = await _existing_category(categories, category_id)
+    fields = changes.model_fields_set
+    if changes.slug is not None and changes.slug != category.slug:
+        if await categories.slug_taken(changes.slug, other_than=category.id):
+            raise DuplicateSlug(f"A category already has the slug {changes.slug!r}")
+        category.slug = changes.slug
+    if "parent_id" in fields and changes.parent_id != category.parent_id:
+        if changes.parent_id is not None:
+            await _check_parent(categories, category, changes.parent_id)
+        category.parent_id = changes.parent_id
+    renamed = changes.name is not None and changes.name != category.name
+    if changes.name is not None:
+        category.name = changes.name
+    await _flush(session)
+    if renamed:
+        await _republish(session, await ProductRepository(session).in_category(category.id))
+    return category
+
+
+async def _check_parent(categories: CategoryRepository, category: Category, parent_id: uuid.UUID) -> None:
+    parents = await categories.parents()
+    if parent_id not in parents:
+        raise UnknownCategory("The parent category does not exist")
+    node: uuid.UUID | None = parent_id
+    for _ in range(len(parents) + 1):  # bounded even if the stored tree were ever cyclic
+        if node is None:
+            return
+        if node == category.id:
+            raise InvalidCategoryParent()
+        node = parents.get(node)
+
+
+async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None:
+    categories = CategoryRepository(session)
+    category = await _existing_category(categories, category_id)
+    if await categories.in_use(category.id):
+        raise CategoryInUse("Move or delete its products and subcategories first")
+    await categories.delete(category)
+    await _flush(session, CategoryInUse("Move or delete its products and subcategories first"))
+
+
+def _subtree(parents: dict[uuid.UUID, uuid.UUID | None], root: uuid.UUID) -> set[uuid.UUID]:
+    children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    found = {root}
+    pending = [root]
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+# Brands -----------------------------------------------------------------------------------------
+
+async def list_brands(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[Brand], str | None]:
+    items = await BrandRepository(session).page(limit=limit, after=_name_cursor_after(cursor))
+    return items, _name_cursor(items, limit)
+
+
+async def _existing_brand(brands: BrandRepository, brand_id: uuid.UUID) -> Brand:
+    brand = await brands.get(brand_id)
+    if brand is None:
+        raise BrandNotFound()
+    return brand
+
+
+async def create_brand(session: AsyncSession, data: BrandCreate) -> Brand:
+    brands = BrandRepository(session)
+    slug = data.slug or slugify(data.name, max_length=140) or "brand"
+    if await brands.slug_taken(slug):
+        raise DuplicateSlug(f"A brand already has the slug {slug!r}")
+    brand = await brands.add(Brand(name=data.name, slug=slug))
+    await _flush(session)
+    log.info("catalog.brand_created", brand_id=str(brand.id))
+    return brand
+
+
+async def update_brand(session: AsyncSession, brand_id: uuid.UUID, changes: BrandUpdate) -> Brand:
+    brands = BrandRepository(session)
+    brand = await _existing_brand(brands, brand_id)
+    if changes.slug is not None and changes.slug != brand.slug:
+        if await brands.slug_taken(changes.slug, other_than=brand.id):
+            raise DuplicateSlug(f"A brand already has the slug {changes.slug!r}")
+        brand.slug = changes.slug
+    renamed = changes.name is not None and changes.name != brand.name
+    if changes.name is not None:
+        brand.name = changes.name
+    await _flush(session)
+    if renamed:
+        await _republish(session, await ProductRepository(session).of_brand(brand.id))
+    return brand
+
+
+async def delete_brand(session: AsyncSession, brand_id: uuid.UUID) -> None:
+    brands = BrandRepository(session)
+    brand = await _existing_brand(brands, brand_id)
+    if await brands.in_use(brand.id):
+        raise BrandInUse("Move or delete its products first")
+    await brands.delete(brand)
+    await _flush(session, BrandInUse("Move or delete its products first"))
+
+
+# Products: reads --------------------------------------------------------------------------------
+
+def _sort_cursor(sort: ProductSort, product: Product) -> str:
+    value: Any
+    if sort == "newest":
+        value = product.created_at.isoformat()
+    elif sort == "name":
+        value = product.name
+    else:
+        value = product.min_price
+    return encode_cursor([sort, value, str(product.id)])
+
+
+def _sort_after(sort: ProductSort, cursor: str | None) -> tuple[Any, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    made_for, value, last_id = decode_cursor(cursor, length=3)
+    if made_for != sort:
+        raise InvalidCursor("This cursor belongs to another sort order; start again without a cursor")
+    key = _cursor_key(sort, value)
+    if key is None:
+        raise InvalidCursor("Use the next_cursor of a previous page")
+    return key, _uuid(last_id)
+
+
+def _cursor_key(sort: ProductSort, value: Any) -> Any:
+    """The sort key a cursor carries, typed as the column compares it; None when it does not fit."""
+    if sort == "newest":
+        if not isinstance(value, str):
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else None
+    if sort == "name":
+        return value if isinstance(value, str) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def list_products(session: AsyncSession, filters: ProductFilter, *, sort: ProductSort, limit: int,
+                        cursor: str | None, admin: bool) -> tuple[Sequence[Product], str | None]:
+    """A page of products in `sort` order. Everyone sees active products; admins may ask for drafts
+    or archived ones. A category includes its subcategories."""
+    status = filters.status or "active"
+    if status != "active" and not admin:
+        raise StatusFilterForbidden()
+    if filters.min_price is not None and filters.max_price is not None and filters.min_price > filters.max_price:
+        raise InvalidPriceRange()
+    category_ids = None
+    if filters.category_id is not None:
+        category_ids = _subtree(await CategoryRepository(session).parents(), filters.category_id)
+    rows = await ProductRepository(session).page(ProductQuery(
+        sort=sort, limit=limit, status=status, category_ids=category_ids, brand_id=filters.brand_id,
+        min_price=filters.min_price, max_price=filters.max_price, after=_sort_after(sort, cursor),
+    ))
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, _sort_cursor(sort, page[-1])
+
+
+async def get_product(session: AsyncSession, product_id: uuid.UUID, *, admin: bool) -> Product:
+    """A product by id; only admins see one that is not active."""
+    product = await ProductRepository(session).get(product_id)
+    if product is None or (product.status != "active" and not admin):
+        raise ProductNotFound()
+    return product
+
+
+# Products: writes -------------------------------------------------------------------------------
+
+def new_variant(data: VariantIn, position: int) -> Variant:
+    return Variant(sku=data.sku, name=data.name, options=dict(data.options), price_amount=data.price.amount,
+                   currency=data.price.currency, position=position)
+
+
+def media_json(media: Iterable[MediaIn]) -> list[dict[str, str]]:
+    return [{"url": str(item.url), "alt": item.alt} for item in media]
+
+
+def reprice(product: Product) -> None:
+    """Keep the denormalised lowest price and currency in step with the variants."""
+    product.min_price = min(v.price_amount for v in product.variants)
+    product.currency = product.variants[0].currency
+
+
+async def _category_for(session: AsyncSession, category_id: uuid.UUID | None) -> Category | None:
+    if category_id is None:
+        return None
+    category = await CategoryRepository(session).get(category_id)
+    if category is None:
+        raise UnknownCategory(f"No category {category_id}")
+    return category
+
+
+async def _brand_for(session: AsyncSession, brand_id: uuid.UUID | None) -> Brand | None:
+    if brand_id is None:
+        return None
+    brand = await BrandRepository(session).get(brand_id)
+    if brand is None:
+        raise UnknownBrand(f"No brand {brand_id}")
+    return brand
+
+
+async def _ensure_skus_free(products: ProductRepository, skus: Collection[str], *,
+                            other_than: uuid.UUID | None = None) -> None:
+    taken = await products.skus_taken(skus, other_than=other_than)
+    if taken:
+        raise DuplicateSku(f"Already in use: {', '.join(taken)}", skus=taken)
+
+
+async def create_product(session: AsyncSession, data: ProductCreate) -> Product:
+    products = ProductRepository(session)
+    category = await _category_for(session, data.category_id)
+    brand = await _brand_for(session, data.brand_id)
+    await _ensure_skus_free(products, [v.sku for v in data.variants])
+    if data.slug is not None:
+        if await products.slug_taken(data.slug):
+            raise DuplicateSlug(f"A product already has the slug {data.slug!r}")
+        slug = data.slug
+    else:
+        slug = await _free_product_slug(products, data.name)
+    now = utcnow()
+    product = Product(
+        name=data.name, slug=slug, description=data.description, status=data.status, brand=brand,
+        category=category, attributes=dict(data.attributes), media=media_json(data.media),
+        created_at=now, updated_at=now,
+        variants=[new_variant(v, i) for i, v in enumerate(data.variants)],
+    )
+    reprice(product)
+    products.add(product)
+    await _flush(session)
+    await publish_product(session, product)
+    log.info("catalog.product_created", product_id=str(product.id))
+    return product
+
+
+async def update_product(session: AsyncSession, product_id: uuid.UUID, changes: ProductUpdate) -> Product:
+    products = ProductRepository(session)
+    product = await products.get(product_id)
+    if product is None:
+        raise ProductNotFound()
+    fields = changes.model_fields_set
+    if changes.slug is not None and changes.slug != product.slug:
+        if await products.slug_taken(changes.slug, other_than=product.id):
+            raise DuplicateSlug(f"A product already has the slug {changes.slug!r}")
+        product.slug = changes.slug
+    if "category_id" in fields:
+        product.category = await _category_for(session, changes.category_id)
+    if "brand_id" in fields:
+        product.brand = await _brand_for(session, changes.brand_id)
+    if changes.variants is not None:
+        await _replace_variants(session, products, product, changes.variants)
+    if changes.name is not None:
+        product.name = changes.name
+    if changes.description is not None:
+        product.description = changes.description
+    if changes.status is not None:
+        product.status = changes.status
+    if changes.attributes is not None:
+        product.attributes = dict(changes.attributes)
+    if changes.media is not None:
+        product.media = media_json(changes.media)
+    product.updated_at = utcnow()
+    await _flush(session)
+    await publish_product(session, product)
+    log.info("catalog.product_updated", product_id=str(product.id))
+    return product
+
+
+async def _replace_variants(session: AsyncSession, products: ProductRepository, product: Product,
+                            variants: Sequence[VariantIn]) -> None:
+    """Replace the variant list; a SKU that reappears keeps its row (its id), the others go."""
+    wanted = {v.sku for v in variants}
+    await _ensure_skus_free(products, wanted, other_than=product.id)
+    current = {v.sku: v for v in product.variants}
+    if any(sku not in wanted for sku in current):
+        # Delete first: under a case-insensitive collation a new SKU may equal a removed one.
+        product.variants = [v for v in product.variants if v.sku in wanted]
+        await _flush(session)
+    rows = []
+    for position, data in enumerate(variants):
+        row = current.get(data.sku)
+        if row is None:
+            row = new_variant(data, position)
+        else:
+            row.name, row.options, row.position = data.name, dict(data.options), position
+            row.price_amount, row.currency = data.price.amount, data.price.currency
+        rows.append(row)
+    product.variants = rows
+    reprice(product)
+
+
+async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
+    products = ProductRepository(session)
+    product = await products.get(product_id)
+    if product is None:
+        raise ProductNotFound()
+    skus = [v.sku for v in product.variants]
+    await products.delete(product)
+    await _flush(session)
+    await record_event(session, ProductDeletedV1(product_id=product.id, skus=skus), aggregate_id=product.id)
+    log.info("catalog.product_deleted", product_id=str(product.id))
+
+
+# Events -----------------------------------------------------------------------------------------
+
+def product_updated(product: Product) -> ProductUpdatedV1:
+    """The product's full state as the contract carries it (brand, category and variants loaded)."""
+    return ProductUpdatedV1(
+        product_id=product.id, name=product.name, slug=product.slug, description=product.description,
+        status=product.status,
+        brand_id=product.brand.id if product.brand else None,
+        brand_name=product.brand.name if product.brand else None,
+        category_id=product.category.id if product.category else None,
+        category_name=product.category.name if product.category else None,
+        attributes=product.attributes,
+        variants=[
+            ProductVariantV1(sku=v.sku, name=v.name, options=v.options,
+                             price=Money(amount=v.price_amount, currency=v.currency))
+            for v in product.variants
+        ],
+        updated_at=product.updated_at,
+    )
+
+
+async def publish_product(session: AsyncSession, product: Product) -> None:
+    await record_event(session, product_updated(product), aggregate_id=product.id)
+
+
+async def _republish(session: AsyncSession, products: Sequence[Product]) -> None:
+    """A renamed category or brand changes how its products read: tell the read models."""
+    now = utcnow()
+    for product in products:
+        product.updated_at = now
+    await _flush(session)
+    for product in products:
+        await publish_product(session, product)
