@@ -1,0 +1,1 @@
+"""auth: credentials, refresh-token families, signing keys; issues the access tokens the gateway verifies."""

@@ -1,0 +1,85 @@
+"""Edges of the auth service outside HTTP: start-up, demo data and the CLI's `create-admin`.
+
+Each opens its own unit of work and calls the service.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import cast
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+
+from amazonlite.platform.config import Environment
+from amazonlite.platform.security import Role
+from amazonlite.platform.service import ServiceRuntime
+from amazonlite.platform.tenancy import UNSCOPED, validate_tenant_id
+from amazonlite.services.auth import passwords, service
+from amazonlite.services.auth.errors import InvalidEmail
+from amazonlite.services.auth.schemas import Email
+from amazonlite.services.auth.settings import AuthSettings
+
+log = structlog.get_logger("amazonlite.auth")
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo account `seed` creates (its password is public: demo data only)."""
+
+    email: str
+    password: str
+    name: str
+    role: str
+
+
+DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
+    DemoAccount("admin@demo.amazonlite.dev", "demo-admin-password", "Demo Admin", Role.TENANT_ADMIN.value),
+    DemoAccount("shopper@demo.amazonlite.dev", "demo-shopper-password", "Demo Shopper", Role.CUSTOMER.value),
+)
+
+
+def _settings(runtime: ServiceRuntime) -> AuthSettings:
+    return cast(AuthSettings, runtime.settings)
+
+
+async def on_startup(runtime: ServiceRuntime) -> None:
+    """Load the signing key ring (creating the first key if there is none) and the revocations of
+    access tokens that have not expired yet."""
+    settings = _settings(runtime)
+    if runtime.platform.environment is Environment.PRODUCTION and settings.uses_development_secret:
+        raise RuntimeError("AMAZONLITE_AUTH_KEY_ENCRYPTION_SECRET must be set in production")
+    # Signing keys are platform-wide: an unscoped session. Insert, commit, then re-read, so that
+    # replicas racing to create the first key all end up signing with the same (oldest) one.
+    async with runtime.db.session(tenant_id=UNSCOPED) as session:
+        await service.ensure_signing_key(session, settings)
+    async with runtime.db.session(tenant_id=UNSCOPED) as session:
+        runtime.state.keyring = await service.load_keyring(session, settings)
+        revocations = await service.unexpired_revocations(session)
+    for jti, expires_at in revocations:
+        await runtime.revocations.revoke(jti, expires_at)
+    await passwords.prepare_dummy_hash()
+    log.info("auth.started", kid=runtime.state.keyring.kid, revocations=len(revocations))
+
+
+async def seed(runtime: ServiceRuntime, tenant_id: str) -> None:
+    """The demo accounts (`DEMO_ACCOUNTS`) in `tenant_id`; idempotent."""
+    async with runtime.db.session(tenant_id=validate_tenant_id(tenant_id)) as session:
+        for account in DEMO_ACCOUNTS:
+            await service.ensure_user(session, email=account.email, password=account.password, name=account.name,
+                                      roles=[account.role])
+
+
+async def create_admin(runtime: ServiceRuntime, *, tenant_id: str, email: str, password: str,
+                       name: str = "Administrator") -> uuid.UUID:
+    """Create a platform and tenant administrator, or promote the existing account of `email` and
+    set its password. Raises `InvalidEmail` or `WeakPassword` (both `AppError`, with a `detail`)."""
+    try:
+        normalised = _EMAIL.validate_python(email)
+    except ValidationError as exc:
+        raise InvalidEmail(f"{email!r} is not a valid email address") from exc
+    async with runtime.db.session(tenant_id=validate_tenant_id(tenant_id)) as session:
+        return await service.create_or_promote_admin(session, email=normalised, password=password, name=name)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Depends, Response, status
+
+from amazonlite.platform.errors import Unauthorized, ValidationFailed, problem_responses
+from amazonlite.platform.service import RuntimeDep, SessionDep
+from amazonlite.services.auth import service
+from amazonlite.services.auth.auth import CurrentUser
+from amazonlite.services.auth.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    WeakPassword,
+)
+from amazonlite.services.auth.keys import KeyRing
+from amazonlite.services.auth.schemas import (
+    JsonWebKeySet,
+    LoginCredentials,
+    Me,
+    RefreshTokenBody,
+    TokenPair,
+    User,
+    UserCreate,
+)
+from amazonlite.services.auth.settings import AuthSettings
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def _keyring(runtime: RuntimeDep) -> KeyRing:
+    return cast(KeyRing, runtime.state.keyring)
+
+
+def _settings(runtime: RuntimeDep) -> AuthSettings:
+    return cast(AuthSettings, runtime.settings)
+
+
+KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+SettingsDep = Annotated[AuthSettings, Depends(_settings)]
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=User,
+             responses=problem_responses(EmailTaken, WeakPassword))
+async def signup(body: UserCreate, session: SessionDep) -> User:
+    return User.model_validate(await service.signup(session, body))
+
+
+@router.post("/login", response_model=TokenPair, responses=problem_responses(InvalidCredentials, ValidationFailed))
+async def login(body: LoginCredentials, session: SessionDep, keyring: KeyRingDep,
+                settings: SettingsDep) -> TokenPair:
+    return await service.login(session, keyring, settings, email=body.email, password=body.password)
+
+
+@router.post("/refresh", response_model=TokenPair,
+             responses=problem_responses(InvalidRefreshToken, RefreshTokenReused, ValidationFailed))
+async def refresh(body: RefreshTokenBody, session: SessionDep, keyring: KeyRingDep,
+                  settings: SettingsDep) -> TokenPair:
+    return await service.refresh(session, keyring, settings, refresh_token=body.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+             responses=problem_responses(Unauthorized, ValidationFailed))
+async def logout(body: RefreshTokenBody, session: SessionDep, user: CurrentUser, runtime: RuntimeDep) -> None:
+    await service.logout(session, user, refresh_token=body.refresh_token)
+    if user.token_id is not None and user.token_expires_at is not None:
+        # Persisted above (reloaded at start); the store is what the gateway checks on each request.
+        await runtime.revocations.revoke(user.token_id, user.token_expires_at)
+
+
+@router.get("/me", response_model=Me, responses=problem_responses(Unauthorized))
+async def me(user: CurrentUser) -> Me:
+    return Me(user_id=str(user.user_id), tenant_id=user.tenant_id, roles=sorted(user.roles))
+
+
+@router.get("/jwks.json", response_model=JsonWebKeySet)
+async def jwks(session: SessionDep, response: Response) -> JsonWebKeySet:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return JsonWebKeySet.model_validate({"keys": await service.public_jwks(session)})

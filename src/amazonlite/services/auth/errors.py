@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from amazonlite.platform.errors import Conflict, Unauthorized, ValidationFailed
+
+
+class EmailTaken(Conflict):
+    type = "email-taken"
+    title = "An account with this email already exists"
+
+
+class WeakPassword(ValidationFailed):
+    type = "weak-password"
+    title = "The password is too weak"
+
+
+class InvalidEmail(ValidationFailed):
+    type = "invalid-email"
+    title = "The email address is not valid"
+
+
+class InvalidCredentials(Unauthorized):
+    type = "invalid-credentials"
+    title = "The email or password is wrong"
+
+
+class InvalidRefreshToken(Unauthorized):
+    type = "invalid-refresh-token"
+    title = "The refresh token is unknown or expired"
+
+
+class RefreshTokenReused(Unauthorized):
+    """A spent token (or one of a revoked family) was presented: someone may hold a stolen copy,
+    so its whole family is revoked, and that revocation is committed although the answer is 401."""
+
+    type = "refresh-token-reused"
+    title = "The refresh token was already used; its session is revoked"
+    keeps_changes = True

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from amazonlite.services.auth.models import (
+    RefreshToken,
+    RefreshTokenFamily,
+    RevokedAccessToken,
+    SigningKey,
+    User,
+)
+
+
+class UserRepository:
+    """Users of the session's tenant (the tenant scope applies to every query)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.scalar(select(User).where(User.id == user_id))
+
+    async def by_email(self, email: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.email == email))
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+
+class RefreshTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash(self, token_hash: str) -> RefreshToken | None:
+        return await self.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+
+    async def by_hash_for_update(self, token_hash: str) -> RefreshToken | None:
+        """The token, its row locked until the transaction ends: two requests exchanging one token
+        serialise here. Found first, then locked by primary key: on MariaDB a lock taken through
+        the secondary index is a next-key lock, and the holder's insert of the next token into
+        that index's gap deadlocks with the waiter. (SQLite has no row locks; there the
+        conditional update in `spend` decides.)"""
+        token_id = await self.session.scalar(select(RefreshToken.id).where(RefreshToken.token_hash == token_hash))
+        if token_id is None:
+            return None
+        return await self.session.scalar(
+            select(RefreshToken).where(RefreshToken.id == token_id).with_for_update()
+            .execution_options(populate_existing=True))
+
+    async def family(self, family_id: uuid.UUID) -> RefreshTokenFamily | None:
+        return await self.session.scalar(select(RefreshTokenFamily).where(RefreshTokenFamily.id == family_id))
+
+    async def add_family(self, family: RefreshTokenFamily) -> RefreshTokenFamily:
+        self.session.add(family)
+        await self.session.flush()
+        return family
+
+    async def add(self, token: RefreshToken) -> RefreshToken:
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+    async def spend(self, token_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Mark the token used if nobody has; False if another request spent it first."""
+        result = await self.session.execute(
+            update(RefreshToken).where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+            .values(used_at=at).execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def revoke_family(self, family_id: uuid.UUID, at: dt.datetime) -> None:
+        await self.session.execute(
+            update(RefreshTokenFamily)
+            .where(RefreshTokenFamily.id == family_id, RefreshTokenFamily.revoked_at.is_(None))
+            .values(revoked_at=at).execution_options(synchronize_session=False))
+
+    async def prune_expired(self, before: dt.datetime) -> None:
+        await self.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < before)
+                                   .execution_options(synchronize_session=False))
+        await self.session.execute(delete(RefreshTokenFamily).where(RefreshTokenFamily.expires_at < before)
+                                   .execution_options(synchronize_session=False))
+
+
+class RevokedAccessTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, jti: str) -> RevokedAccessToken | None:
+        return await self.session.scalar(select(RevokedAccessToken).where(RevokedAccessToken.jti == jti))
+
+    async def add(self, revoked: RevokedAccessToken) -> None:
+        self.session.add(revoked)
+        await self.session.flush()
+
+    async def unexpired(self, now: dt.datetime) -> Sequence[RevokedAccessToken]:
+        return (await self.session.scalars(
+            select(RevokedAccessToken).where(RevokedAccessToken.expires_at > now))).all()
+
+    async def prune_expired(self, now: dt.datetime) -> None:
+        await self.session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= now)
+                                   .execution_options(synchronize_session=False))
+
+
+class SigningKeyRepository:
+    """The platform-wide signing keys (not tenant scoped: read them in an unscoped session)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active(self) -> Sequence[SigningKey]:
+        """Keys not retired, oldest first."""
+        return (await self.session.scalars(
+            select(SigningKey).where(SigningKey.retired_at.is_(None))
+            .order_by(SigningKey.created_at, SigningKey.kid))).all()
+
+    async def add(self, key: SigningKey) -> None:
+        self.session.add(key)
+        await self.session.flush()

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
+
+UserId = uuid.UUID
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+# Stored and compared in one form: no surrounding spaces, all lower case.
+Email = Annotated[EmailStr, BeforeValidator(_strip), AfterValidator(str.lower)]
+# Opaque refresh tokens are 43 characters; anything far longer is not one of ours.
+RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class UserCreate(BaseModel):
+    """The signup body. The password policy is a domain rule (checked by the service)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    password: str = Field(max_length=4096)
+    name: Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=200)]
+
+
+class User(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UserId
+    email: str
+    name: str
+    roles: list[str]
+    created_at: dt.datetime
+
+
+class LoginCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    password: str = Field(min_length=1, max_length=4096)
+
+
+class RefreshTokenBody(BaseModel):
+    """The body of `refresh` and `logout`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: RefreshTokenValue
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class Me(BaseModel):
+    user_id: str
+    tenant_id: str
+    roles: list[str]
+
+
+class JsonWebKey(BaseModel):
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    use: Literal["sig"]
+    alg: Literal["EdDSA"]
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[JsonWebKey]

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from amazonlite.platform.config import PLACEHOLDER_SECRETS, Environment, ServiceSettings
+
+# Used only outside production when no secret is set. It must be a fixed value, not a random
+# one: the signing keys it encrypts outlive the process (a restart must still decrypt them).
+DEVELOPMENT_KEY_ENCRYPTION_SECRET = "amazonlite-development-only-key-encryption-secret"
+
+
+class AuthSettings(ServiceSettings):
+    """`AMAZONLITE_AUTH_*`."""
+
+    service_name: ClassVar[str] = "auth"
+
+    # Access tokens are short-lived by design: a stolen one is useful for at most this long.
+    access_ttl_seconds: int = Field(default=900, ge=30, le=900)
+    refresh_ttl_days: int = Field(default=30, ge=1, le=365)
+    # Encrypts the signing keys' private halves at rest (AES-GCM under a key derived from it).
+    key_encryption_secret: str = ""
+    # The platform's environment (the same variable `PlatformSettings` reads).
+    environment: Environment = Field(default=Environment.DEVELOPMENT, validation_alias="AMAZONLITE_ENVIRONMENT")
+
+    @model_validator(mode="after")
+    def _secret(self) -> AuthSettings:
+        if self.key_encryption_secret in PLACEHOLDER_SECRETS:
+            if self.environment is Environment.PRODUCTION:
+                raise ValueError("AMAZONLITE_AUTH_KEY_ENCRYPTION_SECRET must be set outside development")
+            self.key_encryption_secret = DEVELOPMENT_KEY_ENCRYPTION_SECRET
+        elif len(self.key_encryption_secret) < 32:
+            raise ValueError("AMAZONLITE_AUTH_KEY_ENCRYPTION_SECRET must be at least 32 characters")
+        return self
+
+    @property
+    def uses_development_secret(self) -> bool:
+        return self.key_encryption_secret == DEVELOPMENT_KEY_ENCRYPTION_SECRET
