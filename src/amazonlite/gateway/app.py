@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
@@ -30,6 +31,9 @@ from amazonlite.platform.service import ops_router
 
 __all__ = ["ROUTES", "GatewaySettings", "Upstream", "create_gateway"]
 
+CORS_REQUEST_HEADERS = ["authorization", "content-type", "idempotency-key", "x-cart-id", "x-correlation-id",
+                        "x-tenant-id", "traceparent", "tracestate"]
+CORS_RESPONSE_HEADERS = ["x-cart-id", "x-correlation-id", "location", "retry-after"]
 AUTH = "auth"
 JWKS_PATH = "/api/v1/auth/jwks.json"
 
@@ -101,6 +105,10 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
 
     app.add_middleware(GatewayDispatch, table=table, upstreams=clients, callers=CallerResolver(verifier),
                        minter=minter)
+    if settings.cors_allow_origins:
+        # Bearer tokens, not cookies: no credentials mode. Preflights are answered here.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allow_origins, allow_methods=["*"],
+                           allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_RESPONSE_HEADERS, max_age=600)
     app.add_middleware(EdgeMiddleware, service=GATEWAY, max_body_bytes=platform.max_body_bytes)
     return app
 

@@ -31,3 +31,7 @@ class GatewaySettings(BaseSettings):
     # A minted internal token is reused for this fraction of its lifetime (0 disables the cache).
     internal_token_reuse_fraction: float = Field(default=0.5, ge=0, le=0.9)
     internal_token_cache_size: int = Field(default=10_000, ge=0)
+
+    # Browser origins allowed to call the API (a storefront on another origin); empty: no CORS.
+    # As JSON in the environment: AMAZONLITE_GATEWAY_CORS_ALLOW_ORIGINS='["https://shop.example"]'.
+    cors_allow_origins: list[str] = Field(default_factory=list)
