@@ -34,6 +34,8 @@ from amazonlite.platform.tracing import configure_tracing
 SERVICE_NAMES: tuple[str, ...] = ("auth", "users", "catalog")
 SERVICE_ENV = "AMAZONLITE_SERVICE"
 UPSTREAMS_ENV = "AMAZONLITE_GATEWAY_UPSTREAMS"
+# Where a service process finds the others: `auth=http://auth:8001,catalog=http://catalog:8003`.
+SERVICE_URLS_ENV = "AMAZONLITE_SERVICE_URLS"
 
 
 def load_service(name: str) -> ServiceModule:
@@ -104,6 +106,10 @@ def build_embedded(platform: PlatformSettings, names: Sequence[str] = SERVICE_NA
                 for n in names]
     upstreams = [Upstream(name=rt.name, app=create_service_app(rt, own_lifespan=False), ready=rt.check_ready)
                  for rt in runtimes]
+    for runtime in runtimes:
+        for upstream in upstreams:
+            if upstream.name != runtime.name:
+                runtime.services.register(upstream.name, app=upstream.app)
 
     async def start() -> None:
         await transport.start()
@@ -134,6 +140,9 @@ def service_app() -> FastAPI:
     redis = make_redis(platform)
     runtime = build_runtime(name, platform, transport=make_transport(platform, name),
                             revocations=make_revocations(platform, redis), redis=redis)
+    for other, url in parse_upstreams(os.environ.get(SERVICE_URLS_ENV, "")).items():
+        if other != name:
+            runtime.services.register(other, url=url)
     return create_service_app(runtime, own_lifespan=True)
 
 

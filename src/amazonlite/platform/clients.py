@@ -38,3 +38,49 @@ class ServiceClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class ServiceDirectory:
+    """Where a service finds the others: their ASGI apps (embedded) or their URLs (distributed).
+
+    The topology fills it; a service asks `runtime.services.client("catalog")`.
+    """
+
+    def __init__(self, caller: str, tokens: InternalTokens, *, timeout: float = 5.0) -> None:
+        self.caller = caller
+        self._tokens = tokens
+        self._timeout = timeout
+        self._apps: dict[str, Any] = {}
+        self._urls: dict[str, str] = {}
+        self._clients: dict[str, ServiceClient] = {}
+
+    def register(self, name: str, *, app: Any = None, url: str | None = None) -> None:
+        if (app is None) == (url is None):
+            raise ValueError("give an app or a url")
+        if app is not None:
+            self._apps[name] = app
+        else:
+            self._urls[name] = str(url)
+
+    @property
+    def known(self) -> list[str]:
+        return sorted({*self._apps, *self._urls})
+
+    def client(self, target: str) -> ServiceClient:
+        client = self._clients.get(target)
+        if client is None:
+            if target in self._apps:
+                client = ServiceClient(target, caller=self.caller, tokens=self._tokens, app=self._apps[target],
+                                       timeout=self._timeout)
+            elif target in self._urls:
+                client = ServiceClient(target, caller=self.caller, tokens=self._tokens, base_url=self._urls[target],
+                                       timeout=self._timeout)
+            else:
+                raise LookupError(f"{self.caller} knows no service {target!r}; known: {self.known}")
+            self._clients[target] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

@@ -86,7 +86,7 @@ def get_principal(request: Request) -> Principal:
     """The verified principal of this request (verified once, then kept on the request)."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     token = request.headers.get(INTERNAL_TOKEN_HEADER)
     if not token:
         raise Unauthorized("Services accept only calls through the gateway or from another service")

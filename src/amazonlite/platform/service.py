@@ -23,6 +23,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.bus import Transport
+from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.config import PlatformSettings, ServiceSettings
 from amazonlite.platform.consumer import Consumer, EventHandlers, RetryPolicy
 from amazonlite.platform.context import bind_tenant
@@ -91,6 +92,8 @@ class ServiceRuntime:
             maximum=platform.consumer_backoff_max_ms / 1000,
         ))
         self.consumer.attach()
+        # The other services, reachable over HTTP with internal tokens (filled by the topology).
+        self.services = ServiceDirectory(module.name, self.internal_tokens)
         # Objects a service keeps for its lifetime (key rings, caches), set by its on_startup.
         self.state = SimpleNamespace()
         self._tasks: list[asyncio.Task[None]] = []
@@ -111,6 +114,7 @@ class ServiceRuntime:
                 await task
         self._tasks.clear()
         await self.relay.stop()
+        await self.services.aclose()
         await self.db.dispose()
 
     async def _periodic(self, task: PeriodicTask) -> None:
@@ -145,7 +149,7 @@ class ServiceRuntime:
 
 
 def get_runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+from amazonlite import contracts
+from amazonlite.contracts import ALL_EVENTS, BY_TOPIC
+from amazonlite.contracts.compat import incompatibilities
+from amazonlite.docsgen import CONTRACTS_DIR, export, schemas
+from amazonlite.topology import SERVICE_NAMES, load_service
+
+SRC = Path(contracts.__file__).parents[1]
+
+
+class TestPublishedSchemas:
+    def test_every_contract_has_its_schema_checked_in_and_current(self) -> None:
+        result = export(check=True)
+        assert result.breaking == {}
+        assert result.stale == [], "run `amazonlite contracts export` and commit the result"
+        for name in schemas():
+            assert (CONTRACTS_DIR / f"{name}.json").exists()
+
+    def test_every_published_version_is_compatible_with_its_model(self) -> None:
+        for event in ALL_EVENTS:
+            published = json.loads((CONTRACTS_DIR / f"{event.event_type}.json").read_text())
+            assert incompatibilities(published, event.model_json_schema()) == [], event.event_type
+
+    def test_topics_are_versioned_and_unique(self) -> None:
+        assert len(BY_TOPIC) == len(ALL_EVENTS)
+        for topic in BY_TOPIC:
+            assert topic.rsplit(".", 1)[-1].startswith("v"), topic
+
+
+class TestCompatibilityRules:
+    base = {
+        "properties": {"id": {"type": "string", "format": "uuid"}, "note": {"type": "string"}},
+        "required": ["id"],
+    }
+
+    def test_adding_an_optional_field_is_compatible(self) -> None:
+        new = {"properties": {**self.base["properties"], "extra": {"type": "integer"}}, "required": ["id"]}
+        assert incompatibilities(self.base, new) == []
+
+    @pytest.mark.parametrize(("change", "expected"), [
+        ({"properties": {"id": {"type": "string", "format": "uuid"}}, "required": ["id"]}, "field 'note' was removed"),
+        ({"properties": {"id": {"type": "integer"}, "note": {"type": "string"}}, "required": ["id"]},
+         "field 'id' changed type"),
+        ({"properties": {"id": {"type": "string", "format": "uuid"}, "note": {"type": "string"}},
+          "required": ["id", "note"]}, "field 'note' became required"),
+        ({"properties": {"id": {"type": "string", "format": "uuid"}, "note": {"type": "string"},
+                         "must": {"type": "string"}}, "required": ["id", "must"]}, "new required field 'must'"),
+    ])
+    def test_breaking_changes_are_caught(self, change: dict[str, object], expected: str) -> None:
+        assert expected in incompatibilities(self.base, change)
+
+
+def _recorded_payloads(service: str) -> set[str]:
+    names: set[str] = set()
+    for path in (SRC / "services" / service).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "record_event"
+                    and len(node.args) >= 2):
+                payload = node.args[1]
+                assert isinstance(payload, ast.Call), f"{path}: record_event's payload must be a contract constructor"
+                names.add(getattr(payload.func, "id", getattr(payload.func, "attr", "?")))
+    return names
+
+
+class TestServicesSpeakOnlyContracts:
+    def test_every_recorded_event_is_a_registered_contract(self) -> None:
+        registered = {event.__name__ for event in ALL_EVENTS}
+        recorded = set().union(*(_recorded_payloads(name) for name in SERVICE_NAMES))
+        assert recorded, "no service records an event: the scan is broken"
+        assert recorded <= registered, recorded - registered
+
+    def test_every_consumed_event_is_a_registered_contract(self) -> None:
+        for name in SERVICE_NAMES:
+            for topic, subscription in load_service(name).handlers.subscriptions.items():
+                assert BY_TOPIC.get(topic) is subscription.payload, f"{name} consumes unregistered {topic}"
+
+    def test_producers_named_in_contracts_are_services(self) -> None:
+        for event in ALL_EVENTS:
+            assert event.producer in SERVICE_NAMES, event.event_type
+            assert inspect.getdoc(event) or event.summary
+
+
+class TestDatabaseBoundaries:
+    def test_no_table_references_a_table_of_another_service(self) -> None:
+        for name in SERVICE_NAMES:
+            metadata = load_service(name).metadata
+            for table in metadata.tables.values():
+                for fk in table.foreign_keys:
+                    assert fk.column.table.metadata is metadata, f"{name}.{table.name} → {fk.target_fullname}"
