@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import REGISTRY
@@ -16,13 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from amazonlite.platform.service import ServiceRuntime
 
-T = TypeVar("T")
-
 DEADLINE = 20.0
 
 
-async def eventually(probe: Callable[[], Awaitable[T] | T], *, what: str, timeout: float = DEADLINE,
-                     interval: float = 0.05) -> T:
+async def eventually(probe: Callable[[], Any], *, what: str, timeout: float = DEADLINE,
+                     interval: float = 0.05) -> Any:
     """Call `probe()` (awaiting it if it is a coroutine) until it returns something truthy; fail after
     `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -31,7 +29,7 @@ async def eventually(probe: Callable[[], Awaitable[T] | T], *, what: str, timeou
         if inspect.isawaitable(last):
             last = await last
         if last:
-            return last  # type: ignore[return-value]
+            return last
         if time.monotonic() > deadline:
             raise AssertionError(f"after {timeout}s still waiting for {what} (last: {last!r})")
         await asyncio.sleep(interval)

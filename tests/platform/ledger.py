@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +19,7 @@ from sqlalchemy import Integer, String, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from amazonlite.platform.bus import Transport
 from amazonlite.platform.config import PlatformSettings, ServiceSettings
 from amazonlite.platform.consumer import EventContext, EventHandlers
 from amazonlite.platform.db import declarative_base
@@ -27,7 +28,7 @@ from amazonlite.platform.revocation import MemoryRevocationStore
 from amazonlite.platform.service import ServiceModule, ServiceRuntime
 from amazonlite.platform.tenancy import TenantScoped
 
-Base = declarative_base("ledger")
+Base: Any = declarative_base("ledger")
 MESSAGING = add_messaging_tables(Base.metadata)
 TOPIC = "ledger.entry_added.v1"
 
@@ -91,10 +92,10 @@ async def create_tables(engine: AsyncEngine) -> None:
 
 
 async def build_runtime(module: ServiceModule, platform: PlatformSettings, database_url: str,
-                        transport: object) -> ServiceRuntime:
+                        transport: Transport) -> ServiceRuntime:
     """A runtime for a ledger module on `database_url` with its tables created (not started)."""
-    runtime = ServiceRuntime(module, platform, transport=transport,  # type: ignore[arg-type]
-                             revocations=MemoryRevocationStore(), settings=LedgerSettings(database_url=database_url))
+    runtime = ServiceRuntime(module, platform, transport=transport, revocations=MemoryRevocationStore(),
+                             settings=LedgerSettings(database_url=database_url))
     await create_tables(runtime.db.engine)
     return runtime
 

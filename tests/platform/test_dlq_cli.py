@@ -8,9 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from sqlalchemy import text
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from amazonlite.cli import app
 from amazonlite.contracts import UserRegisteredV1

@@ -66,7 +66,7 @@ class TestWrites:
         async with db.session(tenant_id=A) as session:
             targeted = await session.execute(update(Entry).where(Entry.id == b_entry).values(amount=99))
             everything = await session.execute(update(Entry).values(amount=0))
-        assert (targeted.rowcount, everything.rowcount) == (0, 2)  # type: ignore[attr-defined]
+        assert (targeted.rowcount, everything.rowcount) == (0, 2)
         assert await amounts(db, B) == [10]
         assert await amounts(db, A) == [0, 0]
 
@@ -74,7 +74,7 @@ class TestWrites:
         async with db.session(tenant_id=A) as session:
             targeted = await session.execute(delete(Entry).where(Entry.id == b_entry))
             everything = await session.execute(delete(Entry))
-        assert (targeted.rowcount, everything.rowcount) == (0, 2)  # type: ignore[attr-defined]
+        assert (targeted.rowcount, everything.rowcount) == (0, 2)
         assert await amounts(db, B) == [10]
         assert await amounts(db, A) == []
 
