@@ -131,8 +131,8 @@ async def login(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSett
         raise InvalidCredentials
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = await passwords.hash_password(password)
-    family = await RefreshTokenRepository(session).add_family(
-        RefreshTokenFamily(user_id=user.id, expires_at=utcnow()))
+    family = await RefreshTokenRepository(session).add_family(RefreshTokenFamily(
+        user_id=user.id, expires_at=utcnow() + dt.timedelta(days=settings.refresh_ttl_days)))
     log.info("auth.user_logged_in", user_id=str(user.id), family_id=str(family.id))
     return await _issue_pair(session, keyring, settings, user, family)
 
