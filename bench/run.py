@@ -56,6 +56,8 @@ SUBJECT = "platform"
 CEILING = "bare"
 TARGET_LABELS = {SUBJECT: "platform (gateway)", CEILING: "bare FastAPI"}
 GOAL_RPS_RATIO = 0.5
+# Above this much CPU used by other processes during a run (% of one core), the run says it was noisy.
+NOISY_OTHER_CPU_PERCENT = 25.0
 
 # Wide enough for the table when the output goes to a file or a pipe (a README, CI logs).
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
@@ -79,6 +81,8 @@ class WrkRun:
     seconds: float
     non_2xx_3xx: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
+    # CPU that processes other than this benchmark used during the run, in % of one core.
+    other_cpu_percent: float | None = None
 
     @property
     def errors(self) -> int:
@@ -298,12 +302,60 @@ def _processes() -> dict[int, _Proc]:
     return found
 
 
-class OtherLoad:
-    """CPU used by every process that is not this benchmark, between start() and stop().
+def _system_busy_ticks() -> int | None:
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq + steal
 
-    The figures are only worth their ceiling when nothing else competes for the cores; this says
-    how much something else did, so a reader can judge a run (and a noisy one can be redone).
+
+def _pid_ticks(pid: int) -> int:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    rest = raw[raw.rindex(")") + 2:].split()
+    return int(rest[11]) + int(rest[12])
+
+
+_Snapshot = tuple[float, int, int]  # (monotonic seconds, machine busy ticks, our ticks)
+
+
+class CpuMeter:
+    """How much CPU the rest of the machine used while we measured, in % of one core.
+
+    The machine's busy time (/proc/stat, steal included) minus ours: this process, the children it
+    has waited for (every wrk run) and the two servers. It counts short-lived processes too (a test
+    run beside the bench), which a per-process view misses. The figures are only worth their
+    ceiling when nothing else competes for the cores; this says how much something else did, so a
+    reader can judge a run, and redo a noisy one.
     """
+
+    def __init__(self, server_pids: Sequence[int] = ()) -> None:
+        self.server_pids = list(server_pids)
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self) -> _Snapshot | None:
+        busy = _system_busy_ticks()
+        if busy is None:
+            return None
+        t = os.times()
+        own = round((t.user + t.system + t.children_user + t.children_system) * self.hz)
+        own += sum(_pid_ticks(pid) for pid in self.server_pids)
+        return time.monotonic(), busy, own
+
+    def others_percent(self, before: _Snapshot | None, after: _Snapshot | None) -> float | None:
+        if before is None or after is None or after[0] <= before[0]:
+            return None
+        others = (after[1] - before[1]) - (after[2] - before[2])
+        return round(max(0.0, others / self.hz / (after[0] - before[0]) * 100), 1)
+
+
+class OtherLoad:
+    """The long-lived processes, not this benchmark's, that used the most CPU between start() and
+    stop(): names to go with CpuMeter's figure."""
 
     def __init__(self) -> None:
         self._start: dict[int, _Proc] = {}
@@ -331,18 +383,18 @@ class OtherLoad:
         top = sorted(by_command.items(), key=lambda kv: kv[1], reverse=True)
         self.result = {
             "seconds": round(elapsed, 1),
-            "cpu_percent_of_one_core": round(sum(by_command.values()), 1),
-            "top": [{"command": c, "cpu_percent": round(p, 1)} for c, p in top[:8] if p >= 0.5],
+            "top": [{"command": c, "cpu_percent": round(p, 1)} for c, p in top[:6] if p >= 0.5],
         }
         return self.result
 
 
 def describe_other_load(load: dict[str, Any]) -> str:
-    if not load:
+    if not load or load.get("cpu_percent_of_one_core") is None:
         return "not measured (no /proc)"
-    top = ", ".join(f"{t['command']} {t['cpu_percent']}%" for t in load["top"]) or "nothing notable"
-    return (f"{load['cpu_percent_of_one_core']}% of one core on average over the {load['seconds']} s of "
-            f"measurement ({top}); processes that started and ended within the window are not counted")
+    top = ", ".join(f"{t['command']} {t['cpu_percent']}%" for t in load["top"]) or "none"
+    return (f"other processes used {load['cpu_percent_of_one_core']}% of one core on average over the "
+            f"{load['seconds']} s of measurement (per run: median {load['per_run_median']}%, max "
+            f"{load['per_run_max']}%; long-lived ones: {top})")
 
 
 # ---------------------------------------------------------------------------------------- figures
@@ -350,6 +402,11 @@ def describe_other_load(load: dict[str, Any]) -> str:
 
 def _median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(_median(known), 1) if known else None
 
 
 def summarise(runs: list[WrkRun]) -> dict[str, Any]:
@@ -360,6 +417,7 @@ def summarise(runs: list[WrkRun]) -> dict[str, Any]:
         "p50_ms": round(_median([r.p50_ms for r in runs]), 3),
         "p99_ms": round(_median([r.p99_ms for r in runs]), 3),
         "errors": sum(r.errors for r in runs),
+        "other_cpu_percent": _median_or_none([r.other_cpu_percent for r in runs]),
         "runs": [asdict(r) | {"errors": r.errors} for r in runs],
     }
 
@@ -390,6 +448,7 @@ def results_table(report: dict[str, Any]) -> Table:
     table.add_column("req/s platform/bare", justify="right")
     table.add_column("p99 platform/bare", justify="right")
     table.add_column("errors", justify="right")
+    table.add_column("others' CPU", justify="right")
     for row in report["results"]:
         ratio = row.get("ratio")
         for target in (SUBJECT, CEILING):
@@ -406,8 +465,9 @@ def results_table(report: dict[str, Any]) -> Table:
                              f"({min(per_run):.2f}–{max(per_run):.2f})")
                 ratio_p99 = f"{ratio['p99_ratio']:.1f}×" if ratio["p99_ratio"] is not None else "—"
             errors = f"[red]{fig['errors']}[/]" if fig["errors"] else "0"
+            others = "—" if fig["other_cpu_percent"] is None else f"{fig['other_cpu_percent']:.0f}%"
             table.add_row(TARGET_LABELS[target], str(row["connections"]), rps, rps_range, _fmt_ms(fig["p50_ms"]),
-                          _fmt_ms(fig["p99_ms"]), ratio_rps, ratio_p99, errors)
+                          _fmt_ms(fig["p99_ms"]), ratio_rps, ratio_p99, errors, others)
         if row is not report["results"][-1]:
             table.add_section()
     return table
@@ -477,7 +537,7 @@ def capture_product(base: str) -> tuple[str, bytes]:
     return product_id, body
 
 
-def measure(wrk: str, urls: dict[str, str], args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(wrk: str, urls: dict[str, str], args: argparse.Namespace, meter: CpuMeter) -> list[dict[str, Any]]:
     rows = []
     targets = list(urls)
     for connections in args.connections:
@@ -489,12 +549,15 @@ def measure(wrk: str, urls: dict[str, str], args: argparse.Namespace) -> list[di
         for i in range(args.runs):
             order = targets if i % 2 == 0 else targets[::-1]
             for target in order:
+                before = meter.snapshot()
                 result = run_wrk(wrk, urls[target], target=target, connections=connections,
                                  threads=args.threads, seconds=args.duration)
+                result.other_cpu_percent = meter.others_percent(before, meter.snapshot())
                 runs[target].append(result)
                 console.print(f"[dim]run {i + 1}/{args.runs}  {target:8} {connections:>3} connections: "
                               f"{result.requests_per_second:>9,.0f} req/s  p50 {_fmt_ms(result.p50_ms):>9}  "
-                              f"p99 {_fmt_ms(result.p99_ms):>9}  errors {result.errors}[/]")
+                              f"p99 {_fmt_ms(result.p99_ms):>9}  errors {result.errors}  "
+                              f"others' CPU {result.other_cpu_percent}%[/]")
         row: dict[str, Any] = {"connections": connections}
         for target in targets:
             row[target] = summarise(runs[target])
@@ -549,6 +612,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         if args.ceiling_only is None:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
+            # `amazonlite up` does not create a missing --data-dir (SQLite: "unable to open database file").
+            (workdir / "data").mkdir()
             platform = Server(SUBJECT, [sys.executable, "-m", "amazonlite.cli", "up", "--port", str(port),
                                         "--data-dir", str(workdir / "data")],
                               env=platform_env(args.platform_env), log_path=workdir / "platform.log")
@@ -584,11 +649,19 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             raise BenchError("the bare app's document differs from the platform's, so it is no ceiling for it:\n  "
                              + "\n  ".join(differences[:10]))
 
-        other = OtherLoad()
+        server_pids = [s.proc.pid for s in servers if s.proc is not None]
+        meter, other = CpuMeter(server_pids), OtherLoad()
         other.start()
+        first = meter.snapshot()
         started = dt.datetime.now(dt.UTC)
-        rows = measure(wrk, urls, args)
-        machine["other_processes"] = other.stop({s.proc.pid for s in servers if s.proc is not None})
+        rows = measure(wrk, urls, args, meter)
+        machine["other_processes"] = other.stop(set(server_pids))
+        per_run = [r["other_cpu_percent"] for row in rows for t in urls for r in row[t]["runs"]]
+        machine["other_processes"] |= {
+            "cpu_percent_of_one_core": meter.others_percent(first, meter.snapshot()),
+            "per_run_median": _median_or_none(per_run),
+            "per_run_max": max((v for v in per_run if v is not None), default=None),
+        }
         machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         for server in reversed(servers):
@@ -598,6 +671,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    busy = machine["other_processes"].get("per_run_median")
+    if busy is not None and busy >= NOISY_OTHER_CPU_PERCENT:
+        notes.append(f"the machine was not quiet: other processes used {busy}% of one core during the median run "
+                     f"(of {100 * (machine['usable_cores'] or 1)}%). Both targets lose alike, so the ratio still "
+                     "compares, but the absolute figures are low and noisier; run again on a quiet machine")
     for row in rows:
         for target in urls:
             if row[target]["errors"]:
@@ -637,8 +715,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    # Stop the servers on Ctrl-C, a kill or a closed terminal (also when started in the background,
+    # where a shell leaves SIGINT ignored).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
     try:
         report = run(args, argv)
     except BenchError as exc:
