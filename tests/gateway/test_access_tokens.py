@@ -81,19 +81,19 @@ class TestUnknownKeys:
             self, platform: PlatformSettings, auth: FastAPI, catalog: FastAPI, keys: SigningKeys) -> None:
         gateway = create_gateway(platform, [Upstream("auth", app=auth), Upstream("catalog", app=catalog)],
                                  revocations=MemoryRevocationStore(),
-                                 settings=GatewaySettings(jwks_refresh_min_interval_seconds=0.5))
+                                 settings=GatewaySettings(jwks_refresh_min_interval_seconds=1.0))
         stranger = Ed25519PrivateKey.generate()
         async with client_of(gateway) as client:
             assert (await client.get("/api/v1/products", headers=bearer(keys.token()))).status_code == 200
             assert auth.state.jwks_fetches == 1
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(1.1)
             first = await client.get("/api/v1/products", headers=bearer(keys.token(kid="ghost", key=stranger)))
             assert auth.state.jwks_fetches == 2
             for kid in ("ghost", "ghost-2", "ghost-3"):  # within the interval: no more fetches
                 again = await client.get("/api/v1/products", headers=bearer(keys.token(kid=kid, key=stranger)))
                 assert again.status_code == 401
             assert auth.state.jwks_fetches == 2
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(1.1)
             await client.get("/api/v1/products", headers=bearer(keys.token(kid="ghost-4", key=stranger)))
         assert first.status_code == 401
         assert auth.state.jwks_fetches == 3
