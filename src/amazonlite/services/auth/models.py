@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -10,7 +11,9 @@ from amazonlite.platform.db import UTC, IdPrimaryKey, Timestamps, declarative_ba
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.tenancy import TenantScoped
 
-Base = declarative_base("auth")
+# `Any`: mypy cannot take a base class from a function's return value (the kernel's
+# `declarative_base` gives each service its own MetaData).
+Base: Any = declarative_base("auth")
 MESSAGING = add_messaging_tables(Base.metadata)
 
 # Tables that belong to the platform, not to a tenant: they have no `tenant_id` and the tenant
