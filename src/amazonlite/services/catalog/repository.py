@@ -68,7 +68,7 @@ class CategoryRepository:
         child = select(Category.id).where(Category.parent_id == category_id).limit(1)
         return await self.session.scalar(used) is not None or await self.session.scalar(child) is not None
 
-    async def add(self, category: Category) -> Category:
+    def add(self, category: Category) -> Category:
         self.session.add(category)
         return category
 
@@ -99,7 +99,7 @@ class BrandRepository:
     async def in_use(self, brand_id: uuid.UUID) -> bool:
         return await self.session.scalar(select(Product.id).where(Product.brand_id == brand_id).limit(1)) is not None
 
-    async def add(self, brand: Brand) -> Brand:
+    def add(self, brand: Brand) -> Brand:
         self.session.add(brand)
         return brand
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from amazonlite.platform.service import ServiceRuntime
 from amazonlite.services.catalog import demo
 from amazonlite.services.catalog.models import Brand, Category, Product, Variant
-from amazonlite.services.catalog.repository import ProductRepository
+from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
 from amazonlite.services.catalog.service import publish_product, reprice, slugify
 
 log = structlog.get_logger("amazonlite.catalog")
@@ -26,19 +26,21 @@ async def seed(runtime: ServiceRuntime, tenant_id: str) -> None:
 async def seed_catalog(session: AsyncSession) -> int:
     """Add the demo categories, brands and products, each product with its `ProductUpdatedV1`;
     returns how many products were added (0 when the tenant has some already)."""
-    if await ProductRepository(session).any():
+    product_repository = ProductRepository(session)
+    if await product_repository.any():
         return 0
+    category_repository, brand_repository = CategoryRepository(session), BrandRepository(session)
     categories: dict[str, Category] = {}
     for slug, name, parent in demo.CATEGORIES:
-        categories[slug] = Category(name=name, slug=slug, parent_id=categories[parent].id if parent else None)
-        session.add(categories[slug])
+        parent_id = categories[parent].id if parent else None
+        categories[slug] = category_repository.add(Category(name=name, slug=slug, parent_id=parent_id))
         await session.flush()  # a child needs its parent's id (a handful of rows)
-    brands = {slug: Brand(name=name, slug=slug) for slug, name in demo.BRANDS}
-    session.add_all(brands.values())
+    brands = {slug: brand_repository.add(Brand(name=name, slug=slug)) for slug, name in demo.BRANDS}
     products = [_product(number, item, categories[item.category], brands[item.brand])
                 for number, item in enumerate(demo.PRODUCTS, start=1)]
     for start in range(0, len(products), BATCH):
-        session.add_all(products[start:start + BATCH])
+        for product in products[start:start + BATCH]:
+            product_repository.add(product)
         await session.flush()
     for product in products:
         await publish_product(session, product)

@@ -140,7 +140,7 @@ async def create_category(session: AsyncSession, data: CategoryCreate) -> Catego
         raise DuplicateSlug(f"A category already has the slug {slug!r}")
     if data.parent_id is not None and await categories.get(data.parent_id) is None:
         raise UnknownCategory("The parent category does not exist")
-    category = await categories.add(Category(name=data.name, slug=slug, parent_id=data.parent_id))
+    category = categories.add(Category(name=data.name, slug=slug, parent_id=data.parent_id))
     await _flush(session)
     log.info("catalog.category_created", category_id=str(category.id))
     return category
@@ -222,7 +222,7 @@ async def create_brand(session: AsyncSession, data: BrandCreate) -> Brand:
     slug = data.slug or slugify(data.name, max_length=140) or "brand"
     if await brands.slug_taken(slug):
         raise DuplicateSlug(f"A brand already has the slug {slug!r}")
-    brand = await brands.add(Brand(name=data.name, slug=slug))
+    brand = brands.add(Brand(name=data.name, slug=slug))
     await _flush(session)
     log.info("catalog.brand_created", brand_id=str(brand.id))
     return brand
