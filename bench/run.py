@@ -664,6 +664,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         }
         machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
+        # A second Ctrl-C must not leave a server behind: stopping is bounded (SIGTERM, then SIGKILL).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         for server in reversed(servers):
             server.stop()
         if args.keep_data:
@@ -674,8 +677,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     busy = machine["other_processes"].get("per_run_median")
     if busy is not None and busy >= NOISY_OTHER_CPU_PERCENT:
         notes.append(f"the machine was not quiet: other processes used {busy}% of one core during the median run "
-                     f"(of {100 * (machine['usable_cores'] or 1)}%). Both targets lose alike, so the ratio still "
-                     "compares, but the absolute figures are low and noisier; run again on a quiet machine")
+                     f"(of {100 * (machine['usable_cores'] or 1)}%). Both targets ran in the same conditions, so "
+                     "the ratio still compares, but the absolute figures are low and noisy; run again on a quiet "
+                     "machine")
     for row in rows:
         for target in urls:
             if row[target]["errors"]:
@@ -707,7 +711,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "machine": machine,
         "product": {"id": product_id, "platform_body_bytes": len(platform_body), "bare_body_bytes": len(bare_body)},
         "results": rows,
-        "goal": {"requests_per_second_ratio": f">= {GOAL_RPS_RATIO} (cached), see /work/shared/PERFORMANCE.md"},
+        "goal": {"requests_per_second_ratio": f">= {GOAL_RPS_RATIO} (cached), see PERFORMANCE.md"},
         "notes": notes,
     }
 
