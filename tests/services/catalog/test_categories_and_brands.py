@@ -94,6 +94,7 @@ class TestCategories:
                 if not cursor:
                     break
             assert seen == wanted
+            assert (await api.get("/api/v1/categories", params={"limit": 5})).json()["next_cursor"] is None
             assert_problem(await api.get("/api/v1/categories", params={"cursor": "garbage"}), 400, "invalid-cursor")
 
 

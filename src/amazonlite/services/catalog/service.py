@@ -5,7 +5,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -53,6 +53,8 @@ from amazonlite.services.catalog.schemas import (
 )
 
 log = structlog.get_logger("amazonlite.catalog")
+
+T = TypeVar("T", Category, Brand)
 
 PRODUCT_SLUG_BASE_LENGTH = 180  # leaves room for a "-<n>" suffix under the 200 of a slug
 
@@ -114,16 +116,18 @@ def _name_cursor_after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
     return name, _uuid(last_id)
 
 
-def _name_cursor(items: Sequence[Category] | Sequence[Brand], limit: int) -> str | None:
-    if len(items) < limit:
-        return None
-    return encode_cursor([items[-1].name, str(items[-1].id)])
+def _name_page(rows: Sequence[T], limit: int) -> tuple[Sequence[T], str | None]:
+    """The page out of `limit + 1` rows, and a cursor when the extra row shows that more follow."""
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor([last.name, str(last.id)])
 
 
 async def list_categories(session: AsyncSession, *, limit: int, cursor: str | None
                           ) -> tuple[Sequence[Category], str | None]:
-    items = await CategoryRepository(session).page(limit=limit, after=_name_cursor_after(cursor))
-    return items, _name_cursor(items, limit)
+    rows = await CategoryRepository(session).page(limit=limit + 1, after=_name_cursor_after(cursor))
+    return _name_page(rows, limit)
 
 
 async def _existing_category(categories: CategoryRepository, category_id: uuid.UUID) -> Category:
@@ -206,8 +210,8 @@ def _subtree(parents: dict[uuid.UUID, uuid.UUID | None], root: uuid.UUID) -> set
 # Brands -----------------------------------------------------------------------------------------
 
 async def list_brands(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[Brand], str | None]:
-    items = await BrandRepository(session).page(limit=limit, after=_name_cursor_after(cursor))
-    return items, _name_cursor(items, limit)
+    rows = await BrandRepository(session).page(limit=limit + 1, after=_name_cursor_after(cursor))
+    return _name_page(rows, limit)
 
 
 async def _existing_brand(brands: BrandRepository, brand_id: uuid.UUID) -> Brand:
