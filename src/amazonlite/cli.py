@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +19,7 @@ from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
 from amazonlite.topology import SERVICE_ENV, SERVICE_NAMES, UPSTREAMS_ENV, build_runtime, load_service
 
 app = typer.Typer(help="Amazon Lite: an e-commerce platform built as Python microservices.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: events a consumer could not apply.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and the catalogue.", no_args_is_help=True)
@@ -279,4 +278,4 @@ def main() -> None:  # pragma: no cover - entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -42,7 +42,7 @@ def load_service(name: str) -> ServiceModule:
     if name not in SERVICE_NAMES:
         raise KeyError(f"unknown service {name!r}; known: {', '.join(SERVICE_NAMES)}")
     module = importlib.import_module(f"amazonlite.services.{name}.app")
-    return module.SERVICE  # type: ignore[no-any-return]
+    return module.SERVICE
 
 
 def make_transport(platform: PlatformSettings, client_id: str) -> Transport:

@@ -62,8 +62,9 @@ def _recorded_payloads(service: str) -> set[str]:
     names: set[str] = set()
     for path in (SRC / "services" / service).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "record_event"
-                    and len(node.args) >= 2):
+            called = getattr(node, "func", None)
+            name = getattr(called, "id", getattr(called, "attr", None))
+            if isinstance(node, ast.Call) and name == "record_event" and len(node.args) >= 2:
                 payload = node.args[1]
                 assert isinstance(payload, ast.Call), f"{path}: record_event's payload must be a contract constructor"
                 names.add(getattr(payload.func, "id", getattr(payload.func, "attr", "?")))

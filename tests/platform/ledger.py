@@ -11,24 +11,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Integer, String, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from amazonlite.platform.bus import Transport
 from amazonlite.platform.config import PlatformSettings, ServiceSettings
 from amazonlite.platform.consumer import EventContext, EventHandlers
-from amazonlite.platform.db import declarative_base
+from amazonlite.platform.db import service_metadata
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.revocation import MemoryRevocationStore
 from amazonlite.platform.service import ServiceModule, ServiceRuntime
 from amazonlite.platform.tenancy import TenantScoped
 
-Base: Any = declarative_base("ledger")
+
+class Base(DeclarativeBase):
+    metadata = service_metadata("ledger")
+
+
 MESSAGING = add_messaging_tables(Base.metadata)
 TOPIC = "ledger.entry_added.v1"
 

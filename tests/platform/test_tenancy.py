@@ -51,9 +51,6 @@ class TestReads:
             assert await session.scalar(select(func.sum(Entry.amount))) == 3
             assert await session.scalar(select(func.count(Entry.id))) == 2
 
-    @pytest.mark.xfail(strict=True, reason="kernel bug: tenancy._touches_scoped looks only at the statement's "
-                       "column entities, so select(func.count()).select_from(Entry) and a WHERE on a scoped "
-                       "column are not scoped and count/see other tenants' rows")
     async def test_counting_rows_counts_only_the_rows_of_a(self, db: Database, b_entry: uuid.UUID) -> None:
         async with db.session(tenant_id=A) as session:
             assert await session.scalar(select(func.count()).select_from(Entry)) == 2
@@ -92,18 +89,12 @@ class TestWrites:
         assert await amounts(db, A) == []
         assert await amounts(db, B) == []
 
-    @pytest.mark.xfail(strict=True, reason="kernel bug: tenancy only stamps/checks rows added with "
-                       "session.add (before_flush); an ORM insert(Entry).values(tenant_id=B) in a session "
-                       "of A writes a row of B")
     async def test_an_orm_insert_statement_for_another_tenant_raises(self, db: Database) -> None:
         with pytest.raises(TenantScopeMissing):
             async with db.session(tenant_id=A) as session:
                 await session.execute(insert(Entry).values(id=uuid.uuid4(), amount=5, tenant_id=B))
         assert await amounts(db, B) == []
 
-    @pytest.mark.xfail(strict=True, reason="kernel bug: tenancy._stamp_new_rows returns early when the flush "
-                       "adds no new scoped row, so its check that no dirty row moves to another tenant never "
-                       "runs for a plain update")
     async def test_a_row_cannot_move_to_another_tenant(self, db: Database, b_entry: uuid.UUID) -> None:
         async def move() -> None:
             async with db.session(tenant_id=B) as session:

@@ -198,19 +198,26 @@ class Consumer:
 
     async def _dead_letter(self, message: Message, envelope: Envelope | None, tenant: str, error: str,
                            attempts: int) -> None:
-        DEAD_LETTERS.labels(self.service, message.topic).inc()
-        log.error("consumer.dead_lettered", service=self.service, topic=message.topic,
-                  event_id=str(envelope.event_id) if envelope else None, attempts=attempts, error=error)
         async with self.db.session(tenant_id=UNSCOPED) as session:
             await session.execute(insert(self.tables.dead_letters).values(
                 id=new_id(), tenant_id=tenant, consumer=self.service,
                 event_id=envelope.event_id if envelope else None, topic=message.topic,
                 message=message.value.decode("utf-8", "replace"), error=error[:8000], attempts=attempts,
                 created_at=utcnow()))
-        await self.transport.publish([Message(
-            dead_letter_topic(message.topic), message.key, message.value,
-            (*message.headers, ("x-dead-letter-consumer", self.service.encode()),
-             ("x-dead-letter-error", error[:500].encode())))])
+        # Counted once recorded: a dead letter that could not be written is delivered again instead.
+        DEAD_LETTERS.labels(self.service, message.topic).inc()
+        log.error("consumer.dead_lettered", service=self.service, topic=message.topic,
+                  event_id=str(envelope.event_id) if envelope else None, attempts=attempts, error=error)
+        try:
+            await self.transport.publish([Message(
+                dead_letter_topic(message.topic), message.key, message.value,
+                (*message.headers, ("x-dead-letter-consumer", self.service.encode()),
+                 ("x-dead-letter-error", error[:500].encode())))])
+        except Exception as exc:
+            # The dead-letter table is the record; the topic mirrors it for external tooling. Failing
+            # here must not redeliver the message and dead-letter it twice.
+            log.warning("consumer.dead_letter_topic_failed", service=self.service, topic=message.topic,
+                        error=str(exc))
 
     async def dead_letters(self, *, include_replayed: bool = False, limit: int = 100) -> list[Any]:
         """Dead letters of this consumer, oldest first."""

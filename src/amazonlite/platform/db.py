@@ -71,10 +71,19 @@ class UTC(TypeDecorator[dt.datetime]):
         return _as_utc(value)
 
 
+def service_metadata(service: str) -> MetaData:
+    """A service's own MetaData: its tables, its migrations. Declare the base with it:
+
+        class Base(DeclarativeBase):
+            metadata = service_metadata("orders")
+    """
+    return MetaData(naming_convention=NAMING_CONVENTION, info={"service": service})
+
+
 def declarative_base(service: str) -> type[DeclarativeBase]:
     """A declarative base with the service's own MetaData."""
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION, info={"service": service})
+    metadata = service_metadata(service)
 
     class Base(DeclarativeBase):
         pass
@@ -93,6 +102,14 @@ class Timestamps:
     updated_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow, onupdate=utcnow)
 
 
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the folder of a SQLite file URL, so a fresh data directory just works."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -100,8 +117,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         database = parsed.database or ""
         if database in ("", ":memory:"):
             kwargs["poolclass"] = NullPool
-        else:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_directory(url)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)

@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from amazonlite.platform.db import UTC
+from amazonlite.platform.db import UTC, ensure_sqlite_directory
 
 
 def version_table(service: str) -> str:
@@ -35,6 +35,7 @@ def alembic_config(service: str, migrations: Path, url: str) -> Config:
 
 
 def upgrade(service: str, migrations: Path, url: str, revision: str = "head") -> None:
+    ensure_sqlite_directory(url)
     command.upgrade(alembic_config(service, migrations, url), revision)
 
 

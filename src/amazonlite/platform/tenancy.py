@@ -53,15 +53,24 @@ def _session_tenant(session: Session) -> str:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statements(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
     if state.is_column_load or state.is_relationship_load:
         return  # the parent load was already scoped
-    if not _touches_scoped(state):
+    tenant = state.session.info.get(TENANT_KEY)
+    if state.is_insert:
+        # Bulk ORM inserts bypass the flush that stamps and checks rows: add rows with session.add.
+        if tenant != UNSCOPED and _touches_scoped(state):
+            raise TenantScopeMissing("add tenant rows with session.add(), not an insert() statement")
         return
-    tenant = _session_tenant(state.session)
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if tenant is None:
+        if _touches_scoped(state):
+            raise TenantScopeMissing("this session names no tenant; open it with tenant_id=...")
+        return
     if tenant == UNSCOPED:
         return
+    # Added to every statement, not only those that select an entity: a count or an EXISTS over
+    # a scoped table selects no entity but must see one tenant only. It is inert elsewhere.
     state.statement = state.statement.options(
         with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant, include_aliases=True)
     )
@@ -73,11 +82,12 @@ def _touches_scoped(state: ORMExecuteState) -> bool:
 
 @event.listens_for(Session, "before_flush")
 def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
-    scoped = [obj for obj in session.new if isinstance(obj, TenantScoped)]
-    if not scoped:
+    scoped_new = [obj for obj in session.new if isinstance(obj, TenantScoped)]
+    scoped_dirty = [obj for obj in session.dirty if isinstance(obj, TenantScoped)]
+    if not scoped_new and not scoped_dirty:
         return
     tenant = _session_tenant(session)
-    for obj in scoped:
+    for obj in scoped_new:
         current = getattr(obj, "tenant_id", None)
         if tenant == UNSCOPED:
             if not current:
@@ -86,6 +96,8 @@ def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
         if current and current != tenant:
             raise TenantScopeMissing(f"row of tenant {current!r} added in a session of {tenant!r}")
         obj.tenant_id = tenant
-    for obj in session.dirty:
-        if isinstance(obj, TenantScoped) and tenant != UNSCOPED and obj.tenant_id != tenant:
+    if tenant == UNSCOPED:
+        return
+    for obj in scoped_dirty:
+        if obj.tenant_id != tenant:
             raise TenantScopeMissing("a row may not move to another tenant")

@@ -2,18 +2,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from amazonlite.platform.db import UTC, IdPrimaryKey, Timestamps, declarative_base, utcnow
+from amazonlite.platform.db import UTC, IdPrimaryKey, Timestamps, service_metadata, utcnow
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.tenancy import TenantScoped
 
-# `Any`: mypy cannot take a base class from a function's return value (the kernel's
-# `declarative_base` gives each service its own MetaData).
-Base: Any = declarative_base("auth")
+
+class Base(DeclarativeBase):
+    metadata = service_metadata("auth")
+
+
 MESSAGING = add_messaging_tables(Base.metadata)
 
 # Tables that belong to the platform, not to a tenant: they have no `tenant_id` and the tenant

@@ -3,13 +3,17 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import String, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from amazonlite.platform.db import Timestamps, declarative_base
+from amazonlite.platform.db import Timestamps, service_metadata
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.tenancy import TenantScoped
 
-Base = declarative_base("users")
+
+class Base(DeclarativeBase):
+    metadata = service_metadata("users")
+
+
 MESSAGING = add_messaging_tables(Base.metadata)
 
 
