@@ -1,6 +1,6 @@
 """Databases: one async engine per service, sessions as units of work, declarative bases.
 
-Each service declares its own `Base` (and so its own `MetaData`) with `declarative_base()`; the
+Each service declares its own `Base` on its own `MetaData` from `service_metadata()`; the
 naming convention keeps constraint names stable across SQLite, PostgreSQL and MySQL, which
 matters for migrations.
 """
@@ -18,7 +18,7 @@ from sqlalchemy import DateTime, MetaData, Uuid, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -78,19 +78,6 @@ def service_metadata(service: str) -> MetaData:
             metadata = service_metadata("orders")
     """
     return MetaData(naming_convention=NAMING_CONVENTION, info={"service": service})
-
-
-def declarative_base(service: str) -> type[DeclarativeBase]:
-    """A declarative base with the service's own MetaData."""
-
-    metadata = service_metadata(service)
-
-    class Base(DeclarativeBase):
-        pass
-
-    Base.metadata = metadata
-    Base.registry.metadata = metadata
-    return Base
 
 
 class IdPrimaryKey:

@@ -1,19 +1,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from amazonlite.platform.db import IdPrimaryKey, Timestamps, declarative_base
+from amazonlite.platform.db import IdPrimaryKey, Timestamps, service_metadata
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.tenancy import TenantScoped
 
-if TYPE_CHECKING:  # mypy cannot take a base class from a function's return value
-    from sqlalchemy.orm import DeclarativeBase as Base
-else:
-    Base = declarative_base("catalog")
+
+class Base(DeclarativeBase):
+    metadata = service_metadata("catalog")
+
+
 MESSAGING = add_messaging_tables(Base.metadata)
 
 
