@@ -59,15 +59,24 @@ class TestCompatibilityRules:
 
 
 def _recorded_payloads(service: str) -> set[str]:
-    names: set[str] = set()
+    """Names of the payloads each `record_event(session, payload, ...)` of a service records: a
+    contract's constructor, or a function of the service annotated to return one."""
+    returns: dict[str, str] = {}
+    calls: list[tuple[Path, ast.Call]] = []
     for path in (SRC / "services" / service).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and isinstance(node.returns, ast.Name):
+                returns[node.name] = node.returns.id
             called = getattr(node, "func", None)
             name = getattr(called, "id", getattr(called, "attr", None))
             if isinstance(node, ast.Call) and name == "record_event" and len(node.args) >= 2:
-                payload = node.args[1]
-                assert isinstance(payload, ast.Call), f"{path}: record_event's payload must be a contract constructor"
-                names.add(getattr(payload.func, "id", getattr(payload.func, "attr", "?")))
+                calls.append((path, node))
+    names: set[str] = set()
+    for path, call in calls:
+        payload = call.args[1]
+        assert isinstance(payload, ast.Call), f"{path}: record_event's payload must be built in the call"
+        built = getattr(payload.func, "id", getattr(payload.func, "attr", "?"))
+        names.add(returns.get(built, built))
     return names
 
 
