@@ -9,12 +9,12 @@ from amazonlite.gateway.app import GatewaySettings, Upstream, create_gateway
 from amazonlite.platform.config import PlatformSettings
 from amazonlite.platform.revocation import MemoryRevocationStore
 from tests.gateway.support import SigningKeys, auth_app, echo_app
-from tests.support.harness import test_platform_settings
+from tests.support.harness import fast_platform_settings
 
 
 @pytest.fixture
 def platform(tmp_path: Path) -> PlatformSettings:
-    return test_platform_settings(tmp_path)
+    return fast_platform_settings(tmp_path)
 
 
 @pytest.fixture

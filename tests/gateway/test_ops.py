@@ -12,8 +12,8 @@ from amazonlite.platform.config import PlatformSettings
 from amazonlite.platform.revocation import MemoryRevocationStore
 from amazonlite.services.users.app import SERVICE as USERS
 from tests.gateway.support import client_of, echo_app, free_port
+from tests.support.harness import fast_platform_settings as settings_for_tests
 from tests.support.harness import running_service
-from tests.support.harness import test_platform_settings as settings_for_tests
 
 
 class TestHealth:

@@ -16,8 +16,8 @@ from amazonlite.contracts import UserRegisteredV1
 from amazonlite.platform.config import platform_settings
 from amazonlite.topology import load_service
 from tests.platform.helpers import count_rows
+from tests.support.harness import fast_platform_settings as platform_for
 from tests.support.harness import running_service
-from tests.support.harness import test_platform_settings as platform_for
 
 pytestmark = pytest.mark.postgres
 

@@ -32,7 +32,7 @@ from tests.platform.ledger import (
     entry_amounts,
     ledger_module,
 )
-from tests.support.harness import test_platform_settings as platform_for
+from tests.support.harness import fast_platform_settings as platform_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.xdist_group("kafka")]
 

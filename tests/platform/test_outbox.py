@@ -16,7 +16,7 @@ from amazonlite.platform.context import bind_correlation_id
 from amazonlite.platform.outbox import record_event
 from tests.platform.helpers import count_rows, eventually, read_topic, started
 from tests.platform.ledger import Entry, build_runtime, entry_added, ledger_module, published
-from tests.support.harness import test_platform_settings as platform_for
+from tests.support.harness import fast_platform_settings as platform_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.xdist_group("kafka")]
 

@@ -15,7 +15,7 @@ from amazonlite.platform.bus.memory import InProcessTransport
 from amazonlite.platform.outbox import record_event
 from tests.platform.helpers import count_rows, eventually
 from tests.platform.ledger import build_runtime, entry_added, entry_amounts, ledger_module, published
-from tests.support.harness import test_platform_settings as platform_for
+from tests.support.harness import fast_platform_settings as platform_for
 from tests.support.servers import PG_ADMIN_URL
 
 pytestmark = pytest.mark.postgres

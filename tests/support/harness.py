@@ -24,7 +24,7 @@ from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, Principal
 from amazonlite.platform.service import ServiceModule, ServiceRuntime, create_service_app
 
 
-def test_platform_settings(data_dir: Path, **overrides: Any) -> PlatformSettings:
+def fast_platform_settings(data_dir: Path, **overrides: Any) -> PlatformSettings:
     return PlatformSettings(environment=Environment.TEST, data_dir=data_dir, log_json=False,
                             consumer_backoff_initial_ms=5, consumer_backoff_max_ms=20,
                             outbox_poll_interval_ms=50, **overrides)
@@ -66,7 +66,7 @@ async def running_service(module: ServiceModule, database_url: str, data_dir: Pa
                           platform: PlatformSettings | None = None, start_transport: bool = True,
                           ) -> AsyncIterator[Harness]:
     await asyncio.to_thread(upgrade, module.name, module.migrations, database_url)
-    platform = platform or test_platform_settings(data_dir)
+    platform = platform or fast_platform_settings(data_dir)
     transport = transport or InProcessTransport()
     runtime = ServiceRuntime(module, platform, transport=transport,
                              revocations=revocations or MemoryRevocationStore(),

@@ -24,7 +24,7 @@ from amazonlite.gateway.routing import ROUTES, GatewayDispatch, RouteTable
 from amazonlite.gateway.settings import GatewaySettings
 from amazonlite.gateway.tokens import AccessTokenVerifier, CallerResolver, InternalTokenMinter, KeySet
 from amazonlite.platform.config import PlatformSettings
-from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers
+from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
 from amazonlite.platform.revocation import RevocationStore
 from amazonlite.platform.security import InternalTokens
 from amazonlite.platform.service import ops_router
@@ -91,7 +91,7 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
                 stack.push_async_callback(hook)
             yield
 
-    app = FastAPI(title=TITLE, version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = new_app(title=TITLE, version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     app.include_router(ops_router(readiness))
 

@@ -42,6 +42,14 @@ LATENCY = Histogram("amazonlite_http_request_duration_seconds", "HTTP request la
 OPS_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 
 
+def new_app(**kwargs: Any) -> FastAPI:
+    """A FastAPI app for a service or the gateway. FastAPI's own OpenTelemetry spans, metrics and
+    logs are off: `EdgeMiddleware` owns them (one server span per request, Prometheus metrics with
+    the route template, the correlation id), and two layers would double every span."""
+    return FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+                   **kwargs)
+
+
 def problem_body(status: int, type_: str, title: str, detail: str, correlation_id: str | None,
                  **extra: Any) -> bytes:
     return orjson.dumps({

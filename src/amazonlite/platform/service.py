@@ -34,6 +34,7 @@ from amazonlite.platform.http import (
     EdgeMiddleware,
     install_problem_handlers,
     metrics_response,
+    new_app,
 )
 from amazonlite.platform.messaging import messaging_tables
 from amazonlite.platform.outbox import OutboxRelay
@@ -211,7 +212,7 @@ def create_service_app(runtime: ServiceRuntime, *, own_lifespan: bool) -> FastAP
                 await runtime.transport.stop()
 
     module = runtime.module
-    app = FastAPI(title=f"Amazon Lite {module.name}", description=module.description,
+    app = new_app(title=f"Amazon Lite {module.name}", description=module.description,
                   version="1.0.0", lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.state.runtime = runtime

@@ -88,7 +88,7 @@ class TestSeed:
 
 
 def new_runtime(url: str, data_dir: Path, **settings: object) -> ServiceRuntime:
-    return ServiceRuntime(SERVICE, harness.test_platform_settings(data_dir), transport=InProcessTransport(),
+    return ServiceRuntime(SERVICE, harness.fast_platform_settings(data_dir), transport=InProcessTransport(),
                           revocations=MemoryRevocationStore(),
                           settings=AuthSettings(database_url=url, **settings))
 
