@@ -49,7 +49,9 @@ def make_transport(platform: PlatformSettings, client_id: str) -> Transport:
     if platform.embedded_bus:
         return InProcessTransport()
     return KafkaTransport(platform.kafka_bootstrap, client_id=client_id,
-                          partitions=platform.kafka_topic_partitions)
+                          partitions=platform.kafka_topic_partitions,
+                          session_timeout_ms=platform.kafka_session_timeout_ms,
+                          heartbeat_interval_ms=platform.kafka_heartbeat_interval_ms)
 
 
 def make_redis(platform: PlatformSettings) -> Any:

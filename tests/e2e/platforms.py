@@ -117,7 +117,8 @@ def distributed(workdir: Path) -> Iterator[Platform]:
         env = _base_env(workdir)
         env.update(AMAZONLITE_KAFKA_BOOTSTRAP=bootstrap, AMAZONLITE_REDIS_URL=servers.redis_url(),
                    AMAZONLITE_REDIS_PREFIX=servers.redis_prefix(),
-                   AMAZONLITE_INTERNAL_TOKEN_SECRET=secrets.token_urlsafe(48))
+                   AMAZONLITE_INTERNAL_TOKEN_SECRET=secrets.token_urlsafe(48),
+                   AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="2000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="300")
         for name, url in urls.items():
             env[f"AMAZONLITE_{name.upper()}_DATABASE_URL"] = url
         procs = _Processes(workdir, env)

@@ -33,6 +33,7 @@ from tests.platform.ledger import (
     ledger_module,
 )
 from tests.support.harness import fast_platform_settings as platform_for
+from tests.support.servers import FAST_GROUPS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.xdist_group("kafka")]
 
@@ -61,8 +62,8 @@ class TestOutboxToInbox:
         payload = entry_added(unique)
         group = f"audit-{unique}"
         platform = platform_for(tmp_path, kafka_bootstrap=kafka_bootstrap)
-        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}")
-        consumer_bus = KafkaTransport(kafka_bootstrap, client_id=group)
+        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}", **FAST_GROUPS)
+        consumer_bus = KafkaTransport(kafka_bootstrap, client_id=group, **FAST_GROUPS)
         producer = await build_runtime(ledger_module(), platform, postgres_url, producer_bus)
         consumer = await build_runtime(ledger_module(group, payload=payload), platform, second_postgres_url,
                                        consumer_bus)
@@ -87,8 +88,8 @@ class TestOutboxToInbox:
         users = load_service("users")
         await asyncio.to_thread(upgrade, "users", users.migrations, second_postgres_url)
         platform = platform_for(tmp_path, kafka_bootstrap=kafka_bootstrap)
-        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}")
-        users_bus = KafkaTransport(kafka_bootstrap, client_id=f"users-{unique}")
+        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}", **FAST_GROUPS)
+        users_bus = KafkaTransport(kafka_bootstrap, client_id=f"users-{unique}", **FAST_GROUPS)
         producer = await build_runtime(ledger_module(), platform, postgres_url, producer_bus)
         consumer = ServiceRuntime(users, platform, transport=users_bus, revocations=MemoryRevocationStore(),
                                   settings=users.settings(database_url=second_postgres_url))
@@ -126,8 +127,8 @@ class TestOrderPerAggregate:
             received.append(event.seq)
 
         platform = platform_for(tmp_path, kafka_bootstrap=kafka_bootstrap)
-        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}")
-        consumer_bus = KafkaTransport(kafka_bootstrap, client_id=group)
+        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}", **FAST_GROUPS)
+        consumer_bus = KafkaTransport(kafka_bootstrap, client_id=group, **FAST_GROUPS)
         producer = await build_runtime(ledger_module(), platform, sqlite_url, producer_bus)
         consumer = await build_runtime(ledger_module(group, payload=payload, on_entry=remember), platform,
                                        postgres_url, consumer_bus)
@@ -156,8 +157,8 @@ class TestPoisonEvent:
             await copy_entry(ctx, event)
 
         platform = platform_for(tmp_path, kafka_bootstrap=kafka_bootstrap, consumer_max_attempts=3)
-        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}")
-        consumer_bus = KafkaTransport(kafka_bootstrap, client_id=group)
+        producer_bus = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}", **FAST_GROUPS)
+        consumer_bus = KafkaTransport(kafka_bootstrap, client_id=group, **FAST_GROUPS)
         producer = await build_runtime(ledger_module(), platform, sqlite_url, producer_bus)
         consumer = await build_runtime(ledger_module(group, payload=payload, on_entry=picky), platform,
                                        postgres_url, consumer_bus)

@@ -17,6 +17,7 @@ from amazonlite.platform.outbox import record_event
 from tests.platform.helpers import count_rows, eventually, read_topic, started
 from tests.platform.ledger import Entry, build_runtime, entry_added, ledger_module, published
 from tests.support.harness import fast_platform_settings as platform_for
+from tests.support.servers import FAST_GROUPS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.xdist_group("kafka")]
 
@@ -32,7 +33,7 @@ class TestCommitTogetherOrNotAtAll:
     async def test_a_rolled_back_unit_of_work_leaves_no_entry_no_outbox_row_and_nothing_on_kafka(
             self, sql_url: str, tmp_path: Path, kafka_bootstrap: str, tenant: str, unique: str) -> None:
         payload = entry_added(unique)
-        transport = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}")
+        transport = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}", **FAST_GROUPS)
         producer = await build_runtime(ledger_module(), platform_for(tmp_path), sql_url, transport)
         async with started([transport], [producer]):
             rolled_back = uuid.uuid4()
@@ -65,7 +66,7 @@ class TestCommitTogetherOrNotAtAll:
     async def test_a_committed_unit_of_work_keeps_both_rows_and_the_relay_publishes_the_full_envelope(
             self, sql_url: str, tmp_path: Path, kafka_bootstrap: str, tenant: str, unique: str) -> None:
         payload = entry_added(unique)
-        transport = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}")
+        transport = KafkaTransport(kafka_bootstrap, client_id=f"ledger-{unique}", **FAST_GROUPS)
         producer = await build_runtime(ledger_module(), platform_for(tmp_path), sql_url, transport)
         tracer = TracerProvider().get_tracer("tests.platform")
         entry_id = uuid.uuid4()

@@ -161,3 +161,7 @@ def tansu_broker() -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# Consumer groups join tansu after about half the session timeout: keep it short in tests.
+FAST_GROUPS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}

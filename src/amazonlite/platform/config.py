@@ -34,6 +34,10 @@ class PlatformSettings(BaseSettings):
     # Kafka bootstrap servers; empty means the in-process bus (embedded topology).
     kafka_bootstrap: str = ""
     kafka_topic_partitions: int = 3
+    # Consumer group liveness: a replica that misses heartbeats for the session timeout loses its
+    # partitions to the others. Shorter means faster failover (and faster group joins on tansu).
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
     # Redis URL; empty means in-memory stores (embedded topology).
     redis_url: str = ""
     redis_prefix: str = "amazonlite"

@@ -36,12 +36,15 @@ class KafkaTransport:
     name = "kafka"
 
     def __init__(self, bootstrap: str, *, client_id: str, partitions: int = 3,
-                 fetch_max_wait_ms: int = 10, retry_backoff_s: float = 0.5) -> None:
+                 fetch_max_wait_ms: int = 10, retry_backoff_s: float = 0.5, session_timeout_ms: int = 10_000,
+                 heartbeat_interval_ms: int = 3_000) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.partitions = partitions
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.retry_backoff_s = retry_backoff_s
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
         self._groups: list[_Group] = []
         self._producer: AIOKafkaProducer | None = None
         self._known_topics: set[str] = set()
@@ -67,6 +70,8 @@ class KafkaTransport:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 fetch_max_wait_ms=self.fetch_max_wait_ms,
+                session_timeout_ms=self.session_timeout_ms,
+                heartbeat_interval_ms=self.heartbeat_interval_ms,
             )
             await group.consumer.start()
             group.task = asyncio.create_task(self._consume(group), name=f"kafka-consume-{group.group}")
