@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from amazonlite.platform.config import platform_settings
+from amazonlite.platform.logging import configure_logging
 from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
 from amazonlite.topology import SERVICE_ENV, SERVICE_NAMES, UPSTREAMS_ENV, build_runtime, load_service
 
@@ -27,6 +28,13 @@ app.add_typer(users_app, name="users")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(contracts_app, name="contracts")
 console = Console(stderr=True)
+
+@app.callback()
+def _configure_process() -> None:
+    """Every command logs as the servers do: JSON lines (or console lines with AMAZONLITE_LOG_JSON=false)."""
+    settings = platform_settings()
+    configure_logging("amazonlite", level=settings.log_level, json=settings.log_json)
+
 
 ServiceArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICE_NAMES)}")]
 Host = Annotated[str, typer.Option(help="Interface to listen on")]
