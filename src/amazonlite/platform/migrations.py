@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, Literal
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from amazonlite.platform.db import UTC, ensure_sqlite_directory
+from amazonlite.platform.tenancy import TENANT_SETTING
 
 
 def version_table(service: str) -> str:
@@ -41,6 +42,32 @@ def upgrade(service: str, migrations: Path, url: str, revision: str = "head") ->
 
 def heads(service: str, migrations: Path) -> list[str]:
     return list(ScriptDirectory.from_config(alembic_config(service, migrations, "sqlite://")).get_heads())
+
+
+def enable_row_level_security(*tables: str) -> None:
+    """In a migration's `upgrade()`: on PostgreSQL, let each table show and accept only the rows of
+    the transaction's tenant (see `tenancy.TENANT_SETTING`). FORCE applies it to the table's owner
+    too; a superuser or a BYPASSRLS role still bypasses it, so run services as a plain role."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        op.execute(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
+        op.execute(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY')
+        op.execute(f'CREATE POLICY tenant_isolation ON "{table}" USING ({_RLS_CHECK}) WITH CHECK ({_RLS_CHECK})')
+
+
+def disable_row_level_security(*tables: str) -> None:
+    """The `downgrade()` of `enable_row_level_security`."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        op.execute(f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"')
+        op.execute(f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY')
+        op.execute(f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY')
+
+
+_RLS_CHECK = (f"tenant_id = current_setting('{TENANT_SETTING}', true) "
+              f"OR current_setting('{TENANT_SETTING}', true) = '*'")
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:

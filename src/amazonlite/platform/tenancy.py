@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import String, event
+from sqlalchemy import String, event, text
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 
 from amazonlite.platform.errors import BadRequest
@@ -78,6 +78,26 @@ def _scope_statements(state: ORMExecuteState) -> None:
 
 def _touches_scoped(state: ORMExecuteState) -> bool:
     return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
+
+
+# PostgreSQL's row-level security is the second wall: every transaction of a session tells the
+# database its tenant, and each tenant table's policy (`enable_row_level_security` in the service's
+# migrations) shows and accepts only that tenant's rows, even to a statement that escaped the scope
+# above. `*` is the kernel's own cross-tenant work (the outbox relay); unset means no rows at all.
+TENANT_SETTING = "app.tenant_id"
+
+
+@event.listens_for(Session, "after_begin")
+def _tell_postgres_the_tenant(session: Session, _transaction: Any, connection: Any) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    tenant = session.info.get(TENANT_KEY)
+    if tenant is None:
+        return
+    connection.execute(_SET_TENANT, {"name": TENANT_SETTING, "value": "*" if tenant == UNSCOPED else tenant})
+
+
+_SET_TENANT = text("SELECT set_config(:name, :value, true)")
 
 
 @event.listens_for(Session, "before_flush")
