@@ -677,9 +677,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     busy = machine["other_processes"].get("per_run_median")
     if busy is not None and busy >= NOISY_OTHER_CPU_PERCENT:
         notes.append(f"the machine was not quiet: other processes used {busy}% of one core during the median run "
-                     f"(of {100 * (machine['usable_cores'] or 1)}%). Both targets ran in the same conditions, so "
-                     "the ratio still compares, but the absolute figures are low and noisy; run again on a quiet "
-                     "machine")
+                     f"(of {100 * (machine['usable_cores'] or 1)}%). The absolute figures are low and noisy, and "
+                     "the ratio is flattered when the subject is much slower than the ceiling (the ceiling and wrk "
+                     "need more CPU than a slow subject, so they lose more of it); run again on a quiet machine")
     for row in rows:
         for target in urls:
             if row[target]["errors"]:
