@@ -7,15 +7,18 @@ against the models.
 
 from amazonlite.contracts.base import EventPayload
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
-from amazonlite.contracts.users import UserRegisteredV1
+from amazonlite.contracts.notifications import EmailRequestedV1
+from amazonlite.contracts.users import UserPreferencesUpdatedV1, UserRegisteredV1
 
 ALL_EVENTS: tuple[type[EventPayload], ...] = (
     UserRegisteredV1,
+    UserPreferencesUpdatedV1,
     ProductUpdatedV1,
     ProductDeletedV1,
+    EmailRequestedV1,
 )
 
 BY_TOPIC: dict[str, type[EventPayload]] = {event.event_type: event for event in ALL_EVENTS}
 
-__all__ = ["ALL_EVENTS", "BY_TOPIC", "EventPayload", "ProductDeletedV1", "ProductUpdatedV1",
-           "UserRegisteredV1"]
+__all__ = ["ALL_EVENTS", "BY_TOPIC", "EmailRequestedV1", "EventPayload", "ProductDeletedV1", "ProductUpdatedV1",
+           "UserPreferencesUpdatedV1", "UserRegisteredV1"]

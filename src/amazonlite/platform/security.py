@@ -43,6 +43,8 @@ class Principal:
     token_id: str | None = None
     token_expires_at: int | None = None
     caller: str = "gateway"
+    # The end client's address as the gateway saw it (for throttling and audit), if known.
+    client_address: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -63,6 +65,8 @@ class InternalTokens:
             "iss": INTERNAL_ISSUER, "aud": audience, "iat": now, "exp": now + self._ttl,
             "tenant": principal.tenant_id, "caller": caller,
         }
+        if principal.client_address:
+            claims["cip"] = principal.client_address
         if principal.user_id is not None:
             claims.update(sub=principal.user_id, roles=sorted(principal.roles), jti=principal.token_id,
                           axp=principal.token_expires_at)
@@ -78,7 +82,7 @@ class InternalTokens:
         return Principal(
             tenant_id=tenant, user_id=claims.get("sub"), roles=frozenset(claims.get("roles") or ()),
             token_id=claims.get("jti"), token_expires_at=claims.get("axp"),
-            caller=str(claims.get("caller", "")),
+            caller=str(claims.get("caller", "")), client_address=claims.get("cip"),
         )
 
 
