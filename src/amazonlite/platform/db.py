@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import DateTime, MetaData, Uuid, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
@@ -24,6 +25,8 @@ from sqlalchemy.types import TypeDecorator
 
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.tenancy import TENANT_KEY
+
+log = structlog.get_logger("amazonlite.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -127,6 +130,17 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.close()
 
 
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` once the session's unit of work has committed (never if it rolls back).
+    For effects outside the database that must not run ahead of the data, like dropping a cached
+    copy: dropped before the commit, a concurrent read could cache the old row again. A failing
+    callback is logged, not raised: the request's data is already committed."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
 class Database:
     """A service's engine and its sessions. `session()` is a unit of work: it commits on a clean
     exit and rolls back on an exception. Only the edge (a request, a consumer, a task) opens one.
@@ -157,6 +171,11 @@ class Database:
                 raise
             if session.info.get("outbox_written") and self.on_outbox_commit is not None:
                 self.on_outbox_commit()
+            for callback in session.info.pop(AFTER_COMMIT, ()):
+                try:
+                    await callback()
+                except Exception:
+                    log.exception("db.after_commit_failed", service=self.service)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amazonlite.platform.db import Database, after_commit
+
+
+class TestAfterCommit:
+    async def test_runs_after_a_commit_and_never_after_a_rollback(self, tmp_path: Path) -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+        ran: list[str] = []
+
+        async def note() -> None:
+            ran.append("ran")
+
+        async with db.session(tenant_id="acme") as session:
+            after_commit(session, note)
+            assert ran == []
+        assert ran == ["ran"]
+        with pytest.raises(RuntimeError):
+            async with db.session(tenant_id="acme") as session:
+                after_commit(session, note)
+                raise RuntimeError("the request failed")
+        assert ran == ["ran"]
+        await db.dispose()
+
+    async def test_a_failing_callback_does_not_fail_the_committed_work(self, tmp_path: Path) -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+
+        async def broken() -> None:
+            raise ConnectionError("cache is down")
+
+        async with db.session(tenant_id="acme") as session:
+            after_commit(session, broken)
+        await db.dispose()
