@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 UserId = uuid.UUID
+AddressId = uuid.UUID
 
 
 class UserProfile(BaseModel):
@@ -24,3 +26,144 @@ class UserProfileUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
+
+
+# Addresses ----------------------------------------------------------------------------------------
+
+MAX_ADDRESSES = 20
+NAME_MAX = 200
+LINE_MAX = 200
+PHONE_MAX = 22  # the pattern below allows 1 + 1 + 20 characters
+
+# ISO 3166-1 alpha-2: the officially assigned codes (249).
+_ASSIGNED_COUNTRIES = """
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ
+CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR
+GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT
+JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY
+MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM
+PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ
+UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+"""
+COUNTRY_CODES = frozenset(_ASSIGNED_COUNTRIES.split())
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _assigned_country(value: str) -> str:
+    if value not in COUNTRY_CODES:
+        raise ValueError("not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+Country = Annotated[str, BeforeValidator(_upper), Field(min_length=2, max_length=2, examples=["IN"]),
+                    AfterValidator(_assigned_country)]
+Phone = Annotated[str, Field(max_length=PHONE_MAX, pattern=r"^\+?[0-9][0-9 ()-]{6,20}$", examples=["+91 98765 43210"])]
+PostalCode = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
+RecipientName = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
+Line = Annotated[str, Field(min_length=1, max_length=LINE_MAX)]
+Place = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Address(BaseModel):
+    id: AddressId
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    state: str | None
+    postal_code: str
+    country: str
+    phone: str | None
+    is_default: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class AddressCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: RecipientName
+    line1: Line
+    line2: Line | None = None
+    city: Place
+    state: Place | None = None
+    postal_code: PostalCode
+    country: Country
+    phone: Phone | None = None
+    is_default: StrictBool = False
+
+
+# Fields an update may set to null (clear); the others may be omitted but not cleared.
+CLEARABLE_ADDRESS_FIELDS = frozenset({"line2", "state", "phone"})
+
+
+class AddressUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: RecipientName | None = None
+    line1: Line | None = None
+    line2: Line | None = None
+    city: Place | None = None
+    state: Place | None = None
+    postal_code: PostalCode | None = None
+    country: Country | None = None
+    phone: Phone | None = None
+    # true makes this the default address; false is refused on the default (choose another instead).
+    is_default: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _no_required_field_cleared(self) -> AddressUpdate:
+        cleared = sorted(f for f in self.model_fields_set
+                         if getattr(self, f) is None and f not in CLEARABLE_ADDRESS_FIELDS)
+        if cleared:
+            raise ValueError(f"{', '.join(cleared)} cannot be null")
+        return self
+
+
+# Preferences --------------------------------------------------------------------------------------
+
+class Channels(BaseModel):
+    """Whether the user wants one type of notification by email and by SMS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: StrictBool
+    sms: StrictBool
+
+
+def _security_email_stays_on(value: Channels) -> Channels:
+    if not value.email:
+        raise ValueError("account security emails cannot be turned off")
+    return value
+
+
+class NotificationPreferences(BaseModel):
+    """Every known notification type; a PUT must name them all, and no other."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_updates: Channels
+    shipping_updates: Channels
+    account_security: Annotated[Channels, AfterValidator(_security_email_stays_on)]
+    marketing: Channels
+
+
+NOTIFICATION_TYPES: tuple[str, ...] = tuple(NotificationPreferences.model_fields)
+
+
+class Preferences(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notifications: NotificationPreferences
+
+
+DEFAULT_PREFERENCES = Preferences(notifications=NotificationPreferences(
+    order_updates=Channels(email=True, sms=False),
+    shipping_updates=Channels(email=True, sms=False),
+    account_security=Channels(email=True, sms=False),
+    marketing=Channels(email=False, sms=False),
+))
