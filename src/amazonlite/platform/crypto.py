@@ -79,7 +79,12 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
 def _unb64(text: str) -> bytes:
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -121,6 +126,8 @@ class Keyring:
                 decoded[kid] = decode_key(text)
             except ValueError as exc:
                 raise ValueError(f"key {kid!r}: {exc}") from exc
+        if not decoded:
+            raise ValueError("a key ring needs at least one key")
         if not active:
             if len(decoded) != 1:
                 raise ValueError("name the active key when the ring holds more than one")

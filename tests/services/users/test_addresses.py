@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,17 @@ from tests.services.users.factories import (
     running_users,
     signed_up,
 )
+from tests.support import servers
 
 ADDRESSES = Address.__table__
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def locking_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The servers where concurrent requests really run side by side (SQLite takes one writer at a time)."""
+    database = servers.postgres_database if request.param == "postgresql" else servers.mysql_database
+    with database() as url:
+        yield url
 
 
 class TestAddressBook:
@@ -37,8 +48,8 @@ class TestAddressBook:
                 assert [(a["name"], a["is_default"]) for a in await addresses(client)] == [
                     ("Home", False), ("Work", False), ("Cabin", True)]
 
-                response = await client.patch(f"/api/v1/users/me/addresses/{work['id']}",
-                                              json={"is_default": True, "line1": "1 Infinite Loop", "phone": "+1 408 996 1010"})
+                response = await client.patch(f"/api/v1/users/me/addresses/{work['id']}", json={
+                    "is_default": True, "line1": "1 Infinite Loop", "phone": "+1 408 996 1010"})
                 assert response.status_code == 200, response.text
                 assert response.json()["line1"] == "1 Infinite Loop"
                 assert response.json()["updated_at"] >= work["updated_at"]
@@ -82,17 +93,32 @@ class TestAddressBook:
             assert "One too many" not in {a["name"] for a in listed}
 
     async def test_no_address_before_the_profile_exists(self, sqlite_url: str, tmp_path: Path) -> None:
-        async with running_users(sqlite_url, tmp_path) as svc:
-            async with svc.client(user_id=uuid.uuid4(), roles=("customer",)) as client:
-                response = await client.post("/api/v1/users/me/addresses", json=address_body())
-                assert response.status_code == 404
-                assert problem_type(response) == "profile-not-found"
-                assert await addresses(client) == []
+        async with running_users(sqlite_url, tmp_path) as svc, \
+                svc.client(user_id=uuid.uuid4(), roles=("customer",)) as client:
+            response = await client.post("/api/v1/users/me/addresses", json=address_body())
+            assert response.status_code == 404
+            assert problem_type(response) == "profile-not-found"
+            assert await addresses(client) == []
 
     async def test_anonymous_callers_are_refused(self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_users(sqlite_url, tmp_path) as svc, svc.client() as client:
             assert (await client.get("/api/v1/users/me/addresses")).status_code == 401
             assert (await client.post("/api/v1/users/me/addresses", json=address_body())).status_code == 401
+
+
+class TestConcurrentChanges:
+    async def test_concurrent_first_addresses_make_one_default_and_the_limit_holds(
+            self, locking_database_url: str, tmp_path: Path) -> None:
+        async with running_users(locking_database_url, tmp_path) as svc:
+            _, client = await signed_up(svc)
+            async with client:
+                posts = [client.post("/api/v1/users/me/addresses", json=address_body(name=f"Address {n}"))
+                         for n in range(25)]
+                statuses = sorted(r.status_code for r in await asyncio.gather(*posts))
+                assert statuses == [201] * 20 + [409] * 5
+                listed = await addresses(client)
+            assert len(listed) == 20
+            assert sum(a["is_default"] for a in listed) == 1
 
 
 class TestAddressValidation:
@@ -205,4 +231,4 @@ class TestPiiAtRest:
                       {"tenant_id": "globex", "column": "name_encrypted", "row_id": uuid.UUID(secret["id"])},
                       {"tenant_id": "default", "column": "line1_encrypted", "row_id": uuid.UUID(secret["id"])}):
             with pytest.raises(DecryptionFailed):
-                cipher.decrypt(token, **place)  # type: ignore[arg-type]
+                cipher.decrypt(token, **place)

@@ -46,11 +46,11 @@ class TestKeyRotation:
             assert await rotate_pii_keys(svc.runtime, batch_size=2) == 0
 
         # The old key leaves the ring: everything still reads, unchanged.
-        async with running_users(any_database_url, tmp_path, pii_keys={"b": KEY_B}) as svc:
-            async with svc.client(user_id=ada, roles=("customer",)) as ada_client, \
-                    svc.client(tenant="globex", user_id=bob, roles=("customer",)) as bob_client:
-                assert await addresses(ada_client) == books["ada"]
-                assert await addresses(bob_client) == books["bob"]
+        async with running_users(any_database_url, tmp_path, pii_keys={"b": KEY_B}) as svc, \
+                svc.client(user_id=ada, roles=("customer",)) as ada_client, \
+                svc.client(tenant="globex", user_id=bob, roles=("customer",)) as bob_client:
+            assert await addresses(ada_client) == books["ada"]
+            assert await addresses(bob_client) == books["bob"]
 
     async def test_a_value_under_a_key_that_left_the_ring_is_an_error_not_another_value(
             self, sqlite_url: str, tmp_path: Path) -> None:

@@ -5,13 +5,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from amazonlite.contracts import UserRegisteredV1
 from amazonlite.services.users.app import SERVICE
+from tests.services.users.factories import registered
 from tests.support.harness import running_service
-
-
-def registered(user_id: uuid.UUID, email: str = "ada@example.com") -> UserRegisteredV1:
-    return UserRegisteredV1(user_id=user_id, email=email, name="Ada", roles=["customer"])
 
 
 class TestProfileFromRegistration:

@@ -65,9 +65,14 @@ class ProfileCache:
         await self._call("put", lambda: self.redis.set(self.key(tenant_id, user_id), profile.model_dump_json(),
                                                        ex=self.ttl_seconds, nx=True))
 
-    async def drop(self, tenant_id: str, user_id: uuid.UUID) -> None:
-        await self._call("drop", lambda: self.redis.set(self.key(tenant_id, user_id), TOMBSTONE,
-                                                        ex=TOMBSTONE_SECONDS))
+    async def drop(self, tenant_id: str, user_id: uuid.UUID, *, guard: bool = True) -> None:
+        """Forget the entry. With `guard` (a changed row), leave a tombstone so a read that loaded the
+        old row cannot put it back; without (a new row: no read can have loaded an older one), delete."""
+        key = self.key(tenant_id, user_id)
+        if guard:
+            await self._call("drop", lambda: self.redis.set(key, TOMBSTONE, ex=TOMBSTONE_SECONDS))
+        else:
+            await self._call("drop", lambda: self.redis.delete(key))
 
     def _paused(self) -> bool:
         return time.monotonic() < self._paused_until

@@ -73,18 +73,19 @@ async def create_profile(session: AsyncSession, event: UserRegisteredV1, *, cach
     if await repository.get(event.user_id) is not None:
         return
     await repository.add(Profile(id=event.user_id, email=event.email, name=event.name))
-    _drop_cached_profile(session, event.user_id, cache)
+    _drop_cached_profile(session, event.user_id, cache, guard=False)
     log.info("users.profile_created", user_id=str(event.user_id))
 
 
-def _drop_cached_profile(session: AsyncSession, user_id: uuid.UUID, cache: ProfileCache | None) -> None:
+def _drop_cached_profile(session: AsyncSession, user_id: uuid.UUID, cache: ProfileCache | None, *,
+                         guard: bool = True) -> None:
     # After the commit: dropped before it, a concurrent read could cache the old row again.
     if cache is None:
         return
     tenant = _tenant(session)
 
     async def drop() -> None:
-        await cache.drop(tenant, user_id)
+        await cache.drop(tenant, user_id, guard=guard)
 
     after_commit(session, drop)
 
