@@ -537,6 +537,24 @@ def capture_product(base: str) -> tuple[str, bytes]:
     return product_id, body
 
 
+def wait_for_quiet(meter: CpuMeter, limit: float) -> float | None:
+    """Wait (at most `limit` seconds) until other processes use less than the noisy threshold over
+    two seconds; the servers are idle meanwhile, so what the meter sees is the rest of the machine."""
+    deadline = time.monotonic() + limit
+    others: float | None = None
+    while True:
+        before = meter.snapshot()
+        time.sleep(2)
+        others = meter.others_percent(before, meter.snapshot())
+        if others is None or others < NOISY_OTHER_CPU_PERCENT:
+            return others
+        if time.monotonic() >= deadline:
+            console.print(f"[yellow]the machine is still busy (others {others}% of a core); measuring anyway[/]")
+            return others
+        console.print(f"[dim]waiting for a quiet machine: others use {others}% of a core[/]")
+        time.sleep(3)
+
+
 def measure(wrk: str, urls: dict[str, str], args: argparse.Namespace, meter: CpuMeter) -> list[dict[str, Any]]:
     rows = []
     targets = list(urls)
@@ -549,6 +567,8 @@ def measure(wrk: str, urls: dict[str, str], args: argparse.Namespace, meter: Cpu
         for i in range(args.runs):
             order = targets if i % 2 == 0 else targets[::-1]
             for target in order:
+                if args.wait_quiet > 0:
+                    wait_for_quiet(meter, args.wait_quiet)
                 before = meter.snapshot()
                 result = run_wrk(wrk, urls[target], target=target, connections=connections,
                                  threads=args.threads, seconds=args.duration)
@@ -580,12 +600,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[8, 64],
                         help="comma-separated connection counts (default 8,64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before each measured run, wait up to this long for other processes to use less than "
+                             f"{NOISY_OTHER_CPU_PERCENT:g}%% of a core (for shared machines; default 0: do not wait)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
     parser.add_argument("--startup-timeout", type=float, default=240.0,
                         help="seconds to wait for the platform to migrate, seed and answer /health/ready")
     parser.add_argument("--platform-env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the platform (repeatable); the caller's AMAZONLITE_* are not passed")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directory and logs")
+    parser.add_argument("--show", type=Path, metavar="RESULT_JSON",
+                        help="print the table and context of a saved result (bench/results/*.json), measure nothing")
     parser.add_argument("--ceiling-only", type=Path, metavar="PRODUCT_JSON",
                         help="measure only the bare app serving this document (to check the bench itself; "
                              "gives no ratio)")
@@ -699,6 +724,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             "runs": args.runs,
             "connections": args.connections,
             "threads": args.threads,
+            "wait_quiet_seconds": args.wait_quiet,
             "client": wrk_version(wrk),
             "client_command": client_cmd,
             "server": (f"uvicorn {_package_version('uvicorn')}, 1 worker, loop auto (uvloop "
@@ -719,6 +745,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.show is not None:
+        print_report(json.loads(args.show.read_text()))
+        return 0
     # Stop the servers on Ctrl-C, a kill or a closed terminal (also when started in the background,
     # where a shell leaves SIGINT ignored).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
