@@ -36,6 +36,10 @@ class TestKeyRotation:
             async with svc.client(user_id=ada, roles=("customer",)) as ada_client, \
                     svc.client(tenant="globex", user_id=bob, roles=("customer",)) as bob_client:
                 await add_address(ada_client, name="Ada Cabin")
+                home = (await addresses(ada_client))[0]
+                # An edit re-encrypts only what it changes: this row is now under both keys.
+                edited = await ada_client.patch(f"/api/v1/users/me/addresses/{home['id']}", json={"line1": "2 Road"})
+                assert edited.status_code == 200
                 books = {"ada": await addresses(ada_client), "bob": await addresses(bob_client)}
             assert [a["name"] for a in books["ada"]] == ["Ada Home", "Ada Work", "Ada Cabin"]
             assert [a["name"] for a in books["bob"]] == ["Bob Home"]
