@@ -124,6 +124,9 @@ class KafkaTransport:
     async def ping(self) -> None:
         if self._producer is None:
             raise ConnectionError("the Kafka transport is not started")
+        for group in self._groups:
+            if group.task is None or group.task.done():
+                raise ConnectionError(f"the consumer of group {group.group} is not running")
         await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=5)
 
     async def _consume(self, group: _Group) -> None:
@@ -139,8 +142,12 @@ class KafkaTransport:
                 await asyncio.sleep(self.retry_backoff_s)
                 continue
             if batches:
-                await asyncio.gather(*(self._apply(group, consumer, tp, records)
-                                       for tp, records in batches.items()))
+                # return_exceptions: one partition's failure must not end the others, nor the loop.
+                results = await asyncio.gather(*(self._apply(group, consumer, tp, records)
+                                                 for tp, records in batches.items()), return_exceptions=True)
+                for result in results:
+                    if isinstance(result, Exception):
+                        log.warning("bus.batch_failed", group=group.group, error=repr(result))
 
     async def _apply(self, group: _Group, consumer: AIOKafkaConsumer, tp: TopicPartition,
                      records: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -158,4 +165,9 @@ class KafkaTransport:
                 break
             done = record.offset
         if done is not None:
-            await consumer.commit({tp: done + 1})
+            try:
+                await consumer.commit({tp: done + 1})
+            except Exception as exc:
+                # A rebalance or a lost coordinator: the partition's new owner (maybe us) gets these
+                # messages again, and the inbox makes the repeat harmless.
+                log.warning("bus.commit_failed", group=group.group, partition=tp.partition, error=str(exc))
