@@ -1,6 +1,7 @@
 """Revoked access-token ids: Redis in the distributed topology, process memory embedded.
 
-Entries expire with the token they revoke, so the store never grows past the tokens alive.
+Entries outlive the token they revoke by a grace period that covers any clock leeway a verifier
+allows (and clock skew), then expire, so the store never grows past the tokens still alive.
 """
 
 from __future__ import annotations
@@ -9,6 +10,13 @@ import time
 from typing import Protocol
 
 from redis.asyncio import Redis
+
+# Longer than any verifier's `exp` leeway and any sane clock skew between hosts.
+GRACE_SECONDS = 300
+
+
+def _keep_until(expires_at: int) -> int:
+    return max(expires_at, int(time.time())) + GRACE_SECONDS
 
 
 class RevocationStore(Protocol):
@@ -23,8 +31,7 @@ class MemoryRevocationStore:
 
     async def revoke(self, token_id: str, expires_at: int) -> None:
         now = int(time.time())
-        if expires_at > now:
-            self._revoked[token_id] = expires_at
+        self._revoked[token_id] = _keep_until(expires_at)
         if len(self._revoked) > 10_000:
             self._revoked = {k: v for k, v in self._revoked.items() if v > now}
 
@@ -39,8 +46,7 @@ class RedisRevocationStore:
         self._prefix = f"{prefix}:revoked-jti:"
 
     async def revoke(self, token_id: str, expires_at: int) -> None:
-        if expires_at > time.time():
-            await self._redis.set(self._prefix + token_id, b"1", exat=expires_at)
+        await self._redis.set(self._prefix + token_id, b"1", exat=_keep_until(expires_at))
 
     async def is_revoked(self, token_id: str) -> bool:
         return bool(await self._redis.exists(self._prefix + token_id))
