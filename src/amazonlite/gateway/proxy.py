@@ -254,19 +254,6 @@ async def read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that yields `body` once, then whatever the client sends next (its disconnect)."""
-    pending = [True]
-
-    async def receive_again() -> Message:
-        if pending[0]:
-            pending[0] = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return receive_again
-
-
 async def call_asgi(app: ASGIApp, method: str, path: str, headers: Iterable[tuple[bytes, bytes]],
                     body: bytes = b"") -> Fetched:
     """Call an ASGI app in-process and collect its (small) answer."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from amazonlite.gateway.errors import NoRoute
-from amazonlite.gateway.proxy import HOP_BY_HOP, ClientDisconnected, Headers, UpstreamClient, read_body, replay
+from amazonlite.gateway.proxy import HOP_BY_HOP, ClientDisconnected, Headers, UpstreamClient
 from amazonlite.gateway.tokens import CallerResolver, InternalTokenMinter
 from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.errors import PROBLEM_JSON, AppError
@@ -121,7 +121,6 @@ class GatewayDispatch:
         scope["amazonlite.route"] = route.prefix
 
         authorization = tenant = None
-        chunked = False
         connection: bytes | None = None
         headers: Headers = []
         for name, value in scope["headers"]:
@@ -130,8 +129,6 @@ class GatewayDispatch:
                     authorization = value
                 elif name == b"x-tenant-id":
                     tenant = value
-                elif name == b"transfer-encoding":
-                    chunked = True
                 elif name == b"connection":
                     connection = value
                 continue
@@ -148,10 +145,6 @@ class GatewayDispatch:
         for key, value in inject_headers({}).items():
             headers.append((key.encode("latin-1"), value.encode("latin-1")))
 
-        if chunked:
-            # No declared length: take the body here, so the edge's size limit answers 413 before
-            # any service reads a byte of it.
-            receive = replay(await read_body(receive), receive)
         await upstream.forward(scope, receive, send, headers)
 
 

@@ -6,6 +6,7 @@ of the gateway, so it must cost microseconds.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from amazonlite.platform.context import (
@@ -24,7 +26,7 @@ from amazonlite.platform.context import (
     accept_or_mint_correlation_id,
     bind_correlation_id,
 )
-from amazonlite.platform.errors import PROBLEM_BASE, PROBLEM_JSON, AppError, PayloadTooLarge
+from amazonlite.platform.errors import PROBLEM_BASE, PROBLEM_JSON, AppError, BadRequest, PayloadTooLarge
 from amazonlite.platform.tracing import extract_context, tracer
 
 Scope = MutableMapping[str, Any]
@@ -63,8 +65,15 @@ def _correlation(scope: Scope) -> str | None:
     return state.get("correlation_id")
 
 
+# A JSON `\u0000` escape (not itself escaped): PostgreSQL cannot store NUL in text, the other stores
+# would keep it and hand it to every reader. Refused at the edge, the same on every backend.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class EdgeMiddleware:
-    """Correlation id, a server span, a body-size limit, request metrics and an access log line."""
+    """Correlation id, a server span, input limits (body size, NUL characters), request metrics, and
+    a log line for every 5xx."""
 
     def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
         self.app = app
@@ -101,17 +110,30 @@ class EdgeMiddleware:
 
         if content_length is not None and (not content_length.isdigit()
                                            or int(content_length) > self.max_body_bytes):
-            await self._reject_too_large(scope, send_wrapper)
+            await self._reject(scope, send_wrapper, PayloadTooLarge(
+                f"The body is larger than {self.max_body_bytes} bytes"))
             return
+        if b"%00" in scope.get("query_string", b"") or "\x00" in path:
+            await self._reject(scope, send_wrapper, NulCharacter("The URL holds a NUL character"))
+            return
+        if method in _BODY_METHODS:
+            # Bodies are small (bounded above): read them whole, check them, replay them to the app.
+            body = await self._read_body(receive)
+            if body is None:
+                await self._reject(scope, send_wrapper, PayloadTooLarge(
+                    f"The body is larger than {self.max_body_bytes} bytes"))
+                return
+            if _JSON_NUL.search(body):
+                await self._reject(scope, send_wrapper, NulCharacter("A text field holds a NUL character"))
+                return
+            receive = _replay(body, receive)
 
         start = time.perf_counter()
         with self._tracer.start_as_current_span(
             f"{method} {path}", context=extract_context(_str_headers(headers)), kind=trace.SpanKind.SERVER,
         ) as span:
             try:
-                await self.app(scope, self._limited(receive), send_wrapper)
-            except _BodyTooLarge:
-                await self._reject_too_large(scope, send_wrapper)
+                await self.app(scope, receive, send_wrapper)
             finally:
                 elapsed = time.perf_counter() - start
                 route = _route_template(scope)
@@ -124,22 +146,24 @@ class EdgeMiddleware:
                     log.error("http.request_failed", method=method, path=path, status=status_holder[0],
                               duration_ms=round(elapsed * 1000, 2))
 
-    def _limited(self, receive: Receive) -> Receive:
-        seen = [0]
-        limit = self.max_body_bytes
-
-        async def wrapped() -> Message:
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None once it exceeds the limit (chunked bodies declare no length)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen[0] += len(message.get("body", b""))
-                if seen[0] > limit:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                break  # the client went away; the app sees an empty body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
 
-        return wrapped
-
-    async def _reject_too_large(self, scope: Scope, send: Send) -> None:
-        err = PayloadTooLarge(f"The body is larger than {self.max_body_bytes} bytes")
+    async def _reject(self, scope: Scope, send: Send, err: AppError) -> None:
         body = problem_body(err.status, err.type, err.title, err.detail, _correlation(scope))
         await send({"type": "http.response.start", "status": err.status,
                     "headers": [(b"content-type", PROBLEM_JSON.encode()),
@@ -147,8 +171,21 @@ class EdgeMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class NulCharacter(BadRequest):
+    type = "nul-character"
+    title = "NUL characters are not accepted"
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = [False]
+
+    async def replay() -> Message:
+        if not sent[0]:
+            sent[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # http.disconnect, when the client goes away
+
+    return replay
 
 
 def _str_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -191,6 +228,23 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(request, exc.status_code, slug, titles.get(exc.status_code, "Error"),
                                 str(exc.detail), dict(exc.headers or {}))
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DBAPIError)
+        if isinstance(exc, IntegrityError):
+            # A uniqueness or reference race that the service did not turn into its own error first.
+            log.warning("http.integrity_error", path=request.url.path, error=type(exc.orig).__name__)
+            return problem_response(request, 409, "conflict", "Conflict",
+                                    "The request conflicts with the current state (it may have raced another "
+                                    "request); read the resource again and retry")
+        if _is_data_error(exc):
+            # The store refused a value (out of range, too long, not representable): the input's
+            # fault, not the server's. No value is echoed.
+            log.warning("http.data_error", path=request.url.path, error=type(exc.orig).__name__)
+            return problem_response(request, 422, "invalid-value", "A value cannot be stored",
+                                    "A field holds a value the store cannot accept (a number out of range, a "
+                                    "text too long, or a character it cannot represent)")
+        return await unexpected(request, exc)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("http.unhandled_error", path=request.url.path)
         return problem_response(request, 500, "internal-error", "Internal error",
@@ -199,7 +253,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """SQLSTATE class 22 ("data exception") on any driver; asyncpg's surface as plain DBAPIErrors."""
+    if isinstance(exc, DataError):
+        return True
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+    return False
 
 
 PROBLEM_SCHEMA = {
