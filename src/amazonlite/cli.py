@@ -23,9 +23,11 @@ app = typer.Typer(help="Amazon Lite: an e-commerce platform built as Python micr
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: events a consumer could not apply.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys of personal data at rest.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and the catalogue.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 app.add_typer(contracts_app, name="contracts")
 console = Console(stderr=True)
 
@@ -71,7 +73,12 @@ def _migrate(names: list[str]) -> None:
 
 
 def _seed(tenant: str) -> None:
+    from amazonlite.platform.config import Environment
     from amazonlite.topology import seed
+
+    if platform_settings().environment is Environment.PRODUCTION:
+        console.print("[red]Refusing to load demo data (known passwords) in production.[/]")
+        raise typer.Exit(1)
 
     with _progress() as progress:
         task = progress.add_task(f"Loading demo data into tenant {tenant!r}", total=None)
@@ -107,6 +114,16 @@ def _print_welcome(host: str, port: int, demo: bool) -> None:
             console.print(f"  demo {account.role}: {account.email} / {account.password}")
 
 
+def _require_distributed(*, kafka: bool) -> None:
+    from amazonlite.topology import MisconfiguredProcess, require_distributed_settings
+
+    try:
+        require_distributed_settings(platform_settings(), kafka=kafka)
+    except MisconfiguredProcess as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def serve(
     service: ServiceArg,
@@ -117,6 +134,7 @@ def serve(
 ) -> None:
     """Run one service as its own process (distributed topology)."""
     _check_service(service)
+    _require_distributed(kafka=True)
     if migrate:
         _migrate([service])
     os.environ[SERVICE_ENV] = service
@@ -132,6 +150,7 @@ def gateway(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Run the gateway alone, proxying to services at the given URLs."""
+    _require_distributed(kafka=False)
     for item in upstream:
         name, sep, url = item.partition("=")
         if not sep or not url:
@@ -260,6 +279,21 @@ def dlq_replay(
             console.print(f"{name} {dead_letter_id}: {outcome}")
     if failures:
         raise typer.Exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate(batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction")] = 500,
+                data_dir: DataDir = None) -> None:
+    """Re-encrypt personal data not yet under the active key (AMAZONLITE_USERS_PII_ACTIVE_KEY).
+
+    Safe while the platform runs: readers accept every key in the ring. Run it until it rewrites 0
+    rows, then the old key can leave the ring."""
+    from amazonlite.services.users.commands import rotate_pii_keys
+
+    _use_data_dir(data_dir)
+    _migrate(["users"])
+    rewritten = asyncio.run(_with_runtime("users", lambda rt: rotate_pii_keys(rt, batch_size=batch_size)))
+    console.print(f"Re-encrypted {rewritten} rows under the active key")
 
 
 @contracts_app.command("export")

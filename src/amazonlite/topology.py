@@ -128,6 +128,27 @@ def build_embedded(platform: PlatformSettings, names: Sequence[str] = SERVICE_NA
     return create_gateway(platform, upstreams, revocations=revocations, on_startup=[start], on_shutdown=[stop])
 
 
+class MisconfiguredProcess(RuntimeError):
+    pass
+
+
+def require_distributed_settings(platform: PlatformSettings, *, kafka: bool) -> None:
+    """A process of the distributed topology cannot fall back to embedded stand-ins: an in-process
+    bus there has no subscribers (events would be marked sent and lost), and in-memory revocations
+    are invisible to the gateway (logout would not log out). Its environment must also be chosen,
+    so that production secrets are never replaced by development defaults by accident."""
+    missing = []
+    if kafka and not platform.kafka_bootstrap:
+        missing.append("AMAZONLITE_KAFKA_BOOTSTRAP (Kafka: the event bus between processes)")
+    if not platform.redis_url:
+        missing.append("AMAZONLITE_REDIS_URL (Redis: revoked access tokens, shared by auth and the gateway)")
+    if "AMAZONLITE_ENVIRONMENT" not in os.environ:
+        missing.append("AMAZONLITE_ENVIRONMENT (production; or development/test for a local run)")
+    if missing:
+        raise MisconfiguredProcess("a distributed process needs " + "; ".join(missing)
+                                   + " — for everything in one process use `amazonlite up`")
+
+
 def embedded_app() -> FastAPI:
     platform = platform_settings()
     _configure("amazonlite", platform)
@@ -139,6 +160,7 @@ def service_app() -> FastAPI:
     name = os.environ[SERVICE_ENV]
     platform = platform_settings()
     _configure(name, platform)
+    require_distributed_settings(platform, kafka=True)
     redis = make_redis(platform)
     runtime = build_runtime(name, platform, transport=make_transport(platform, name),
                             revocations=make_revocations(platform, redis), redis=redis)
@@ -164,6 +186,7 @@ def gateway_app() -> FastAPI:
     """The gateway alone, proxying to the services named in AMAZONLITE_GATEWAY_UPSTREAMS."""
     platform = platform_settings()
     _configure("gateway", platform)
+    require_distributed_settings(platform, kafka=False)
     urls = parse_upstreams(os.environ.get(UPSTREAMS_ENV, ""))
     unknown = set(urls) - set(SERVICE_NAMES)
     if unknown:
