@@ -207,6 +207,20 @@ class TestLogout:
             assert await restarted.runtime.revocations.is_revoked(jti)
             assert not await restarted.runtime.revocations.is_revoked(uuid.uuid4().hex)
 
+    async def test_concurrent_logouts_with_one_access_token_all_succeed(
+            self, any_database_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            async with svc.client() as client:
+                session = await signed_up_and_logged_in(client)
+            jti = jwt.decode(session["access_token"], options={"verify_signature": False})["jti"]
+            for _ in range(3):
+                async with svc.client(user_id=session["user_id"], roles=("customer",), token_id=jti) as user:
+                    answers = await asyncio.gather(*(
+                        user.post("/api/v1/auth/logout", json={"refresh_token": session["refresh_token"]})
+                        for _ in range(4)))
+                assert [a.status_code for a in answers] == [204] * 4, [a.text for a in answers]
+            assert await svc.runtime.revocations.is_revoked(jti)
+
     async def test_does_not_revoke_another_users_session(self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
             async with svc.client() as client:

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.services.auth.models import (
@@ -94,9 +95,16 @@ class RevokedAccessTokenRepository:
     async def get(self, jti: str) -> RevokedAccessToken | None:
         return await self.session.scalar(select(RevokedAccessToken).where(RevokedAccessToken.jti == jti))
 
-    async def add(self, revoked: RevokedAccessToken) -> None:
-        self.session.add(revoked)
-        await self.session.flush()
+    async def add_if_absent(self, revoked: RevokedAccessToken) -> None:
+        """Record the revocation unless it is already recorded; a concurrent logout of the same token
+        that wins the insert makes this one a no-op (a savepoint keeps the transaction usable)."""
+        if await self.get(revoked.jti) is not None:
+            return
+        try:
+            async with self.session.begin_nested():
+                self.session.add(revoked)
+        except IntegrityError:
+            pass
 
     async def unexpired(self, now: dt.datetime) -> Sequence[RevokedAccessToken]:
         return (await self.session.scalars(

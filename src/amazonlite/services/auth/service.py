@@ -170,10 +170,8 @@ async def logout(session: AsyncSession, principal: Principal, *, refresh_token: 
         log.info("auth.user_logged_out", user_id=principal.user_id, family_id=str(token.family_id))
     if principal.token_id is None or principal.token_expires_at is None:
         return
-    revoked = RevokedAccessTokenRepository(session)
-    if await revoked.get(principal.token_id) is None:
-        await revoked.add(RevokedAccessToken(
-            jti=principal.token_id, expires_at=dt.datetime.fromtimestamp(principal.token_expires_at, dt.UTC)))
+    await RevokedAccessTokenRepository(session).add_if_absent(RevokedAccessToken(
+        jti=principal.token_id, expires_at=dt.datetime.fromtimestamp(principal.token_expires_at, dt.UTC)))
 
 
 async def unexpired_revocations(session: AsyncSession) -> list[tuple[str, int]]:
