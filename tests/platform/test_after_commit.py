@@ -19,10 +19,14 @@ class TestAfterCommit:
             after_commit(session, note)
             assert ran == []
         assert ran == ["ran"]
-        with pytest.raises(RuntimeError):
+
+        async def failing_request() -> None:
             async with db.session(tenant_id="acme") as session:
                 after_commit(session, note)
                 raise RuntimeError("the request failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_request()
         assert ran == ["ran"]
         await db.dispose()
 

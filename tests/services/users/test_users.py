@@ -28,6 +28,15 @@ class TestProfileFromRegistration:
 
 
 class TestMe:
+    async def test_a_blank_name_is_refused_and_the_name_kept(self, sqlite_url: str, tmp_path: Path) -> None:
+        user_id = uuid.uuid4()
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await svc.deliver(registered(user_id))
+            async with svc.client(user_id=user_id, roles=("customer",)) as client:
+                response = await client.patch("/api/v1/users/me", json={"name": "   "})
+                assert response.status_code == 422, response.text
+                assert (await client.get("/api/v1/users/me")).json()["name"] == "Ada"
+
     async def test_update_name_and_locale(self, sqlite_url: str, tmp_path: Path) -> None:
         user_id = uuid.uuid4()
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc:

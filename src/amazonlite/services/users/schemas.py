@@ -4,7 +4,16 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 UserId = uuid.UUID
 AddressId = uuid.UUID
@@ -24,7 +33,7 @@ class UserProfile(BaseModel):
 class UserProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
 
 
@@ -63,9 +72,9 @@ Country = Annotated[str, BeforeValidator(_upper), Field(min_length=2, max_length
                     AfterValidator(_assigned_country)]
 Phone = Annotated[str, Field(max_length=PHONE_MAX, pattern=r"^\+?[0-9][0-9 ()-]{6,20}$", examples=["+91 98765 43210"])]
 PostalCode = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
-RecipientName = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
-Line = Annotated[str, Field(min_length=1, max_length=LINE_MAX)]
-Place = Annotated[str, Field(min_length=1, max_length=100)]
+RecipientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX)]
+Place = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class Address(BaseModel):
