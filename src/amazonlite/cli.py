@@ -72,13 +72,16 @@ def _migrate(names: list[str]) -> None:
             progress.update(task, description=f"Migrated {name}", completed=1, total=1)
 
 
-def _seed(tenant: str) -> None:
+def _refuse_demo_in_production() -> None:
     from amazonlite.platform.config import Environment
-    from amazonlite.topology import seed
 
     if platform_settings().environment is Environment.PRODUCTION:
-        console.print("[red]Refusing to load demo data (known passwords) in production.[/]")
+        console.print("[red]Refusing to load demo data (accounts with known passwords) in production.[/]")
         raise typer.Exit(1)
+
+
+def _seed(tenant: str) -> None:
+    from amazonlite.topology import seed
 
     with _progress() as progress:
         task = progress.add_task(f"Loading demo data into tenant {tenant!r}", total=None)
@@ -95,6 +98,8 @@ def up(
 ) -> None:
     """Start the whole platform in one process (embedded topology): migrate, seed, serve."""
     _use_data_dir(data_dir)
+    if demo:
+        _refuse_demo_in_production()
     _migrate(list(SERVICE_NAMES))
     if demo:
         _seed(DEFAULT_TENANT)
@@ -175,6 +180,7 @@ def seed_command(tenant: Annotated[str, typer.Option(help="Tenant to load the de
     """Load the demo catalog and demo accounts (idempotent)."""
     _use_data_dir(data_dir)
     validate_tenant_id(tenant)
+    _refuse_demo_in_production()
     _migrate(list(SERVICE_NAMES))
     _seed(tenant)
 
