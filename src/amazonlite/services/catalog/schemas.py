@@ -5,12 +5,14 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
+    AllowInfNan,
     AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StringConstraints,
     UrlConstraints,
@@ -27,22 +29,38 @@ ProductSort = Literal["newest", "price_asc", "price_desc", "name"]
 MAX_VARIANTS = 100
 MAX_MONEY = 10**13  # minor units; far above any real price, well inside a BIGINT
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+NAME_LENGTH = 200  # the columns' lengths, which a cursor's name is held to as well
+SHORT_NAME_LENGTH = 120
+
+
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+# Every free-text string of the API: PostgreSQL cannot store NUL in text, and no client means one.
+Text = Annotated[str, AfterValidator(_without_nul)]
+
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH)]
+ShortName = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=SHORT_NAME_LENGTH)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
 ShortSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=140)]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Description = Annotated[str, StringConstraints(max_length=10_000)]
+Description = Annotated[Text, StringConstraints(max_length=10_000)]
 MediaUrl = Annotated[AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"], host_required=True)]
 
-AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-AttributeScalar = Annotated[str, StringConstraints(max_length=500)] | StrictBool | StrictInt | StrictFloat
+# JSON has no NaN or Infinity: PostgreSQL and MariaDB refuse them and SQLite would store invalid JSON.
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+
+AttributeKey = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+AttributeScalar = Annotated[Text, StringConstraints(max_length=500)] | StrictBool | StrictInt | FiniteFloat
 AttributeValue = AttributeScalar | Annotated[list[AttributeScalar], Field(max_length=50)]
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=50)]
 
-OptionKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-OptionValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+OptionKey = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+OptionValue = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Options = Annotated[dict[OptionKey, OptionValue], Field(max_length=10)]
 
 
@@ -57,7 +75,7 @@ class MediaIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: MediaUrl
-    alt: Annotated[str, StringConstraints(max_length=300)] = ""
+    alt: Annotated[Text, StringConstraints(max_length=300)] = ""
 
 
 class VariantIn(BaseModel):

@@ -40,6 +40,9 @@ from amazonlite.services.catalog.repository import (
     ProductRepository,
 )
 from amazonlite.services.catalog.schemas import (
+    MAX_MONEY,
+    NAME_LENGTH,
+    SHORT_NAME_LENGTH,
     BrandCreate,
     BrandUpdate,
     CategoryCreate,
@@ -98,11 +101,53 @@ async def _flush(session: AsyncSession, otherwise: AppError | None = None) -> No
         raise (otherwise or CatalogConflict()) from exc
 
 
-def _uuid(value: Any) -> uuid.UUID:
+# Cursors ----------------------------------------------------------------------------------------
+# A cursor comes back from the client: each value is checked as strictly as a request body, so that
+# nothing we would never have issued reaches the database (where it could overflow or be refused).
+
+CURSOR_EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+CURSOR_LATEST = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
+
+
+def _not_ours() -> InvalidCursor:
+    return InvalidCursor("Use the next_cursor of a previous page")
+
+
+def _cursor_id(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise _not_ours()
     try:
-        return uuid.UUID(str(value))
+        return uuid.UUID(value)
     except ValueError as exc:
-        raise InvalidCursor("Use the next_cursor of a previous page") from exc
+        raise _not_ours() from exc
+
+
+def _cursor_text(value: Any, *, max_length: int) -> str:
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise _not_ours()
+    return value
+
+
+def _cursor_moment(value: Any) -> dt.datetime:
+    """An ISO 8601 time with an offset, as UTC, within the years a row of ours can carry."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise _not_ours()
+    try:
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise _not_ours()
+        moment = moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:  # not a time, or one that leaves the calendar in UTC
+        raise _not_ours() from exc
+    if not CURSOR_EARLIEST <= moment < CURSOR_LATEST:
+        raise _not_ours()
+    return moment
+
+
+def _cursor_money(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_MONEY:
+        raise _not_ours()
+    return value
 
 
 # Categories -------------------------------------------------------------------------------------
@@ -111,9 +156,7 @@ def _name_cursor_after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
     if cursor is None:
         return None
     name, last_id = decode_cursor(cursor, length=2)
-    if not isinstance(name, str):
-        raise InvalidCursor("Use the next_cursor of a previous page")
-    return name, _uuid(last_id)
+    return _cursor_text(name, max_length=SHORT_NAME_LENGTH), _cursor_id(last_id)
 
 
 def _name_page(rows: Sequence[T], limit: int) -> tuple[Sequence[T], str | None]:
@@ -276,25 +319,16 @@ def _sort_after(sort: ProductSort, cursor: str | None) -> tuple[Any, uuid.UUID] 
     made_for, value, last_id = decode_cursor(cursor, length=3)
     if made_for != sort:
         raise InvalidCursor("This cursor belongs to another sort order; start again without a cursor")
-    key = _cursor_key(sort, value)
-    if key is None:
-        raise InvalidCursor("Use the next_cursor of a previous page")
-    return key, _uuid(last_id)
+    return _cursor_key(sort, value), _cursor_id(last_id)
 
 
 def _cursor_key(sort: ProductSort, value: Any) -> Any:
-    """The sort key a cursor carries, typed as the column compares it; None when it does not fit."""
+    """The sort key a cursor carries, typed as the column compares it; InvalidCursor when it does not fit."""
     if sort == "newest":
-        if not isinstance(value, str):
-            return None
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return moment if moment.tzinfo is not None else None
+        return _cursor_moment(value)
     if sort == "name":
-        return value if isinstance(value, str) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return _cursor_text(value, max_length=NAME_LENGTH)
+    return _cursor_money(value)
 
 
 async def list_products(session: AsyncSession, filters: ProductFilter, *, sort: ProductSort, limit: int,
