@@ -41,10 +41,11 @@ class TestCategories:
                            "category-not-found")
             assert names(await api.get("/api/v1/categories")) == ["Home & Kitchen"]
 
-    async def test_slug_conflicts_are_409(self, sqlite_url: str, tmp_path: Path) -> None:
+    async def test_a_chosen_slug_that_is_taken_is_409(self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc, admin(svc) as api:
             books = (await api.post("/api/v1/categories", json={"name": "Books"})).json()
-            assert_problem(await api.post("/api/v1/categories", json={"name": "Books"}), 409, "duplicate-slug")
+            assert_problem(await api.post("/api/v1/categories", json={"name": "Novels", "slug": "books"}),
+                           409, "duplicate-slug")
             comics = (await api.post("/api/v1/categories", json={"name": "Comics"})).json()
             assert_problem(await api.patch(f"/api/v1/categories/{comics['id']}", json={"slug": books["slug"]}),
                            409, "duplicate-slug")
@@ -105,7 +106,8 @@ class TestBrands:
             assert created.status_code == 201, created.text
             brand = created.json()
             assert brand["slug"] == "hearth-co"
-            assert_problem(await api.post("/api/v1/brands", json={"name": "Hearth Co"}), 409, "duplicate-slug")
+            assert_problem(await api.post("/api/v1/brands", json={"name": "Hearth", "slug": "hearth-co"}),
+                           409, "duplicate-slug")
             other = (await api.post("/api/v1/brands", json={"name": "Kosha", "slug": "kosha-living"})).json()
             assert other["slug"] == "kosha-living"
 
@@ -122,3 +124,22 @@ class TestBrands:
             assert (await api.delete(f"/api/v1/brands/{other['id']}")).status_code == 204
             assert_problem(await api.delete(f"/api/v1/brands/{other['id']}"), 404, "brand-not-found")
             assert names(await api.get("/api/v1/brands")) == ["Hearth and Co"]
+
+
+class TestDerivedSlugs:
+    async def test_a_name_whose_slug_is_taken_gets_the_next_free_one(self, any_database_url: str,
+                                                                      tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc, admin(svc) as api:
+            for listing, fallback in (("/api/v1/categories", "category"), ("/api/v1/brands", "brand")):
+                made = [await api.post(listing, json={"name": name})
+                        for name in ("Café", "Cafe", "CAFE!", "日本", "😀😀", "Ελλάδα")]
+                assert [r.status_code for r in made] == [201] * 6, [r.text for r in made]
+                assert [r.json()["slug"] for r in made] == [
+                    "cafe", "cafe-2", "cafe-3", fallback, f"{fallback}-2", f"{fallback}-3"]
+                # a slug the client chose is never renamed: taken means 409
+                assert_problem(await api.post(listing, json={"name": "Kaffee", "slug": "cafe-2"}),
+                               409, "duplicate-slug")
+                # a long name keeps room for the suffix within the 140 characters of a slug
+                long = [(await api.post(listing, json={"name": "x" * 120})).json()["slug"] for _ in range(2)]
+                assert long[1] == long[0] + "-2"
+                assert all(len(slug) <= 140 for slug in long)

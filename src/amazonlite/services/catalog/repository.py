@@ -44,6 +44,11 @@ class CategoryRepository:
     async def get(self, category_id: uuid.UUID) -> Category | None:
         return await self.session.scalar(select(Category).where(Category.id == category_id))
 
+    async def slugs_like(self, base: str) -> set[str]:
+        """`base` and every `base-<suffix>` slug in use (a slug is [a-z0-9-]: no LIKE wildcards)."""
+        query = select(Category.slug).where(or_(Category.slug == base, Category.slug.like(f"{base}-%")))
+        return set((await self.session.scalars(query)).all())
+
     async def slug_taken(self, slug: str, *, other_than: uuid.UUID | None = None) -> bool:
         query = select(Category.id).where(Category.slug == slug)
         if other_than is not None:
@@ -82,6 +87,11 @@ class BrandRepository:
 
     async def get(self, brand_id: uuid.UUID) -> Brand | None:
         return await self.session.scalar(select(Brand).where(Brand.id == brand_id))
+
+    async def slugs_like(self, base: str) -> set[str]:
+        """`base` and every `base-<suffix>` slug in use (a slug is [a-z0-9-]: no LIKE wildcards)."""
+        query = select(Brand.slug).where(or_(Brand.slug == base, Brand.slug.like(f"{base}-%")))
+        return set((await self.session.scalars(query)).all())
 
     async def slug_taken(self, slug: str, *, other_than: uuid.UUID | None = None) -> bool:
         query = select(Brand.id).where(Brand.slug == slug)

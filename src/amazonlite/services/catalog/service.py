@@ -60,6 +60,7 @@ log = structlog.get_logger("amazonlite.catalog")
 T = TypeVar("T", Category, Brand)
 
 PRODUCT_SLUG_BASE_LENGTH = 180  # leaves room for a "-<n>" suffix under the 200 of a slug
+SHORT_SLUG_BASE_LENGTH = 130  # the same under the 140 of a category's or brand's slug
 
 
 # Slugs ------------------------------------------------------------------------------------------
@@ -83,6 +84,12 @@ def _first_free(base: str, taken: Collection[str]) -> str:
 async def _free_product_slug(products: ProductRepository, name: str) -> str:
     base = slugify(name) or "product"
     return _first_free(base, await products.slugs_like(base))
+
+
+async def _free_short_slug(repository: CategoryRepository | BrandRepository, name: str, fallback: str) -> str:
+    """A category's or brand's slug derived from its name, with a suffix when the plain one is taken."""
+    base = slugify(name, max_length=SHORT_SLUG_BASE_LENGTH) or fallback
+    return _first_free(base, await repository.slugs_like(base))
 
 
 # Writes -----------------------------------------------------------------------------------------
@@ -182,9 +189,12 @@ async def _existing_category(categories: CategoryRepository, category_id: uuid.U
 
 async def create_category(session: AsyncSession, data: CategoryCreate) -> Category:
     categories = CategoryRepository(session)
-    slug = data.slug or slugify(data.name, max_length=140) or "category"
-    if await categories.slug_taken(slug):
-        raise DuplicateSlug(f"A category already has the slug {slug!r}")
+    if data.slug is None:
+        slug = await _free_short_slug(categories, data.name, "category")
+    elif await categories.slug_taken(data.slug):
+        raise DuplicateSlug(f"A category already has the slug {data.slug!r}")
+    else:
+        slug = data.slug
     if data.parent_id is not None and await categories.get(data.parent_id) is None:
         raise UnknownCategory("The parent category does not exist")
     category = categories.add(Category(name=data.name, slug=slug, parent_id=data.parent_id))
@@ -266,9 +276,12 @@ async def _existing_brand(brands: BrandRepository, brand_id: uuid.UUID) -> Brand
 
 async def create_brand(session: AsyncSession, data: BrandCreate) -> Brand:
     brands = BrandRepository(session)
-    slug = data.slug or slugify(data.name, max_length=140) or "brand"
-    if await brands.slug_taken(slug):
-        raise DuplicateSlug(f"A brand already has the slug {slug!r}")
+    if data.slug is None:
+        slug = await _free_short_slug(brands, data.name, "brand")
+    elif await brands.slug_taken(data.slug):
+        raise DuplicateSlug(f"A brand already has the slug {data.slug!r}")
+    else:
+        slug = data.slug
     brand = brands.add(Brand(name=data.name, slug=slug))
     await _flush(session)
     log.info("catalog.brand_created", brand_id=str(brand.id))
