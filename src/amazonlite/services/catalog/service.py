@@ -4,7 +4,7 @@ import datetime as dt
 import re
 import unicodedata
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 import structlog
@@ -94,18 +94,48 @@ async def _free_short_slug(repository: CategoryRepository | BrandRepository, nam
 
 # Writes -----------------------------------------------------------------------------------------
 
+# The unique constraints by the names the metadata's naming convention gives them (as created by
+# the migration), each with the problem a concurrent request that took the value first is told.
+_UNIQUE_CONFLICTS: dict[str, Callable[[], AppError]] = {
+    "uq_variants_tenant_id_sku": lambda: DuplicateSku("A SKU of this product was taken by a concurrent change"),
+    **dict.fromkeys(
+        ("uq_products_tenant_id_slug", "uq_categories_tenant_id_slug", "uq_brands_tenant_id_slug"),
+        lambda: DuplicateSlug("The slug was taken by a concurrent change"),
+    ),
+}
+
+_MYSQL_KEY = re.compile(r"for key '(?:[^']*\.)?([^'.]+)'$")  # the key's name ends MariaDB's message
+_SQLITE_UNIQUE = "UNIQUE constraint failed: "  # then "table.column, table.column": no values
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint the database enforced, read from where each driver puts it and
+    never from the values its message quotes (a slug may well contain "sku")."""
+    error = exc.orig
+    if error is None:
+        return None
+    name = getattr(error.__cause__, "constraint_name", None)  # asyncpg, under SQLAlchemy's adapter
+    if isinstance(name, str):
+        return name
+    message = str(error.args[-1]) if error.args else ""
+    if found := _MYSQL_KEY.search(message):
+        return found.group(1)
+    if message.startswith(_SQLITE_UNIQUE):  # SQLite names the columns: the convention gives the name
+        columns = [part.partition(".") for part in message.removeprefix(_SQLITE_UNIQUE).split(", ")]
+        tables = {table for table, _, _ in columns}
+        if len(tables) == 1:
+            return f"uq_{tables.pop()}_{'_'.join(column for _, _, column in columns)}"
+    return None
+
+
 async def _flush(session: AsyncSession, otherwise: AppError | None = None) -> None:
     """Flush; a unique or foreign-key violation that a concurrent request slipped past our checks
     becomes a 409 problem, never a 500."""
     try:
         await session.flush()
     except IntegrityError as exc:
-        message = str(exc.orig).lower()
-        if "sku" in message:
-            raise DuplicateSku("A SKU of this product was taken by a concurrent change") from exc
-        if "slug" in message:
-            raise DuplicateSlug("The slug was taken by a concurrent change") from exc
-        raise (otherwise or CatalogConflict()) from exc
+        conflict = _UNIQUE_CONFLICTS.get(violated_constraint(exc) or "")
+        raise (conflict() if conflict else otherwise or CatalogConflict()) from exc
 
 
 # Cursors ----------------------------------------------------------------------------------------
