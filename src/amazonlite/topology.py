@@ -31,7 +31,7 @@ from amazonlite.platform.service import ServiceModule, ServiceRuntime, create_se
 from amazonlite.platform.tracing import configure_tracing
 
 # Every service, in the order they start and are seeded.
-SERVICE_NAMES: tuple[str, ...] = ("auth", "users", "catalog")
+SERVICE_NAMES: tuple[str, ...] = ("tenants", "auth", "users", "catalog")
 SERVICE_ENV = "AMAZONLITE_SERVICE"
 UPSTREAMS_ENV = "AMAZONLITE_GATEWAY_UPSTREAMS"
 # Where a service process finds the others: `auth=http://auth:8001,catalog=http://catalog:8003`.

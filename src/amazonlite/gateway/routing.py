@@ -27,6 +27,7 @@ ROUTES: Mapping[str, str] = MappingProxyType({
     "/api/v1/products": "catalog",
     "/api/v1/categories": "catalog",
     "/api/v1/brands": "catalog",
+    "/api/v1/admin/tenants": "tenants",
 })
 
 API_PREFIX = "/api/"

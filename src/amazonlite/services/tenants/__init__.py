@@ -1,0 +1,1 @@
+"""Tenants: the registry of tenants and their settings (currency, tax, rate limits, feature flags)."""

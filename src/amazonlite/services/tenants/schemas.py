@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+
+from amazonlite.platform.tenancy import TENANT_PATTERN
+
+NAME_MAX = 200
+FLAG_MAX = 64
+MAX_FLAGS = 100
+MAX_PER_MINUTE = 1_000_000
+
+TenantStatus = Literal["active", "suspended"]
+
+
+def _tenant_id(value: str) -> str:
+    # The kernel's rule for tenant ids (`platform.tenancy.validate_tenant_id`), as a validation error.
+    if not TENANT_PATTERN.fullmatch(value):
+        raise ValueError("a tenant id is 1-64 lowercase letters, digits and inner hyphens")
+    return value
+
+
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+TenantId = Annotated[str, StringConstraints(max_length=64), AfterValidator(_tenant_id)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+                 AfterValidator(_without_nul)]
+# ISO 4217 alphabetic code (three capital letters).
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+TaxRateBp = Annotated[int, Field(ge=0, le=10_000, strict=True, description="Tax rate in basis points (1800 = 18%)")]
+PerMinute = Annotated[int, Field(ge=1, le=MAX_PER_MINUTE, strict=True)]
+FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+FeatureFlags = Annotated[dict[FlagName, StrictBool], Field(max_length=MAX_FLAGS)]
+
+DEFAULT_CURRENCY = "INR"
+DEFAULT_TENANT_PER_MINUTE = 6_000
+DEFAULT_CLIENT_PER_MINUTE = 600
+
+
+class RateLimits(BaseModel):
+    """Requests per minute the gateway admits: for the whole tenant, and for one client of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_per_minute: PerMinute = DEFAULT_TENANT_PER_MINUTE
+    client_per_minute: PerMinute = DEFAULT_CLIENT_PER_MINUTE
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: TenantId
+    name: Name
+    currency: Currency = DEFAULT_CURRENCY
+    tax_rate_bp: TaxRateBp = 0
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    feature_flags: FeatureFlags = Field(default_factory=dict)
+
+
+class TenantUpdate(BaseModel):
+    """A partial update: only the fields given change. `feature_flags` replaces the whole map."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    currency: Currency | None = None
+    tax_rate_bp: TaxRateBp | None = None
+    rate_limits: RateLimits | None = None
+    feature_flags: FeatureFlags | None = None
+    status: TenantStatus | None = None
+
+
+class Tenant(BaseModel):
+    id: str
+    name: str
+    currency: str
+    tax_rate_bp: int
+    rate_limits: RateLimits
+    feature_flags: dict[str, bool]
+    status: TenantStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
