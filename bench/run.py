@@ -637,7 +637,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         if args.ceiling_only is None:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            # `amazonlite up` does not create a missing --data-dir (SQLite: "unable to open database file").
+            # Early versions of `amazonlite up` did not create a missing --data-dir.
             (workdir / "data").mkdir()
             platform = Server(SUBJECT, [sys.executable, "-m", "amazonlite.cli", "up", "--port", str(port),
                                         "--data-dir", str(workdir / "data")],
