@@ -56,9 +56,22 @@ async def scalar(svc: Harness, sql: str, **params: Any) -> Any:
         return await conn.scalar(text(sql), params)
 
 
-async def outbox_events(svc: Harness) -> list[dict[str, Any]]:
+REGISTERED = "user.registered.v1"
+EMAIL_REQUESTED = "notification.email.requested.v1"
+
+
+async def outbox_events(svc: Harness, topic: str | None = None) -> list[dict[str, Any]]:
+    """The events the service recorded, oldest first (only those of `topic` if given)."""
     async with svc.runtime.db.engine.connect() as conn:
         rows = (await conn.execute(
             text("SELECT topic, aggregate_id, tenant_id, envelope FROM outbox ORDER BY id"))).all()
     return [{"topic": r.topic, "aggregate_id": r.aggregate_id, "tenant_id": r.tenant_id,
-             "envelope": json.loads(r.envelope)} for r in rows]
+             "envelope": json.loads(r.envelope)} for r in rows if topic is None or r.topic == topic]
+
+
+async def mailed_token(svc: Harness, template: str, *, to: str = "ada@example.com") -> str:
+    """The token of the newest email of `template` sent to `to`, read from the outbox as the
+    notifications service would."""
+    mails = [e["envelope"]["payload"] for e in await outbox_events(svc, EMAIL_REQUESTED)]
+    [*_, newest] = [m for m in mails if m["template"] == template and m["to"] == to]
+    return str(newest["variables"]["token"])

@@ -18,6 +18,7 @@ from amazonlite.services.auth.settings import AuthSettings
 from amazonlite.services.auth.tasks import prune_expired
 from tests.services.auth.factories import (
     PASSWORD,
+    REGISTERED,
     log_in,
     outbox_events,
     scalar,
@@ -43,7 +44,8 @@ class TestCreateAdmin:
                 response = await log_in(client, email="root@example.com", password=ADMIN_PASSWORD)
                 assert response.status_code == 200
                 claims = await verified_claims(client, response.json()["access_token"])
-            [event] = await outbox_events(svc)
+            [event] = await outbox_events(svc)  # registered; no verification email for an operator's account
+            assert await scalar(svc, "SELECT email_verified FROM users") in (True, 1)
         assert (claims["sub"], claims["tenant"]) == (str(user_id), "acme")
         assert claims["roles"] == ["platform_admin", "tenant_admin"]
         assert event["envelope"]["payload"]["roles"] == ["platform_admin", "tenant_admin"]
@@ -59,7 +61,8 @@ class TestCreateAdmin:
                 response = await log_in(client, password=ADMIN_PASSWORD)
                 claims = await verified_claims(client, response.json()["access_token"])
             assert claims["roles"] == ["customer", "platform_admin", "tenant_admin"]
-            assert len(await outbox_events(svc)) == 1  # registered once, at signup
+            assert len(await outbox_events(svc, REGISTERED)) == 1  # registered once, at signup
+            assert await scalar(svc, "SELECT email_verified FROM users") in (True, 1)
 
     async def test_refuses_a_weak_password_or_a_bad_email(self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
@@ -77,6 +80,7 @@ class TestSeed:
             await SERVICE.seed(svc.runtime, "default")
             await SERVICE.seed(svc.runtime, "default")
             assert await scalar(svc, "SELECT count(*) FROM users") == len(DEMO_ACCOUNTS) == 2
+            assert await scalar(svc, "SELECT count(*) FROM users WHERE email_verified = :t", t=True) == 2
             events = await outbox_events(svc)
             assert sorted(e["envelope"]["payload"]["email"] for e in events) == sorted(a.email for a in DEMO_ACCOUNTS)
             async with svc.client() as client:

@@ -14,6 +14,7 @@ from amazonlite.platform.revocation import MemoryRevocationStore
 from amazonlite.services.auth.app import SERVICE
 from tests.services.auth.factories import (
     PASSWORD,
+    REGISTERED,
     log_in,
     outbox_events,
     problem_type,
@@ -34,7 +35,7 @@ class TestSignup:
             body = response.json()
             assert set(body) == {"id", "email", "name", "roles", "created_at"}
             assert (body["email"], body["name"], body["roles"]) == ("ada@example.com", "Ada Lovelace", ["customer"])
-            [event] = await outbox_events(svc)
+            [event] = await outbox_events(svc, REGISTERED)
         assert event["topic"] == "user.registered.v1"
         assert event["aggregate_id"] == body["id"]
         assert event["tenant_id"] == "default"
@@ -49,7 +50,7 @@ class TestSignup:
             assert again.status_code == 409
             assert problem_type(again) == "email-taken"
             assert await scalar(svc, "SELECT count(*) FROM users") == 1
-            assert len(await outbox_events(svc)) == 1
+            assert len(await outbox_events(svc, REGISTERED)) == 1
 
     @pytest.mark.parametrize(("password", "why"), [
         ("short-1", "at least 10"),
@@ -247,7 +248,7 @@ class TestMe:
                 response = await client.get("/api/v1/auth/me")
                 assert response.status_code == 200
                 assert response.json() == {"user_id": str(user_id), "tenant_id": "acme",
-                                           "roles": ["customer", "tenant_admin"]}
+                                           "roles": ["customer", "tenant_admin"], "email_verified": False}
             async with svc.client(tenant="acme") as anonymous:
                 assert (await anonymous.get("/api/v1/auth/me")).status_code == 401
 
@@ -268,7 +269,7 @@ class TestTenantIsolation:
             async with svc.client(tenant="acme") as acme:
                 assert (await log_in(acme, password="another-password-7")).status_code == 401
                 assert (await log_in(acme)).status_code == 200
-            events = await outbox_events(svc)
+            events = await outbox_events(svc, REGISTERED)
         assert [e["tenant_id"] for e in events] == ["acme", "globex"]
 
 
@@ -284,7 +285,7 @@ class TestOnEveryDatabase:
             assert (claims["sub"], claims["tenant"], claims["roles"]) == (session["user_id"], "default", ["customer"])
             assert problem_type(await refresh(client, session["refresh_token"])) == "refresh-token-reused"
             assert problem_type(await refresh(client, rotated.json()["refresh_token"])) == "refresh-token-reused"
-            [event] = await outbox_events(svc)
+            [event] = await outbox_events(svc, REGISTERED)
             assert event["envelope"]["payload"]["user_id"] == session["user_id"]
 
     async def test_two_signups_with_one_email_at_once_create_one_account(
@@ -294,7 +295,7 @@ class TestOnEveryDatabase:
                                              sign_up(client, email="Ada@Example.com"))
             assert sorted(r.status_code for r in responses) == [201, 409], [r.text for r in responses]
             assert await scalar(svc, "SELECT count(*) FROM users") == 1
-            assert len(await outbox_events(svc)) == 1
+            assert len(await outbox_events(svc, REGISTERED)) == 1
 
     async def test_one_token_refreshed_twice_at_once_succeeds_at_most_once(
             self, any_database_url: str, tmp_path: Path) -> None:

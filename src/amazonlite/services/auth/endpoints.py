@@ -6,24 +6,29 @@ from fastapi import APIRouter, Depends, Response, status
 
 from amazonlite.platform.errors import Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.service import RuntimeDep, SessionDep
-from amazonlite.services.auth import service
+from amazonlite.services.auth import recovery, service
 from amazonlite.services.auth.auth import CurrentUser
 from amazonlite.services.auth.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
+    InvalidToken,
     RefreshTokenReused,
     WeakPassword,
 )
 from amazonlite.services.auth.keys import KeyRing
 from amazonlite.services.auth.schemas import (
+    ForgotPasswordAccepted,
+    ForgotPasswordBody,
     JsonWebKeySet,
     LoginCredentials,
     Me,
     RefreshTokenBody,
+    ResetPasswordBody,
     TokenPair,
     User,
     UserCreate,
+    VerifyEmailBody,
 )
 from amazonlite.services.auth.settings import AuthSettings
 
@@ -44,8 +49,8 @@ SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=User,
              responses=problem_responses(EmailTaken, WeakPassword))
-async def signup(body: UserCreate, session: SessionDep) -> User:
-    return User.model_validate(await service.signup(session, body))
+async def signup(body: UserCreate, session: SessionDep, settings: SettingsDep) -> User:
+    return User.model_validate(await service.signup(session, settings, body))
 
 
 @router.post("/login", response_model=TokenPair, responses=problem_responses(InvalidCredentials, ValidationFailed))
@@ -71,8 +76,28 @@ async def logout(body: RefreshTokenBody, session: SessionDep, user: CurrentUser,
 
 
 @router.get("/me", response_model=Me, responses=problem_responses(Unauthorized))
-async def me(user: CurrentUser) -> Me:
-    return Me(user_id=str(user.user_id), tenant_id=user.tenant_id, roles=sorted(user.roles))
+async def me(user: CurrentUser, session: SessionDep) -> Me:
+    return await service.me(session, user)
+
+
+@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+             responses=problem_responses(InvalidToken, ValidationFailed))
+async def verify_email(body: VerifyEmailBody, session: SessionDep) -> None:
+    await recovery.verify_email(session, token=body.token)
+
+
+@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED, response_model=ForgotPasswordAccepted,
+             responses=problem_responses(ValidationFailed))
+async def forgot_password(body: ForgotPasswordBody, session: SessionDep,
+                          settings: SettingsDep) -> ForgotPasswordAccepted:
+    await recovery.forgot_password(session, settings, email=body.email)
+    return ForgotPasswordAccepted()
+
+
+@router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+             responses=problem_responses(InvalidToken, WeakPassword, ValidationFailed))
+async def reset_password(body: ResetPasswordBody, session: SessionDep) -> None:
+    await recovery.reset_password(session, token=body.token, password=body.password)
 
 
 @router.get("/jwks.json", response_model=JsonWebKeySet)

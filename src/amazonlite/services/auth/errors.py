@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from amazonlite.platform.errors import Conflict, Unauthorized, ValidationFailed
+from amazonlite.platform.errors import BadRequest, Conflict, Unauthorized, ValidationFailed
 
 
 class EmailTaken(Conflict):
@@ -35,3 +35,10 @@ class RefreshTokenReused(Unauthorized):
     type = "refresh-token-reused"
     title = "The refresh token was already used; its session is revoked"
     keeps_changes = True
+
+
+class InvalidToken(BadRequest):
+    """The same answer for an unknown, spent or expired verification or reset token."""
+
+    type = "invalid-token"
+    title = "The token is unknown, already used or expired"

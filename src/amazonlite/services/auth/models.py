@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from amazonlite.platform.db import UTC, IdPrimaryKey, Timestamps, service_metadata, utcnow
@@ -32,6 +32,9 @@ class User(TenantScoped, IdPrimaryKey, Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     roles: Mapped[list[str]] = mapped_column(JSON)
+    # Proven by a verification link (or by a password reset through the mailbox); accounts an
+    # operator creates (create-admin, demo data) start verified.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class RefreshTokenFamily(TenantScoped, IdPrimaryKey, Base):
@@ -70,6 +73,21 @@ class RevokedAccessToken(TenantScoped, Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
     revoked_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow)
+
+
+class EmailToken(TenantScoped, IdPrimaryKey, Base):
+    """A single-use token mailed to a user (verify the email, reset the password), stored only as
+    its SHA-256; spent (`used_at`) once presented, dead past `expires_at`."""
+
+    __tablename__ = "email_tokens"
+    __table_args__ = (UniqueConstraint("tenant_id", "token_hash"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTC, default=None)
 
 
 class SigningKey(Base):

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.services.auth.models import (
+    EmailToken,
     RefreshToken,
     RefreshTokenFamily,
     RevokedAccessToken,
@@ -81,10 +82,53 @@ class RefreshTokenRepository:
             .where(RefreshTokenFamily.id == family_id, RefreshTokenFamily.revoked_at.is_(None))
             .values(revoked_at=at).execution_options(synchronize_session=False))
 
+    async def revoke_user_families(self, user_id: uuid.UUID, at: dt.datetime) -> None:
+        """Revoke every live family of the user (all their sessions)."""
+        await self.session.execute(
+            update(RefreshTokenFamily)
+            .where(RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None))
+            .values(revoked_at=at).execution_options(synchronize_session=False))
+
     async def prune_expired(self, before: dt.datetime) -> None:
         await self.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < before)
                                    .execution_options(synchronize_session=False))
         await self.session.execute(delete(RefreshTokenFamily).where(RefreshTokenFamily.expires_at < before)
+                                   .execution_options(synchronize_session=False))
+
+
+class EmailTokenRepository:
+    """Single-use mailed tokens of the session's tenant."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, token: EmailToken) -> EmailToken:
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+    async def by_hash(self, token_hash: str, purpose: str) -> EmailToken | None:
+        return await self.session.scalar(
+            select(EmailToken).where(EmailToken.token_hash == token_hash, EmailToken.purpose == purpose))
+
+    async def spend(self, token_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Mark the token used if nobody has and it has not expired; False otherwise (a concurrent
+        request spent it first: this conditional update is what makes the token single-use)."""
+        result = await self.session.execute(
+            update(EmailToken)
+            .where(EmailToken.id == token_id, EmailToken.used_at.is_(None), EmailToken.expires_at > at)
+            .values(used_at=at).execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def spend_all(self, user_id: uuid.UUID, purpose: str, at: dt.datetime) -> None:
+        """Spend every outstanding token of the user for `purpose` (after a reset, older links die)."""
+        await self.session.execute(
+            update(EmailToken)
+            .where(EmailToken.user_id == user_id, EmailToken.purpose == purpose, EmailToken.used_at.is_(None))
+            .values(used_at=at).execution_options(synchronize_session=False))
+
+    async def prune_expired(self, before: dt.datetime) -> None:
+        await self.session.execute(delete(EmailToken).where(EmailToken.expires_at < before)
                                    .execution_options(synchronize_session=False))
 
 

@@ -65,6 +65,38 @@ class Me(BaseModel):
     user_id: str
     tenant_id: str
     roles: list[str]
+    email_verified: bool
+
+
+# Mailed tokens are 43 characters; anything far longer is not one of ours.
+EmailTokenValue = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class VerifyEmailBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: EmailTokenValue
+
+
+class ForgotPasswordBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class ForgotPasswordAccepted(BaseModel):
+    """The same answer whether or not an account has the email."""
+
+    detail: str = "If an account has this email, a password reset link is on its way"
+
+
+class ResetPasswordBody(BaseModel):
+    """The password policy is a domain rule (checked by the service)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: EmailTokenValue
+    password: str = Field(max_length=4096)
 
 
 class JsonWebKey(BaseModel):

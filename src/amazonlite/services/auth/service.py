@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from amazonlite.contracts import UserRegisteredV1
 from amazonlite.platform.db import utcnow
 from amazonlite.platform.outbox import record_event
 from amazonlite.platform.security import Principal, Role
-from amazonlite.services.auth import keys, passwords
+from amazonlite.services.auth import keys, passwords, recovery
 from amazonlite.services.auth.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -32,23 +32,19 @@ from amazonlite.services.auth.models import (
     SigningKey,
     User,
 )
+from amazonlite.services.auth.recovery import token_digest
 from amazonlite.services.auth.repository import (
     RefreshTokenRepository,
     RevokedAccessTokenRepository,
     SigningKeyRepository,
     UserRepository,
 )
-from amazonlite.services.auth.schemas import TokenPair, UserCreate
+from amazonlite.services.auth.schemas import Me, TokenPair, UserCreate
 from amazonlite.services.auth.settings import AuthSettings
 
 log = structlog.get_logger("amazonlite.auth")
 
 ADMIN_ROLES = (Role.PLATFORM_ADMIN.value, Role.TENANT_ADMIN.value)
-
-
-def token_digest(token: str) -> str:
-    """How an opaque token is stored: its SHA-256 (it carries 256 random bits; a fast hash suffices)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_password_policy(password: str, email: str) -> None:
@@ -60,12 +56,13 @@ def check_password_policy(password: str, email: str) -> None:
 # Accounts ------------------------------------------------------------------------------------
 
 async def _create_user(session: AsyncSession, *, email: str, password: str, name: str,
-                       roles: Sequence[str]) -> User:
+                       roles: Sequence[str], email_verified: bool) -> User:
     """Insert a user and record `user.registered.v1` in the same transaction."""
     users = UserRepository(session)
     if await users.by_email(email) is not None:
         raise EmailTaken(f"An account with the email {email} already exists")
-    user = User(email=email, name=name, password_hash=await passwords.hash_password(password), roles=list(roles))
+    user = User(email=email, name=name, password_hash=await passwords.hash_password(password), roles=list(roles),
+                email_verified=email_verified)
     try:
         await users.add(user)
     except IntegrityError as exc:  # a concurrent signup with the same email won the race
@@ -76,10 +73,13 @@ async def _create_user(session: AsyncSession, *, email: str, password: str, name
     return user
 
 
-async def signup(session: AsyncSession, body: UserCreate) -> User:
+async def signup(session: AsyncSession, settings: AuthSettings, body: UserCreate) -> User:
+    """Create a customer and, in the same transaction, the email with its verification link."""
     check_password_policy(body.password, body.email)
-    return await _create_user(session, email=body.email, password=body.password, name=body.name,
-                              roles=[Role.CUSTOMER.value])
+    user = await _create_user(session, email=body.email, password=body.password, name=body.name,
+                              roles=[Role.CUSTOMER.value], email_verified=False)
+    await recovery.mail_token(session, settings, user, recovery.Purpose.VERIFY_EMAIL)
+    return user
 
 
 async def create_or_promote_admin(session: AsyncSession, *, email: str, password: str, name: str) -> uuid.UUID:
@@ -88,9 +88,11 @@ async def create_or_promote_admin(session: AsyncSession, *, email: str, password
     check_password_policy(password, email)
     user = await UserRepository(session).by_email(email)
     if user is None:
-        user = await _create_user(session, email=email, password=password, name=name, roles=ADMIN_ROLES)
+        user = await _create_user(session, email=email, password=password, name=name, roles=ADMIN_ROLES,
+                                  email_verified=True)
         return user.id
     user.password_hash = await passwords.hash_password(password)
+    user.email_verified = True
     user.roles = [*user.roles, *(role for role in ADMIN_ROLES if role not in user.roles)]
     await session.flush()
     log.info("auth.admin_promoted", user_id=str(user.id))
@@ -102,8 +104,17 @@ async def ensure_user(session: AsyncSession, *, email: str, password: str, name:
     """Create the account unless its email exists (demo data: no password policy). True if created."""
     if await UserRepository(session).by_email(email) is not None:
         return False
-    await _create_user(session, email=email, password=password, name=name, roles=roles)
+    await _create_user(session, email=email, password=password, name=name, roles=roles, email_verified=True)
     return True
+
+
+async def me(session: AsyncSession, principal: Principal) -> Me:
+    """The signed-in principal, with whether its account's email is verified (false if the account is gone)."""
+    user = None
+    with contextlib.suppress(ValueError, TypeError):
+        user = await UserRepository(session).get(uuid.UUID(str(principal.user_id)))
+    return Me(user_id=str(principal.user_id), tenant_id=principal.tenant_id, roles=sorted(principal.roles),
+              email_verified=bool(user and user.email_verified))
 
 
 # Tokens --------------------------------------------------------------------------------------
@@ -185,6 +196,7 @@ async def prune_expired(session: AsyncSession) -> None:
     now = utcnow()
     await RevokedAccessTokenRepository(session).prune_expired(now)
     await RefreshTokenRepository(session).prune_expired(now - dt.timedelta(days=1))
+    await recovery.prune_expired(session, now - dt.timedelta(days=1))
 
 
 # Signing keys --------------------------------------------------------------------------------

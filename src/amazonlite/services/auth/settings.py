@@ -19,6 +19,9 @@ class AuthSettings(ServiceSettings):
     # Access tokens are short-lived by design: a stolen one is useful for at most this long.
     access_ttl_seconds: int = Field(default=900, ge=30, le=900)
     refresh_ttl_days: int = Field(default=30, ge=1, le=365)
+    # Lifetimes of the single-use tokens mailed for email verification and password reset.
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=1, le=30 * 86400)
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=1, le=86400)
     # Encrypts the signing keys' private halves at rest (AES-GCM under a key derived from it).
     key_encryption_secret: str = ""
     # The platform's environment (the same variable `PlatformSettings` reads).
