@@ -21,6 +21,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from amazonlite.platform.config import PlatformSettings
@@ -133,7 +134,8 @@ def echo_app(name: str, platform: PlatformSettings, *, item_field: str = "sku") 
             "headers": [[k.decode(), v.decode()] for k, v in request.scope["headers"]],
             "principal": {"tenant": principal.tenant_id, "user_id": principal.user_id,
                           "roles": sorted(principal.roles), "token_id": principal.token_id,
-                          "token_expires_at": principal.token_expires_at, "caller": principal.caller},
+                          "token_expires_at": principal.token_expires_at, "caller": principal.caller,
+                          "client_address": principal.client_address},
         }
 
     return app
@@ -152,6 +154,37 @@ def auth_app(platform: PlatformSettings, keys: SigningKeys) -> FastAPI:
 
     # The catch-all echo route was registered first: put the JWKS route in front of it.
     app.router.routes.insert(0, app.router.routes.pop())
+    return app
+
+
+def tenant_settings(tenant_id: str, *, status: str = "active", tenant_per_minute: int = 6000,
+                    client_per_minute: int = 600) -> dict[str, Any]:
+    return {"id": tenant_id, "name": tenant_id.title(), "currency": "INR", "tax_rate_bp": 0,
+            "rate_limits": {"tenant_per_minute": tenant_per_minute, "client_per_minute": client_per_minute},
+            "feature_flags": {}, "status": status, "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z"}
+
+
+def tenants_app(platform: PlatformSettings, tenants: dict[str, dict[str, Any]]) -> FastAPI:
+    """The tenants service as far as the gateway cares: one tenant's settings, for platform admins.
+
+    `app.state.lookups` counts the reads; `app.state.failing = True` makes it answer 500."""
+    app = kernel_app("tenants", platform)
+    app.state.lookups = 0
+    app.state.failing = False
+
+    @app.get("/api/v1/admin/tenants/{tenant_id}")
+    async def read(tenant_id: str, request: Request) -> Any:
+        principal = verified_principal(request, "tenants")
+        app.state.lookups += 1
+        if app.state.failing:
+            return JSONResponse({"status": 500}, status_code=500)
+        if "platform_admin" not in principal.roles:
+            return JSONResponse({"status": 403}, status_code=403)
+        if tenant_id not in tenants:
+            return JSONResponse({"status": 404}, status_code=404)
+        return tenants[tenant_id]
+
     return app
 
 

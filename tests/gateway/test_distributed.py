@@ -84,7 +84,7 @@ class TestProxy:
                 slow = await client.get("/api/v1/products/slow")
                 fast = await client.get("/api/v1/products")
         assert slow.status_code == 504
-        assert slow.json()["type"].endswith("/gateway-timeout")
+        assert slow.json()["type"].endswith("/upstream-timeout")
         assert fast.status_code == 200
 
     async def test_a_signed_in_request_whose_auth_is_down_is_503(

@@ -13,18 +13,23 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
+from amazonlite.gateway.edge import ClientAddress, SecurityHeaders, docs_csp
 from amazonlite.gateway.openapi import TITLE, MergedOpenApi
-from amazonlite.gateway.proxy import GATEWAY, Upstream, UpstreamClient, make_client
-from amazonlite.gateway.routing import ROUTES, GatewayDispatch, RouteTable
+from amazonlite.gateway.proxy import GATEWAY, Fetched, Upstream, UpstreamClient, make_client
+from amazonlite.gateway.ratelimit import RateLimiter, storage_uri
+from amazonlite.gateway.routing import ROUTES, GatewayDispatch, RouteTable, Tenants
 from amazonlite.gateway.settings import GatewaySettings
+from amazonlite.gateway.tenants import GATEWAY_ADMIN, TENANT_PATH, TENANTS, StaticTenants, TenantDirectory
 from amazonlite.gateway.tokens import AccessTokenVerifier, CallerResolver, InternalTokenMinter, KeySet
 from amazonlite.platform.config import PlatformSettings
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
+from amazonlite.platform.resilience import DownstreamPolicy, ResilienceSettings
 from amazonlite.platform.revocation import RevocationStore
 from amazonlite.platform.security import InternalTokens
 from amazonlite.platform.service import ops_router
@@ -33,18 +38,34 @@ __all__ = ["ROUTES", "GatewaySettings", "Upstream", "create_gateway"]
 
 CORS_REQUEST_HEADERS = ["authorization", "content-type", "idempotency-key", "x-cart-id", "x-correlation-id",
                         "x-tenant-id", "traceparent", "tracestate"]
-CORS_RESPONSE_HEADERS = ["x-cart-id", "x-correlation-id", "location", "retry-after"]
+CORS_RESPONSE_HEADERS = ["x-cart-id", "x-correlation-id", "location", "retry-after", "ratelimit-limit",
+                         "ratelimit-remaining", "ratelimit-reset"]
 AUTH = "auth"
 JWKS_PATH = "/api/v1/auth/jwks.json"
+DOCS_PATH = "/docs"
+
+log = structlog.get_logger("amazonlite.gateway")
+
+
+def upstream_resilience(settings: GatewaySettings, base: ResilienceSettings | None = None) -> ResilienceSettings:
+    """The resilience of calls to one upstream: breaker and retries from `AMAZONLITE_RESILIENCE_*` (or
+    `base`), deadline and bulkhead from the gateway's settings."""
+    return (base or ResilienceSettings()).model_copy(update={
+        "timeout_seconds": settings.upstream_timeout_seconds,
+        "connect_timeout_seconds": settings.upstream_connect_timeout_seconds,
+        "bulkhead_max_concurrent": settings.upstream_max_concurrent,
+        "bulkhead_max_waiting": settings.upstream_max_waiting,
+    })
 
 
 def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *, revocations: RevocationStore,
-                   settings: GatewaySettings | None = None,
+                   settings: GatewaySettings | None = None, resilience: ResilienceSettings | None = None,
                    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
                    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()) -> FastAPI:
     """The gateway app: `/api/v1/...` routed by `ROUTES` to `upstreams`, plus health, metrics and docs.
 
     `on_startup` hooks run in order in the lifespan, `on_shutdown` hooks in reverse order.
+    `resilience` overrides the breaker and retry settings of every upstream (`upstream_resilience`).
     """
     settings = settings or GatewaySettings()
     names = [u.name for u in upstreams]
@@ -55,8 +76,14 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
     minter = InternalTokenMinter(tokens, ttl_seconds=platform.internal_token_ttl_seconds,
                                  reuse_fraction=settings.internal_token_reuse_fraction,
                                  cache_size=settings.internal_token_cache_size)
-    clients: dict[str, UpstreamClient] = {u.name: make_client(u, settings, minter.token) for u in upstreams}
+    per_upstream = upstream_resilience(settings, resilience)
+    clients: dict[str, UpstreamClient] = {
+        u.name: make_client(u, settings, minter.token, DownstreamPolicy(u.name, per_upstream, caller=GATEWAY))
+        for u in upstreams}
     table = RouteTable(ROUTES)
+    tenants = _tenants(clients, settings)
+    limiter = (RateLimiter(storage_uri(platform.redis_url), window_seconds=settings.rate_limit_window_seconds,
+                           key_prefix=platform.redis_prefix) if settings.rate_limit_enabled else None)
 
     async def fetch_jwks() -> Mapping[str, Any]:
         auth = clients.get(AUTH)
@@ -99,18 +126,37 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
     async def openapi() -> Response:
         return Response(orjson.dumps(await merged_openapi.document()), media_type="application/json")
 
-    @app.get("/docs", include_in_schema=False)
+    docs_page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} - docs")
+
+    @app.get(DOCS_PATH, include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} - docs")
+        return HTMLResponse(bytes(docs_page.body))
 
     app.add_middleware(GatewayDispatch, table=table, upstreams=clients, callers=CallerResolver(verifier),
-                       minter=minter)
+                       minter=minter, tenants=tenants, limiter=limiter,
+                       client_address=ClientAddress(settings.trusted_proxies))
     if settings.cors_allow_origins:
         # Bearer tokens, not cookies: no credentials mode. Preflights are answered here.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allow_origins, allow_methods=["*"],
                            allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_RESPONSE_HEADERS, max_age=600)
     app.add_middleware(EdgeMiddleware, service=GATEWAY, max_body_bytes=platform.max_body_bytes)
+    app.add_middleware(SecurityHeaders, csp_by_path={DOCS_PATH: docs_csp(bytes(docs_page.body).decode())},
+                       hsts_max_age=settings.hsts_max_age_seconds if settings.behind_tls else None)
     return app
+
+
+def _tenants(clients: Mapping[str, UpstreamClient], settings: GatewaySettings) -> Tenants:
+    upstream = clients.get(TENANTS)
+    if upstream is None:
+        log.warning("gateway.no_tenants_upstream",
+                    detail="every well-formed tenant id is admitted, with the default rate limits")
+        return StaticTenants(settings.default_tenant_per_minute, settings.default_client_per_minute)
+
+    async def fetch(tenant_id: str) -> Fetched:
+        return await upstream.fetch(TENANT_PATH.format(tenant=tenant_id), GATEWAY_ADMIN)
+
+    return TenantDirectory(fetch, ttl=settings.tenant_cache_seconds, unknown_ttl=settings.unknown_tenant_cache_seconds,
+                           max_entries=settings.tenant_cache_size)
 
 
 async def _upstream_ready(client: UpstreamClient, limit: float) -> dict[str, str]:

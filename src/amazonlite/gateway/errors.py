@@ -1,4 +1,9 @@
-"""The gateway's own problems; everything else is the upstream's answer, passed through."""
+"""The gateway's own problems; everything else is the upstream's answer, passed through.
+
+An upstream that cannot be reached, times out or breaks off its answer raises the kernel's
+resilience errors (`CircuitOpen`, `BulkheadFull`, `DownstreamUnavailable` 503, `DownstreamTimeout`
+504, `DownstreamFailed` 502: platform/resilience.py).
+"""
 
 from __future__ import annotations
 
@@ -18,21 +23,25 @@ class TenantMismatch(Forbidden):
     title = "The tenant header contradicts the access token"
 
 
-class UpstreamUnavailable(ServiceUnavailable):
-    pass
-
-
 class SigningKeysUnavailable(ServiceUnavailable):
     title = "Access tokens cannot be verified right now"
 
 
-class UpstreamTimeout(AppError):
-    status = 504
-    type = "gateway-timeout"
-    title = "A service took too long to answer"
+class UnknownTenant(NotFound):
+    type = "unknown-tenant"
+    title = "There is no such tenant"
 
 
-class BadGateway(AppError):
-    status = 502
-    type = "bad-gateway"
-    title = "A service gave an answer that could not be relayed"
+class TenantSuspended(Forbidden):
+    type = "tenant-suspended"
+    title = "The tenant is suspended"
+
+
+class TenantsUnavailable(ServiceUnavailable):
+    title = "The tenant's settings cannot be read right now"
+
+
+class RateLimited(AppError):
+    status = 429
+    type = "rate-limited"
+    title = "Too many requests"

@@ -5,6 +5,12 @@
   sockets). This is the hot path.
 - distributed: one pooled `httpx.AsyncClient` per upstream; the request is replayed (method, path,
   query, body, safe headers) and the answer streamed back without hop-by-hop headers.
+
+Each upstream has one `DownstreamPolicy` (platform/resilience.py): a remote request runs through
+`policy.call` (deadline; retries for idempotent requests; breaker; bulkhead), an embedded one through
+`policy.attempt()` (breaker and bulkhead; the answer's status judges it). A refused or failed call
+raises the kernel's `CircuitOpen`, `BulkheadFull`, `DownstreamUnavailable`, `DownstreamTimeout` or
+`DownstreamFailed`, which the dispatch answers as a problem.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ import httpx
 import orjson
 import structlog
 
-from amazonlite.gateway.errors import BadGateway, UpstreamTimeout, UpstreamUnavailable
 from amazonlite.gateway.settings import GatewaySettings
 from amazonlite.platform.context import CORRELATION_HEADER, current_correlation_id
 from amazonlite.platform.http import ASGIApp, Message, Receive, Scope, Send
+from amazonlite.platform.resilience import DownstreamPolicy, is_idempotent
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, Principal
 from amazonlite.platform.tenancy import DEFAULT_TENANT
 
@@ -71,28 +77,33 @@ class ClientDisconnected(Exception):
 
 class UpstreamClient(Protocol):
     name: str
+    policy: DownstreamPolicy
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
         """Relay the request with the gateway's `headers`; raise an `AppError` only before answering."""
 
-    async def fetch(self, path: str) -> Fetched:
-        """GET `path` as the gateway itself (an anonymous internal token for tenant `default`)."""
+    async def fetch(self, path: str, principal: Principal = ...) -> Fetched:
+        """GET `path` under the upstream's policy as the gateway itself (by default an anonymous
+        internal token for tenant `default`)."""
 
     async def readiness(self) -> dict[str, str]: ...
 
     async def aclose(self) -> None: ...
 
 
-def make_client(upstream: Upstream, settings: GatewaySettings, mint: MintToken) -> UpstreamClient:
+def make_client(upstream: Upstream, settings: GatewaySettings, mint: MintToken,
+                policy: DownstreamPolicy) -> UpstreamClient:
     if upstream.app is not None:
-        return EmbeddedUpstream(upstream.name, upstream.app, upstream.ready, mint)
+        return EmbeddedUpstream(upstream.name, upstream.app, upstream.ready, mint, policy)
     assert upstream.url is not None
-    return RemoteUpstream(upstream.name, upstream.url, settings, mint)
+    return RemoteUpstream(upstream.name, upstream.url, settings, mint, policy)
 
 
 class EmbeddedUpstream:
-    def __init__(self, name: str, app: ASGIApp, ready: Readiness | None, mint: MintToken) -> None:
+    def __init__(self, name: str, app: ASGIApp, ready: Readiness | None, mint: MintToken,
+                 policy: DownstreamPolicy) -> None:
         self.name = name
+        self.policy = policy
         self._app = app
         self._ready = ready
         self._mint = mint
@@ -104,42 +115,54 @@ class EmbeddedUpstream:
         child.pop("amazonlite.route", None)
         started = False
 
-        async def send_back(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                # The service's edge echoes the correlation id; the gateway's edge adds it once.
-                message["headers"] = [h for h in message.get("headers", ()) if h[0] != _CORRELATION]
-            await send(message)
+        async with self.policy.attempt() as attempt:
 
-        try:
-            await self._app(child, receive, send_back)
-        except Exception:
-            if not started:
-                raise
-            # The service already answered (its error handler logged and rendered the 500).
-            log.debug("gateway.embedded_error_after_response", upstream=self.name)
-        finally:
-            _back_in_gateway()
+            async def send_back(message: Message) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                    attempt.record_status(message["status"])
+                    # The service's edge echoes the correlation id; the gateway's edge adds it once.
+                    message["headers"] = [h for h in message.get("headers", ()) if h[0] != _CORRELATION]
+                await send(message)
 
-    async def fetch(self, path: str) -> Fetched:
+            try:
+                await self._app(child, receive, send_back)
+            except Exception:
+                if not started:
+                    raise
+                # The service already answered (its error handler logged and rendered the 500).
+                log.debug("gateway.embedded_error_after_response", upstream=self.name)
+            finally:
+                _back_in_gateway()
+
+    async def fetch(self, path: str, principal: Principal = _ANONYMOUS) -> Fetched:
         try:
-            return await call_asgi(self._app, "GET", path, _gateway_headers(self._mint(_ANONYMOUS, self.name)))
+            async with self.policy.attempt() as attempt:
+                answer = await call_asgi(self._app, "GET", path, _gateway_headers(self._mint(principal, self.name)))
+                attempt.record_status(answer.status)
+                return answer
         finally:
             _back_in_gateway()
 
     async def readiness(self) -> dict[str, str]:
         if self._ready is not None:
             return await self._ready()
-        return readiness_checks(await self.fetch("/health/ready"))
+        try:  # not through the policy: readiness reports the upstream's own state, not the breaker's
+            headers = _gateway_headers(self._mint(_ANONYMOUS, self.name))
+            return readiness_checks(await call_asgi(self._app, "GET", "/health/ready", headers))
+        finally:
+            _back_in_gateway()
 
     async def aclose(self) -> None:
         return None
 
 
 class RemoteUpstream:
-    def __init__(self, name: str, url: str, settings: GatewaySettings, mint: MintToken) -> None:
+    def __init__(self, name: str, url: str, settings: GatewaySettings, mint: MintToken,
+                 policy: DownstreamPolicy) -> None:
         self.name = name
+        self.policy = policy
         self.base_url = url.rstrip("/")
         self._settings = settings
         self._mint = mint
@@ -153,8 +176,8 @@ class RemoteUpstream:
             limits = httpx.Limits(max_connections=s.upstream_max_connections,
                                   max_keepalive_connections=s.upstream_max_keepalive_connections)
             self._client = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(limits=limits, retries=1),  # retries: connect failures only
-                timeout=httpx.Timeout(s.upstream_timeout_seconds, connect=s.upstream_connect_timeout_seconds),
+                transport=httpx.AsyncHTTPTransport(limits=limits),  # retries: the policy's
+                timeout=self.policy.httpx_timeout(),
                 follow_redirects=False,
             )
         return self._client
@@ -164,19 +187,17 @@ class RemoteUpstream:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string") or b""
         url = self.base_url + raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-        request = self.client.build_request(scope["method"], url, headers=_with_forwarded(scope, headers),
-                                            content=body)
-        try:
-            response = await self.client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            log.warning("gateway.upstream_unavailable", upstream=self.name, error=repr(exc))
-            raise UpstreamUnavailable(f"The {self.name} service is unavailable") from exc
-        except httpx.TimeoutException as exc:
-            log.warning("gateway.upstream_timeout", upstream=self.name, error=repr(exc))
-            raise UpstreamTimeout(f"The {self.name} service did not answer in time") from exc
-        except httpx.TransportError as exc:
-            log.warning("gateway.upstream_failed", upstream=self.name, error=repr(exc))
-            raise BadGateway(f"The {self.name} service broke off its answer") from exc
+        forwarded = _with_forwarded(scope, headers)
+
+        async def send_once() -> httpx.Response:
+            request = self.client.build_request(scope["method"], url, headers=forwarded, content=body)
+            return await self.client.send(request, stream=True)
+
+        async def discard(response: httpx.Response) -> None:
+            await response.aclose()
+
+        response = await self.policy.call(send_once, idempotent=is_idempotent(scope["method"], headers),
+                                          discard=discard)
         try:
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": [(k.lower(), v) for k, v in response.headers.raw
@@ -188,13 +209,17 @@ class RemoteUpstream:
         finally:
             await response.aclose()
 
-    async def fetch(self, path: str) -> Fetched:
-        headers = _gateway_headers(self._mint(_ANONYMOUS, self.name))
-        response = await self.client.get(self.base_url + path, headers=headers)
+    async def fetch(self, path: str, principal: Principal = _ANONYMOUS) -> Fetched:
+        headers = _gateway_headers(self._mint(principal, self.name))
+        response = await self.policy.call(lambda: self.client.get(self.base_url + path, headers=headers),
+                                          idempotent=True)
         return Fetched(response.status_code, response.content)
 
     async def readiness(self) -> dict[str, str]:
-        return readiness_checks(await self.fetch("/health/ready"))
+        # Not through the policy: readiness reports the upstream's own state, not the breaker's.
+        headers = _gateway_headers(self._mint(_ANONYMOUS, self.name))
+        response = await self.client.get(self.base_url + "/health/ready", headers=headers)
+        return readiness_checks(Fetched(response.status_code, response.content))
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -8,16 +8,21 @@ segments (`/api/v1/products` serves `/api/v1/products/42`, not `/api/v1/products
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
+from amazonlite.gateway.edge import ClientAddress
 from amazonlite.gateway.errors import NoRoute
 from amazonlite.gateway.proxy import HOP_BY_HOP, ClientDisconnected, Headers, UpstreamClient
+from amazonlite.gateway.ratelimit import RateLimiter
+from amazonlite.gateway.tenants import TenantInfo
 from amazonlite.gateway.tokens import CallerResolver, InternalTokenMinter
 from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.errors import PROBLEM_JSON, AppError
-from amazonlite.platform.http import ASGIApp, Receive, Scope, Send, problem_body
+from amazonlite.platform.http import ASGIApp, Message, Receive, Scope, Send, problem_body
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER
 from amazonlite.platform.tracing import inject_headers
 
@@ -31,6 +36,7 @@ ROUTES: Mapping[str, str] = MappingProxyType({
 })
 
 API_PREFIX = "/api/"
+_QUOTA_HEADERS = "amazonlite.ratelimit"
 
 # Request headers the upstream never sees from the client: the gateway sets its own (internal
 # token, correlation id, trace context), the tenant travels in the internal token, the user's
@@ -87,20 +93,30 @@ def _match(node: _Node, segments: list[str], i: int) -> Route | None:
     return node.route
 
 
+class Tenants(Protocol):
+    async def require_active(self, tenant_id: str) -> TenantInfo: ...
+
+
 class GatewayDispatch:
     """Pure ASGI: `/api/...` goes to its owning upstream; anything else to the gateway's own routes.
 
-    Per request: resolve the route, resolve the caller (access token or anonymous tenant), rewrite
-    the headers (internal token for the target service, correlation id, trace context) and relay.
+    Per request: resolve the route, resolve the caller (access token or anonymous tenant) and its
+    address, check that the tenant exists and is active, count the request against the tenant's
+    and the client's rate limits, rewrite the headers (internal token for the target service,
+    correlation id, trace context) and relay, adding the rate-limit headers to the answer.
     """
 
     def __init__(self, app: ASGIApp, *, table: RouteTable, upstreams: Mapping[str, UpstreamClient],
-                 callers: CallerResolver, minter: InternalTokenMinter) -> None:
+                 callers: CallerResolver, minter: InternalTokenMinter, tenants: Tenants,
+                 limiter: RateLimiter | None, client_address: ClientAddress) -> None:
         self.app = app
         self._table = table
         self._upstreams = upstreams
         self._callers = callers
         self._minter = minter
+        self._tenants = tenants
+        self._limiter = limiter
+        self._client_address = client_address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
@@ -109,7 +125,7 @@ class GatewayDispatch:
         try:
             await self._dispatch(scope, receive, send)
         except AppError as exc:  # raised only before the upstream answered
-            await send_problem(scope, send, exc)
+            await send_problem(scope, _with_headers(send, scope.get(_QUOTA_HEADERS, [])), exc)
         except ClientDisconnected:
             return
 
@@ -139,6 +155,14 @@ class GatewayDispatch:
 
         principal = await self._callers.resolve(authorization, tenant)
         bind_tenant(principal.tenant_id)
+        address = self._client_address.of(scope)
+        if address is not None:
+            principal = dataclasses.replace(principal, client_address=address)
+        settings = await self._tenants.require_active(principal.tenant_id)
+        quota = await self._limiter.hit(settings, principal) if self._limiter is not None else None
+        if quota is not None:
+            scope[_QUOTA_HEADERS] = quota.headers()  # also on a problem answered here
+            send = _with_headers(send, quota.headers())
         headers.append((b"x-internal-token", self._minter.token(principal, upstream.name).encode()))
         correlation_id = scope["state"].get("correlation_id")
         if correlation_id:
@@ -147,6 +171,15 @@ class GatewayDispatch:
             headers.append((key.encode("latin-1"), value.encode("latin-1")))
 
         await upstream.forward(scope, receive, send, headers)
+
+
+def _with_headers(send: Send, extra: Headers) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return send_with_headers
 
 
 def _without_connection_tokens(headers: Headers, connection: bytes) -> Headers:

@@ -35,3 +35,28 @@ class GatewaySettings(BaseSettings):
     # Browser origins allowed to call the API (a storefront on another origin); empty: no CORS.
     # As JSON in the environment: AMAZONLITE_GATEWAY_CORS_ALLOW_ORIGINS='["https://shop.example"]'.
     cors_allow_origins: list[str] = Field(default_factory=list)
+
+    # Resilience per upstream (platform/resilience.py): the deadline is `upstream_timeout_seconds`, the
+    # bulkhead admits this many requests in flight and this many waiting; breaker and retry settings
+    # come from `AMAZONLITE_RESILIENCE_*`.
+    upstream_max_concurrent: int = Field(default=256, ge=1)
+    upstream_max_waiting: int = Field(default=1024, ge=0)
+
+    # Tenant settings (status, rate limits) read from the tenants service and kept this long; an
+    # unknown tenant id is remembered for `unknown_tenant_cache_seconds` (a new tenant shows up then).
+    tenant_cache_seconds: float = Field(default=30.0, gt=0)
+    unknown_tenant_cache_seconds: float = Field(default=5.0, gt=0)
+    tenant_cache_size: int = Field(default=10_000, ge=1)
+    # Rate limits: the tenant's `tenant_per_minute` / `client_per_minute` requests per this window
+    # (moving window). Only tests shorten it. Without a tenants upstream these defaults apply.
+    rate_limit_enabled: bool = True
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    default_tenant_per_minute: int = Field(default=6_000, ge=1)
+    default_client_per_minute: int = Field(default=600, ge=1)
+
+    # Addresses (or CIDR networks) of reverse proxies in front of the gateway. Only a request that
+    # arrives from one of them has its `X-Forwarded-For` believed; empty: the peer address is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # The deployment is served over TLS (directly or by a proxy): send Strict-Transport-Security.
+    behind_tls: bool = False
+    hsts_max_age_seconds: int = Field(default=63_072_000, ge=0)
