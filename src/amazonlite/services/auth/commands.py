@@ -20,6 +20,7 @@ from amazonlite.services.auth import passwords, service
 from amazonlite.services.auth.errors import InvalidEmail
 from amazonlite.services.auth.schemas import Email
 from amazonlite.services.auth.settings import AuthSettings
+from amazonlite.services.auth.throttle import LoginThrottle, storage_for
 
 log = structlog.get_logger("amazonlite.auth")
 
@@ -62,6 +63,10 @@ async def on_startup(runtime: ServiceRuntime) -> None:
     for jti, expires_at in revocations:
         await runtime.revocations.revoke(jti, expires_at)
     await passwords.prepare_dummy_hash()
+    runtime.state.login_throttle = LoginThrottle(
+        storage_for(runtime.platform.redis_url, key_prefix=f"{runtime.platform.redis_prefix}:auth:login"),
+        per_account=settings.login_failures_per_account, per_address=settings.login_failures_per_address,
+        window_seconds=settings.login_failure_window_seconds)
     log.info("auth.started", kid=runtime.state.keyring.kid, revocations=len(revocations))
 
 

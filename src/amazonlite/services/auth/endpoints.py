@@ -7,13 +7,14 @@ from fastapi import APIRouter, Depends, Response, status
 from amazonlite.platform.errors import Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.service import RuntimeDep, SessionDep
 from amazonlite.services.auth import recovery, service
-from amazonlite.services.auth.auth import CurrentUser
+from amazonlite.services.auth.auth import CurrentPrincipal, CurrentUser
 from amazonlite.services.auth.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidToken,
     RefreshTokenReused,
+    TooManyLoginAttempts,
     WeakPassword,
 )
 from amazonlite.services.auth.keys import KeyRing
@@ -31,6 +32,7 @@ from amazonlite.services.auth.schemas import (
     VerifyEmailBody,
 )
 from amazonlite.services.auth.settings import AuthSettings
+from amazonlite.services.auth.throttle import LoginAttempt, LoginThrottle
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -43,7 +45,12 @@ def _settings(runtime: RuntimeDep) -> AuthSettings:
     return cast(AuthSettings, runtime.settings)
 
 
+def _throttle(runtime: RuntimeDep) -> LoginThrottle:
+    return cast(LoginThrottle, runtime.state.login_throttle)
+
+
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+ThrottleDep = Annotated[LoginThrottle, Depends(_throttle)]
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 
 
@@ -53,10 +60,12 @@ async def signup(body: UserCreate, session: SessionDep, settings: SettingsDep) -
     return User.model_validate(await service.signup(session, settings, body))
 
 
-@router.post("/login", response_model=TokenPair, responses=problem_responses(InvalidCredentials, ValidationFailed))
-async def login(body: LoginCredentials, session: SessionDep, keyring: KeyRingDep,
-                settings: SettingsDep) -> TokenPair:
-    return await service.login(session, keyring, settings, email=body.email, password=body.password)
+@router.post("/login", response_model=TokenPair,
+             responses=problem_responses(InvalidCredentials, TooManyLoginAttempts, ValidationFailed))
+async def login(body: LoginCredentials, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep,
+                throttle: ThrottleDep, principal: CurrentPrincipal) -> TokenPair:
+    attempt = LoginAttempt(tenant_id=principal.tenant_id, email=body.email, client_address=principal.client_address)
+    return await service.login(session, keyring, settings, throttle, attempt, password=body.password)
 
 
 @router.post("/refresh", response_model=TokenPair,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from amazonlite.platform.errors import BadRequest, Conflict, Unauthorized, ValidationFailed
+from amazonlite.platform.errors import AppError, BadRequest, Conflict, Unauthorized, ValidationFailed
 
 
 class EmailTaken(Conflict):
@@ -42,3 +42,12 @@ class InvalidToken(BadRequest):
 
     type = "invalid-token"
     title = "The token is unknown, already used or expired"
+
+
+class TooManyLoginAttempts(AppError):
+    """Too many failed logins for the account or from the client's address; `Retry-After` says
+    when the oldest failure leaves the window."""
+
+    status = 429
+    type = "too-many-login-attempts"
+    title = "Too many failed logins; try again later"

@@ -41,6 +41,7 @@ from amazonlite.services.auth.repository import (
 )
 from amazonlite.services.auth.schemas import Me, TokenPair, UserCreate
 from amazonlite.services.auth.settings import AuthSettings
+from amazonlite.services.auth.throttle import LoginAttempt, LoginThrottle
 
 log = structlog.get_logger("amazonlite.auth")
 
@@ -132,13 +133,18 @@ async def _issue_pair(session: AsyncSession, keyring: keys.KeyRing, settings: Au
     return TokenPair(access_token=access.token, refresh_token=raw, expires_in=settings.access_ttl_seconds)
 
 
-async def login(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSettings, *, email: str,
-                password: str) -> TokenPair:
-    user = await UserRepository(session).by_email(email)
+async def login(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSettings, throttle: LoginThrottle,
+                attempt: LoginAttempt, *, password: str) -> TokenPair:
+    """A token pair for the right password. A throttled attempt is refused before any password
+    work; a failed one is charged to the attempt's counters (unknown emails too, alike)."""
+    await throttle.check(attempt)
+    user = await UserRepository(session).by_email(attempt.email)
     if user is None:
         await passwords.verify_against_dummy(password)
+        await throttle.record_failure(attempt)
         raise InvalidCredentials
     if not await passwords.verify_password(user.password_hash, password):
+        await throttle.record_failure(attempt)
         raise InvalidCredentials
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = await passwords.hash_password(password)

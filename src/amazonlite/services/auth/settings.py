@@ -22,6 +22,11 @@ class AuthSettings(ServiceSettings):
     # Lifetimes of the single-use tokens mailed for email verification and password reset.
     email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=1, le=30 * 86400)
     password_reset_ttl_seconds: int = Field(default=30 * 60, ge=1, le=86400)
+    # Login throttling: failed logins allowed per account (tenant + email) and per client address
+    # within a moving window; past either, logins are refused (429) until failures age out.
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=30, ge=1)
+    login_failure_window_seconds: int = Field(default=15 * 60, ge=1, le=86400)
     # Encrypts the signing keys' private halves at rest (AES-GCM under a key derived from it).
     key_encryption_secret: str = ""
     # The platform's environment (the same variable `PlatformSettings` reads).
