@@ -77,7 +77,8 @@ class TestTenant:
             named = await client.get("/api/v1/products", headers={"X-Tenant-ID": "acme"})
             unnamed = await client.get("/api/v1/products")
         assert named.json()["principal"] == {"tenant": "acme", "user_id": None, "roles": [], "token_id": None,
-                                             "token_expires_at": None, "caller": "gateway"}
+                                             "token_expires_at": None, "caller": "gateway",
+                                             "client_address": "127.0.0.1"}
         assert unnamed.json()["principal"]["tenant"] == "default"
 
     @pytest.mark.parametrize("tenant", ["Acme", "acme_corp", "-acme", "", "a" * 65])
@@ -116,7 +117,7 @@ class TestWhatTheUpstreamReceives:
         assert len(received(answer, "x-internal-token")) == 1
         assert answer.json()["principal"] == {
             "tenant": "acme", "user_id": user_id, "roles": ["customer", "tenant_admin"], "token_id": jti,
-            "token_expires_at": 2_000_000_000, "caller": "gateway"}
+            "token_expires_at": 2_000_000_000, "caller": "gateway", "client_address": "127.0.0.1"}
         assert received(answer, "authorization") == []  # the access token stays at the gateway
         assert anonymous.json()["principal"]["user_id"] is None
         assert anonymous.json()["principal"]["tenant"] == "default"

@@ -112,6 +112,8 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
         async with contextlib.AsyncExitStack() as stack:
             for client in clients.values():
                 stack.push_async_callback(client.aclose)
+            if limiter is not None:
+                stack.push_async_callback(limiter.aclose)
             for hook in on_startup:
                 await hook()
             for hook in on_shutdown:  # the exit stack runs them in reverse

@@ -13,6 +13,7 @@ protects the platform from a client, it must not take the platform down with it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -54,12 +55,21 @@ class RateLimiter:
         options: dict[str, float | str | bool] = {}
         if "redis" in uri.split("://", 1)[0]:
             options = {"key_prefix": f"{key_prefix}:ratelimit", "wrap_exceptions": True,
-                       "socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+                       "stream_timeout": 1.0, "connect_timeout": 1.0}
         self.storage = storage_from_string(uri, **options)
         self._limiter = MovingWindowRateLimiter(self.storage)
         self._window = window_seconds
         self._items: dict[int, RateLimitItem] = {}
         self._last_error_logged = float("-inf")
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, if any (the `limits` storage has no close of its own)."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            result = pool.disconnect()
+            if inspect.isawaitable(result):
+                await result
 
     def _item(self, amount: int) -> RateLimitItem:
         item = self._items.get(amount)
