@@ -16,6 +16,7 @@ from rich.table import Table
 
 from amazonlite.platform.config import platform_settings
 from amazonlite.platform.logging import configure_logging
+from amazonlite.platform.service import ServiceRuntime
 from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
 from amazonlite.topology import SERVICE_ENV, SERVICE_NAMES, UPSTREAMS_ENV, build_runtime, load_service
 
@@ -193,24 +194,23 @@ def create_admin(
     name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
     data_dir: DataDir = None,
 ) -> None:
-    """Create a platform admin (or make an existing account one)."""
-    from amazonlite.platform.bus.memory import InProcessTransport
-    from amazonlite.platform.revocation import MemoryRevocationStore
+    """Create a platform admin (or make an existing account one), and its tenant when new."""
     from amazonlite.services.auth.commands import create_admin as create
+    from amazonlite.services.tenants.commands import ensure_tenant
 
     _use_data_dir(data_dir)
     validate_tenant_id(tenant)
-    _migrate(["auth"])
+    _migrate(["tenants", "auth"])
 
     async def go() -> uuid.UUID:
-        runtime = build_runtime("auth", platform_settings(), transport=InProcessTransport(),
-                                revocations=MemoryRevocationStore(), redis=None)
-        try:
+        await _with_runtime("tenants", lambda rt: ensure_tenant(rt, tenant))
+
+        async def admin(runtime: ServiceRuntime) -> uuid.UUID:
             if runtime.module.on_startup is not None:
                 await runtime.module.on_startup(runtime)
             return await create(runtime, tenant_id=tenant, email=email, password=password, name=name)
-        finally:
-            await runtime.db.dispose()
+
+        return await _with_runtime("auth", admin)  # type: ignore[return-value]
 
     try:
         user_id = asyncio.run(go())
