@@ -125,6 +125,14 @@ def listed(api: httpx.Client, path: str, headers: dict[str, str], **params: Any)
             return items
 
 
+def listed_or_refused(api: httpx.Client, path: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """The list, or nothing when the caller may not list at all (403)."""
+    first = api.get(path, headers=headers)
+    if first.status_code == 403:
+        return []
+    return listed(api, path, headers)
+
+
 def ids(items: list[dict[str, Any]]) -> set[str]:
     return {item["id"] for item in items}
 
@@ -283,6 +291,8 @@ class TestCrossTenantCatalog:
             assert obj in listed(api, f"/{kind}", b_admin.auth)
             assert obj["id"] not in ids(listed(api, f"/{kind}", admin.auth))
         assert product_of(api, b_product, world.tenant_b) == before
+        assert b_product not in ids(listed(api, "/products", admin.auth))
+        assert b_product not in ids(listed(api, "/products", admin.auth, category=catalog_b.category["id"]))
         # Control: B's own admin changes the same objects by the same ids.
         renamed = f"{before['name']} II"
         assert assert_ok(api.patch(f"/products/{b_product}", json={"name": renamed}, headers=b_admin.auth))[
@@ -435,3 +445,33 @@ class TestRefreshTokens:
         assert_ok(api.post("/auth/logout", json={"refresh_token": own["refresh_token"]},
                            headers=bearer(own["access_token"])), 204)
         assert_problem(api.post("/auth/refresh", json={"refresh_token": own["refresh_token"]}), 401)
+
+
+class TestTenantSettings:
+    def test_a_tenant_admin_cannot_read_or_change_another_tenants_settings(self, world: World) -> None:
+        b_admin, _ = needs_b_admin(world)
+        api, platform_admin = world.api, world.admin
+        roles = assert_ok(api.get("/auth/me", headers=b_admin.auth))["roles"]
+        if Role.PLATFORM_ADMIN.value in roles:
+            pytest.skip(f"the second tenant's admin is a platform admin ({roles}): may see every tenant by design")
+        before = assert_ok(api.get(f"/admin/tenants/{TENANT_A}", headers=platform_admin.auth))  # control
+        assert api.get(f"/admin/tenants/{TENANT_A}", headers=b_admin.auth).status_code in (403, 404)
+        for change in ({"name": "Hijacked"}, {"tax_rate_bp": 9_999}, {"status": "suspended"}):
+            refused = api.patch(f"/admin/tenants/{TENANT_A}", json=change, headers=b_admin.auth)
+            assert refused.status_code in (403, 404), refused.text
+        assert TENANT_A not in {t["id"] for t in listed_or_refused(api, "/admin/tenants", b_admin.auth)}
+        assert assert_ok(api.get(f"/admin/tenants/{TENANT_A}", headers=platform_admin.auth)) == before
+        # Control: B's admin reads and changes B's own settings.
+        own = assert_ok(api.get(f"/admin/tenants/{world.tenant_b}", headers=b_admin.auth))
+        renamed = assert_ok(api.patch(f"/admin/tenants/{world.tenant_b}", json={"name": f"{own['name']} II"},
+                                      headers=b_admin.auth))
+        assert renamed["name"] == f"{own['name']} II"
+        assert_ok(api.patch(f"/admin/tenants/{world.tenant_b}", json={"name": own["name"]}, headers=b_admin.auth))
+
+    def test_customers_cannot_read_or_change_tenant_settings(self, world: World) -> None:
+        api = world.api
+        for customer, tenant in ((world.x, TENANT_A), (world.b, world.tenant_b), (world.x, world.tenant_b)):
+            assert_problem(api.get(f"/admin/tenants/{tenant}", headers=customer.auth), 403)
+            assert_problem(api.patch(f"/admin/tenants/{tenant}", json={"tax_rate_bp": 1}, headers=customer.auth), 403)
+        assert_problem(api.get(f"/admin/tenants/{world.tenant_b}", headers=tenant_header(world.tenant_b)), 401)
+        assert assert_ok(api.get(f"/admin/tenants/{TENANT_A}", headers=world.admin.auth))["tax_rate_bp"] != 1
