@@ -16,7 +16,7 @@ from amazonlite.platform.config import Environment
 from amazonlite.platform.security import Role
 from amazonlite.platform.service import ServiceRuntime
 from amazonlite.platform.tenancy import UNSCOPED, validate_tenant_id
-from amazonlite.services.auth import passwords, service
+from amazonlite.services.auth import oidc, passwords, service
 from amazonlite.services.auth.errors import InvalidEmail
 from amazonlite.services.auth.schemas import Email
 from amazonlite.services.auth.settings import AuthSettings
@@ -67,6 +67,7 @@ async def on_startup(runtime: ServiceRuntime) -> None:
         storage_for(runtime.platform.redis_url, key_prefix=f"{runtime.platform.redis_prefix}:auth:login"),
         per_account=settings.login_failures_per_account, per_address=settings.login_failures_per_address,
         window_seconds=settings.login_failure_window_seconds)
+    runtime.state.google = oidc.google_provider(settings)
     log.info("auth.started", kid=runtime.state.keyring.kid, revocations=len(revocations))
 
 

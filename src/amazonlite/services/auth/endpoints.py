@@ -2,22 +2,30 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import RedirectResponse
 
 from amazonlite.platform.errors import Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.service import RuntimeDep, SessionDep
-from amazonlite.services.auth import recovery, service
+from amazonlite.services.auth import oidc, recovery, service
 from amazonlite.services.auth.auth import CurrentPrincipal, CurrentUser
 from amazonlite.services.auth.errors import (
     EmailTaken,
     InvalidCredentials,
+    InvalidIdToken,
+    InvalidOAuthState,
     InvalidRefreshToken,
     InvalidToken,
+    OAuthAccountNotLinkable,
+    OAuthCodeRejected,
+    OAuthProviderDisabled,
+    OAuthProviderUnavailable,
     RefreshTokenReused,
     TooManyLoginAttempts,
     WeakPassword,
 )
 from amazonlite.services.auth.keys import KeyRing
+from amazonlite.services.auth.oidc_client import OpenIdProvider
 from amazonlite.services.auth.schemas import (
     ForgotPasswordAccepted,
     ForgotPasswordBody,
@@ -49,7 +57,12 @@ def _throttle(runtime: RuntimeDep) -> LoginThrottle:
     return cast(LoginThrottle, runtime.state.login_throttle)
 
 
+def _google(runtime: RuntimeDep) -> OpenIdProvider:
+    return cast(OpenIdProvider, runtime.state.google)
+
+
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+GoogleDep = Annotated[OpenIdProvider, Depends(_google)]
 ThrottleDep = Annotated[LoginThrottle, Depends(_throttle)]
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 
@@ -113,3 +126,21 @@ async def reset_password(body: ResetPasswordBody, session: SessionDep) -> None:
 async def jwks(session: SessionDep, response: Response) -> JsonWebKeySet:
     response.headers["Cache-Control"] = "public, max-age=300"
     return JsonWebKeySet.model_validate({"keys": await service.public_jwks(session)})
+
+
+@router.get("/oauth/google/authorize", status_code=status.HTTP_302_FOUND, response_class=RedirectResponse,
+            responses=problem_responses(OAuthProviderDisabled, OAuthProviderUnavailable))
+async def google_authorize(session: SessionDep, settings: SettingsDep, google: GoogleDep) -> RedirectResponse:
+    """Start signing in with Google: a redirect to its authorization endpoint."""
+    url = await oidc.begin(session, settings, google)
+    return RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/oauth/google/callback", response_model=TokenPair,
+            responses=problem_responses(OAuthProviderDisabled, InvalidOAuthState, OAuthCodeRejected, InvalidIdToken,
+                                        OAuthAccountNotLinkable, OAuthProviderUnavailable, ValidationFailed))
+async def google_callback(session: SessionDep, keyring: KeyRingDep, settings: SettingsDep, google: GoogleDep,
+                          code: Annotated[str, Query(min_length=1, max_length=2048)],
+                          state: Annotated[str, Query(min_length=1, max_length=256)]) -> TokenPair:
+    """Where Google sends the browser back: our token pair for the account it vouches for."""
+    return await oidc.complete(session, keyring, settings, google, code=code, state=state)

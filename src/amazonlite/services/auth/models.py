@@ -90,6 +90,35 @@ class EmailToken(TenantScoped, IdPrimaryKey, Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(UTC, default=None)
 
 
+class OAuthRequest(TenantScoped, IdPrimaryKey, Base):
+    """One sign-in started with an identity provider: what its callback must match (`state`, kept
+    as its SHA-256), the ID token's expected `nonce` and the PKCE verifier. Single use, short-lived."""
+
+    __tablename__ = "oauth_requests"
+    __table_args__ = (UniqueConstraint("tenant_id", "state_hash"),)
+
+    provider: Mapped[str] = mapped_column(String(32))
+    state_hash: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTC, default=None)
+
+
+class OAuthIdentity(TenantScoped, IdPrimaryKey, Base):
+    """An account at an identity provider (its stable `sub`) linked to one of our users. Linked by
+    subject only, never by email alone."""
+
+    __tablename__ = "oauth_identities"
+    __table_args__ = (UniqueConstraint("tenant_id", "provider", "subject"),)
+
+    provider: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow)
+
+
 class SigningKey(Base):
     """PLATFORM-WIDE (see `PLATFORM_TABLES`): not tenant scoped. Access tokens of every tenant are
     signed by the same keys, published at the JWKS endpoint. The private half is stored encrypted

@@ -13,6 +13,10 @@ MAX_LENGTH = 128
 # A local part shorter than this ("jo@…") is not a meaningful thing to forbid inside a password.
 MIN_LOCAL_PART = 3
 
+# Stored for an account without a password (made by an identity provider): not an argon2 hash,
+# so no password ever verifies against it.
+UNUSABLE_HASH = "!"
+
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 _dummy_hash: str | None = None
 
@@ -45,6 +49,9 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 async def verify_password(password_hash: str, password: str) -> bool:
+    if password_hash == UNUSABLE_HASH:  # as slow as a real verification: the answer reveals nothing
+        await verify_against_dummy(password)
+        return False
     return await asyncio.to_thread(_verify, password_hash, password)
 
 

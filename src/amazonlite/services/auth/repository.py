@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.services.auth.models import (
     EmailToken,
+    OAuthIdentity,
+    OAuthRequest,
     RefreshToken,
     RefreshTokenFamily,
     RevokedAccessToken,
@@ -129,6 +131,45 @@ class EmailTokenRepository:
 
     async def prune_expired(self, before: dt.datetime) -> None:
         await self.session.execute(delete(EmailToken).where(EmailToken.expires_at < before)
+                                   .execution_options(synchronize_session=False))
+
+
+class OAuthRepository:
+    """Started sign-ins with identity providers, and the identities linked to users."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_request(self, request: OAuthRequest) -> None:
+        self.session.add(request)
+        await self.session.flush()
+
+    async def request_by_state(self, provider: str, state_hash: str) -> OAuthRequest | None:
+        return await self.session.scalar(
+            select(OAuthRequest).where(OAuthRequest.provider == provider, OAuthRequest.state_hash == state_hash))
+
+    async def spend_request(self, request_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Mark the sign-in used if nobody has and it has not expired; False otherwise."""
+        result = await self.session.execute(
+            update(OAuthRequest)
+            .where(OAuthRequest.id == request_id, OAuthRequest.used_at.is_(None), OAuthRequest.expires_at > at)
+            .values(used_at=at).execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def identity(self, provider: str, subject: str) -> OAuthIdentity | None:
+        return await self.session.scalar(
+            select(OAuthIdentity).where(OAuthIdentity.provider == provider, OAuthIdentity.subject == subject))
+
+    async def identity_of_user(self, provider: str, user_id: uuid.UUID) -> OAuthIdentity | None:
+        return await self.session.scalar(
+            select(OAuthIdentity).where(OAuthIdentity.provider == provider, OAuthIdentity.user_id == user_id))
+
+    async def add_identity(self, identity: OAuthIdentity) -> None:
+        self.session.add(identity)
+        await self.session.flush()
+
+    async def prune_requests(self, before: dt.datetime) -> None:
+        await self.session.execute(delete(OAuthRequest).where(OAuthRequest.expires_at < before)
                                    .execution_options(synchronize_session=False))
 
 

@@ -56,13 +56,15 @@ def check_password_policy(password: str, email: str) -> None:
 
 # Accounts ------------------------------------------------------------------------------------
 
-async def _create_user(session: AsyncSession, *, email: str, password: str, name: str,
+async def _create_user(session: AsyncSession, *, email: str, password: str | None, name: str,
                        roles: Sequence[str], email_verified: bool) -> User:
-    """Insert a user and record `user.registered.v1` in the same transaction."""
+    """Insert a user and record `user.registered.v1` in the same transaction. Without a password
+    (an account made by an identity provider), no password matches until one is set by a reset."""
     users = UserRepository(session)
     if await users.by_email(email) is not None:
         raise EmailTaken(f"An account with the email {email} already exists")
-    user = User(email=email, name=name, password_hash=await passwords.hash_password(password), roles=list(roles),
+    password_hash = passwords.UNUSABLE_HASH if password is None else await passwords.hash_password(password)
+    user = User(email=email, name=name, password_hash=password_hash, roles=list(roles),
                 email_verified=email_verified)
     try:
         await users.add(user)
@@ -81,6 +83,12 @@ async def signup(session: AsyncSession, settings: AuthSettings, body: UserCreate
                               roles=[Role.CUSTOMER.value], email_verified=False)
     await recovery.mail_token(session, settings, user, recovery.Purpose.VERIFY_EMAIL)
     return user
+
+
+async def create_external_user(session: AsyncSession, *, email: str, name: str, email_verified: bool) -> User:
+    """A customer whose identity an external provider vouches for; no password, no verification mail."""
+    return await _create_user(session, email=email, password=None, name=name, roles=[Role.CUSTOMER.value],
+                              email_verified=email_verified)
 
 
 async def create_or_promote_admin(session: AsyncSession, *, email: str, password: str, name: str) -> uuid.UUID:
@@ -148,6 +156,12 @@ async def login(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSett
         raise InvalidCredentials
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = await passwords.hash_password(password)
+    return await start_session(session, keyring, settings, user)
+
+
+async def start_session(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSettings,
+                        user: User) -> TokenPair:
+    """A new refresh-token family for a user who has just proven who they are, and its first pair."""
     family = await RefreshTokenRepository(session).add_family(RefreshTokenFamily(
         user_id=user.id, expires_at=utcnow() + dt.timedelta(days=settings.refresh_ttl_days)))
     log.info("auth.user_logged_in", user_id=str(user.id), family_id=str(family.id))

@@ -27,6 +27,14 @@ class AuthSettings(ServiceSettings):
     login_failures_per_account: int = Field(default=5, ge=1)
     login_failures_per_address: int = Field(default=30, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1, le=86400)
+    # Sign-in with Google (OpenID Connect); disabled while no client id is set. The issuer's
+    # discovery document names its endpoints and keys.
+    google_issuer: str = "https://accounts.google.com"
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_redirect_uri: str = ""
+    # How long a started sign-in may take to come back to the callback.
+    oauth_request_ttl_seconds: int = Field(default=600, ge=1, le=3600)
     # Encrypts the signing keys' private halves at rest (AES-GCM under a key derived from it).
     key_encryption_secret: str = ""
     # The platform's environment (the same variable `PlatformSettings` reads).
