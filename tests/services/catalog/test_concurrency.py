@@ -4,7 +4,6 @@ unique violation that slipped past our checks is named by the constraint it brok
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,21 +21,23 @@ Request = Callable[[], Awaitable[httpx.Response]]
 
 
 class HeldRequest:
-    """Holds the first request that reaches the catalog's brand lookup (`service._brand_for`, which
-    `PATCH /products` calls after it has read the product) until `release`, as a slow request would."""
+    """Holds the first request that reaches a step of the catalog's service until released, as a
+    slow request would. The default step is the brand lookup (`service._brand_for`), which product
+    writes make after reading the product and its category; `_republish` is where a rename of a
+    category or brand has locked its products and not yet written their events."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, step: str = "_brand_for") -> None:
         self.reached = asyncio.Event()
         self.released = asyncio.Event()
-        real = service._brand_for
+        real = getattr(service, step)
 
-        async def held(session: Any, brand_id: uuid.UUID | None) -> Any:
+        async def held(*args: Any) -> Any:
             if not self.reached.is_set():
                 self.reached.set()
                 await self.released.wait()
-            return await real(session, brand_id)
+            return await real(*args)
 
-        monkeypatch.setattr(service, "_brand_for", held)
+        monkeypatch.setattr(service, step, held)
 
     async def race(self, held: Request, other: Request) -> tuple[httpx.Response, httpx.Response]:
         """Start `held`; once it is held, start `other` and give it time to commit (it commits unless
@@ -89,7 +90,7 @@ class TestConcurrentPatchesOfOneProduct:
             assert (await last_event_of(svc, product["id"]))["name"] == "Same"
 
 
-class TestCategoryRenameBesideAProductPatch:
+class TestCategoryRenameBesideProductWrites:
     async def test_a_product_patched_during_a_rename_ends_with_the_new_name(
             self, any_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         async with running_service(SERVICE, any_database_url, tmp_path) as svc, admin(svc) as a, admin(svc) as b:
@@ -125,6 +126,62 @@ class TestCategoryRenameBesideAProductPatch:
             assert final["category"] == {"id": category["id"], "name": "Electric Kettles"}
             last = await last_event_of(svc, product["id"])
             assert (last["category_id"], last["category_name"]) == (category["id"], "Electric Kettles")
+
+
+    async def test_a_product_created_in_a_category_during_its_rename_ends_with_the_new_name(
+            self, any_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc, admin(svc) as a, admin(svc) as b:
+            category = (await a.post("/api/v1/categories", json={"name": "Kettles"})).json()
+            brand = (await a.post("/api/v1/brands", json={"name": "Kettlecraft"})).json()
+
+            held = HeldRequest(monkeypatch)  # holds the creation after it has read the category
+            first, second = await held.race(
+                lambda: a.post("/api/v1/products", json=product_body(
+                    category_id=category["id"], brand_id=brand["id"])),
+                lambda: b.patch(f"/api/v1/categories/{category['id']}", json={"name": "Electric Kettles"}))
+            assert (first.status_code, second.status_code) == (201, 200), (first.text, second.text)
+
+            last = await last_event_of(svc, first.json()["id"])
+            assert (last["category_id"], last["category_name"]) == (category["id"], "Electric Kettles")
+
+
+class TestRenamesBesideEachOther:
+    async def test_renaming_a_products_category_and_brand_at_once_ends_with_both_names(
+            self, any_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc, admin(svc) as a, admin(svc) as b:
+            category = (await a.post("/api/v1/categories", json={"name": "Kettles"})).json()
+            brand = (await a.post("/api/v1/brands", json={"name": "Kettlecraft"})).json()
+            product = (await a.post("/api/v1/products", json=product_body(
+                category_id=category["id"], brand_id=brand["id"]))).json()
+
+            held = HeldRequest(monkeypatch, "_republish")  # the category's rename, its product locked
+            first, second = await held.race(
+                lambda: a.patch(f"/api/v1/categories/{category['id']}", json={"name": "Electric Kettles"}),
+                lambda: b.patch(f"/api/v1/brands/{brand['id']}", json={"name": "Kettlecraft Pro"}))
+            assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+
+            last = await last_event_of(svc, product["id"])
+            assert (last["category_name"], last["brand_name"]) == ("Electric Kettles", "Kettlecraft Pro")
+
+    async def test_a_brand_renamed_while_one_of_its_products_moves_to_the_next_brand(
+            self, any_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Neighbouring brand ids put the move's new index entry next to the renamed brand's entries
+        (on MariaDB, locking the rename's products through that index deadlocked with the move)."""
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc, admin(svc) as a, admin(svc) as b:
+            before = (await a.post("/api/v1/brands", json={"name": "Aardvark"})).json()
+            brand = (await a.post("/api/v1/brands", json={"name": "Kettlecraft"})).json()
+            stays = (await a.post("/api/v1/products", json=product_body(brand_id=brand["id"]))).json()
+            moves = (await a.post("/api/v1/products", json=product_body(brand_id=brand["id"]))).json()
+
+            held = HeldRequest(monkeypatch)
+            first, second = await held.race(
+                lambda: a.patch(f"/api/v1/products/{moves['id']}", json={"brand_id": before["id"]}),
+                lambda: b.patch(f"/api/v1/brands/{brand['id']}", json={"name": "Kettlecraft Pro"}))
+            assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+
+            assert (await last_event_of(svc, stays["id"]))["brand_name"] == "Kettlecraft Pro"
+            moved = await last_event_of(svc, moves["id"])
+            assert (moved["brand_id"], moved["brand_name"]) == (before["id"], "Aardvark")
 
 
 async def _nothing_taken(*_args: Any, **_kwargs: Any) -> Any:

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from amazonlite.services.catalog.models import Brand, Category, Product, Variant
 from amazonlite.services.catalog.schemas import ProductSort
+
+M = TypeVar("M", Category, Brand, Product)
 
 # Each listing order: the column it sorts on and whether it descends; the id breaks ties.
 SORT_COLUMNS: dict[str, tuple[InstrumentedAttribute[Any], bool]] = {
@@ -19,6 +23,56 @@ SORT_COLUMNS: dict[str, tuple[InstrumentedAttribute[Any], bool]] = {
     "price_desc": (Product.min_price, True),
     "name": (Product.name, False),
 }
+
+
+# Locks -------------------------------------------------------------------------------------------
+# A write reads what it changes, and what the event it records carries, under a lock held until
+# the transaction ends, so that two writes of one product take turns and each event is the state
+# its transaction committed, recorded in commit order. The order is always: a category or brand
+# being renamed, then its products (by id), then their variants; a product write that puts the
+# product into a category or brand holds that row shared after the product's own lock.
+#
+# This reasoning is PostgreSQL's READ COMMITTED: each statement sees the latest commit, and a
+# locking read locks the rows it returns and nothing else. MariaDB defaults to REPEATABLE READ,
+# where a plain read keeps the snapshot of the transaction's first one (a name read after waiting
+# for a lock would predate the write waited for) and a locking index scan locks the gaps between
+# rows too: a locking write therefore starts its transaction in READ COMMITTED there. Should the
+# transaction have begun already, the rows an event carries still come from locking reads
+# (`populate_existing` replaces any older copy in the session). Rows are locked by primary key
+# only (see `_lock_where`). SQLite has no row locks and its driver opens the transaction at the
+# first write: there a write that changes nothing takes the database's write lock first.
+
+_READ_COMMITTED = {"isolation_level": "READ COMMITTED"}
+
+
+def _holds_no_row_locks(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+async def _begin_locking(session: AsyncSession) -> None:
+    if not session.in_transaction() and session.get_bind().dialect.name in ("mysql", "mariadb"):
+        await session.connection(execution_options=_READ_COMMITTED)
+
+
+async def _hold_database(session: AsyncSession, model: type[M], where: ColumnElement[bool]) -> None:
+    await session.execute(update(model).where(where).values(updated_at=model.updated_at)
+                          .execution_options(synchronize_session=False))
+
+
+async def _locked(session: AsyncSession, model: type[M], row_id: uuid.UUID, *, shared: bool = False) -> M | None:
+    """The row read afresh, locked until the transaction ends: shared (others may read-lock it too,
+    no one may change it) or exclusive. An exclusive lock lets foreign-key checks through."""
+    await _begin_locking(session)
+    if _holds_no_row_locks(session):
+        await _hold_database(session, model, model.id == row_id)
+    query = (select(model).where(model.id == row_id).with_for_update(read=shared, key_share=not shared)
+             .execution_options(populate_existing=True))
+    return await session.scalar(query)
+
+
+def _chunks(ids: Sequence[uuid.UUID], size: int = 500) -> Iterable[Sequence[uuid.UUID]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 @dataclass(frozen=True)
@@ -43,6 +97,14 @@ class CategoryRepository:
 
     async def get(self, category_id: uuid.UUID) -> Category | None:
         return await self.session.scalar(select(Category).where(Category.id == category_id))
+
+    async def lock(self, category_id: uuid.UUID) -> Category | None:
+        """The category to change or delete, locked until the transaction ends."""
+        return await _locked(self.session, Category, category_id)
+
+    async def share(self, category_id: uuid.UUID) -> Category | None:
+        """The category a product is put in, kept from changing (a rename) until the transaction ends."""
+        return await _locked(self.session, Category, category_id, shared=True)
 
     async def slugs_like(self, base: str) -> set[str]:
         """`base` and every `base-<suffix>` slug in use (a slug is [a-z0-9-]: no LIKE wildcards)."""
@@ -87,6 +149,14 @@ class BrandRepository:
 
     async def get(self, brand_id: uuid.UUID) -> Brand | None:
         return await self.session.scalar(select(Brand).where(Brand.id == brand_id))
+
+    async def lock(self, brand_id: uuid.UUID) -> Brand | None:
+        """The brand to change or delete, locked until the transaction ends."""
+        return await _locked(self.session, Brand, brand_id)
+
+    async def share(self, brand_id: uuid.UUID) -> Brand | None:
+        """The brand a product is put in, kept from changing (a rename) until the transaction ends."""
+        return await _locked(self.session, Brand, brand_id, shared=True)
 
     async def slugs_like(self, base: str) -> set[str]:
         """`base` and every `base-<suffix>` slug in use (a slug is [a-z0-9-]: no LIKE wildcards)."""
@@ -153,13 +223,71 @@ class ProductRepository:
         order = (column.desc(), Product.id.desc()) if descending else (column.asc(), Product.id.asc())
         return (await self.session.scalars(query.order_by(*order).limit(q.limit + 1))).all()
 
-    async def in_category(self, category_id: uuid.UUID) -> Sequence[Product]:
-        query = select(Product).where(Product.category_id == category_id).options(*_with_everything())
-        return (await self.session.scalars(query.order_by(Product.id))).all()
+    async def lock(self, product_id: uuid.UUID) -> Product | None:
+        """The product to change or delete, locked until the transaction ends, read afresh with
+        its variants, brand and category (everything its event carries)."""
+        product = await _locked(self.session, Product, product_id)
+        if product is not None:
+            await self._load_for_event([product])
+        return product
 
-    async def of_brand(self, brand_id: uuid.UUID) -> Sequence[Product]:
-        query = select(Product).where(Product.brand_id == brand_id).options(*_with_everything())
-        return (await self.session.scalars(query.order_by(Product.id))).all()
+    async def lock_in_category(self, category_id: uuid.UUID) -> Sequence[Product]:
+        """The products of a category being renamed (locked already), locked in id order."""
+        products = await self._lock_where(Product.category_id == category_id)
+        return await self._loaded_for_event([p for p in products if p.category_id == category_id])
+
+    async def lock_of_brand(self, brand_id: uuid.UUID) -> Sequence[Product]:
+        """The products of a brand being renamed (locked already), locked in id order."""
+        products = await self._lock_where(Product.brand_id == brand_id)
+        return await self._loaded_for_event([p for p in products if p.brand_id == brand_id])
+
+    async def _lock_where(self, where: ColumnElement[bool]) -> list[Product]:
+        """The products `where` selects, locked by primary key in id order and read afresh; the
+        caller drops those a concurrent write moved away before the lock was granted.
+
+        The ids come from a plain read: a product moving in holds its new category or brand
+        shared, so it has committed before the caller's lock on that row was granted. Locking
+        through the category or brand index instead would, on MariaDB, lock an index entry before
+        the row, while a product's own update holds the row and then needs the entry: a deadlock."""
+        await _begin_locking(self.session)
+        if _holds_no_row_locks(self.session):
+            await _hold_database(self.session, Product, where)
+        ids = sorted((await self.session.scalars(select(Product.id).where(where))).all())
+        products: list[Product] = []
+        for chunk in _chunks(ids):
+            query = (select(Product).where(Product.id.in_(chunk)).order_by(Product.id)
+                     .with_for_update(key_share=True).execution_options(populate_existing=True))
+            products += (await self.session.scalars(query)).all()
+        return products
+
+    async def _loaded_for_event(self, products: list[Product]) -> list[Product]:
+        await self._load_for_event(products)
+        return products
+
+    async def _load_for_event(self, products: Sequence[Product]) -> None:
+        """Load the variants (locking: they change only under their product's lock), brands and
+        categories of products this transaction holds locked."""
+        variants: dict[uuid.UUID, list[Variant]] = defaultdict(list)
+        brands: dict[uuid.UUID, Brand] = {}
+        categories: dict[uuid.UUID, Category] = {}
+        fresh = {"populate_existing": True}
+        for ids in _chunks([p.id for p in products]):
+            rows = await self.session.scalars(
+                select(Variant).where(Variant.product_id.in_(ids)).order_by(Variant.product_id, Variant.position)
+                .with_for_update(key_share=True).execution_options(**fresh))
+            for row in rows.all():
+                variants[row.product_id].append(row)
+        for ids in _chunks(sorted({p.brand_id for p in products if p.brand_id is not None})):
+            found = await self.session.scalars(select(Brand).where(Brand.id.in_(ids)).execution_options(**fresh))
+            brands.update((b.id, b) for b in found.all())
+        for ids in _chunks(sorted({p.category_id for p in products if p.category_id is not None})):
+            held = await self.session.scalars(select(Category).where(Category.id.in_(ids)).execution_options(**fresh))
+            categories.update((c.id, c) for c in held.all())
+        for product in products:
+            set_committed_value(product, "variants", variants[product.id])
+            set_committed_value(product, "brand", brands.get(product.brand_id) if product.brand_id else None)
+            set_committed_value(product, "category",
+                                categories.get(product.category_id) if product.category_id else None)
 
     async def slugs_like(self, base: str) -> set[str]:
         """`base` and every `base-<suffix>` slug in use (a slug is [a-z0-9-]: no LIKE wildcards)."""

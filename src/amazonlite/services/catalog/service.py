@@ -210,8 +210,8 @@ async def list_categories(session: AsyncSession, *, limit: int, cursor: str | No
     return _name_page(rows, limit)
 
 
-async def _existing_category(categories: CategoryRepository, category_id: uuid.UUID) -> Category:
-    category = await categories.get(category_id)
+async def _locked_category(categories: CategoryRepository, category_id: uuid.UUID) -> Category:
+    category = await categories.lock(category_id)
     if category is None:
         raise CategoryNotFound()
     return category
@@ -235,7 +235,10 @@ async def create_category(session: AsyncSession, data: CategoryCreate) -> Catego
 
 async def update_category(session: AsyncSession, category_id: uuid.UUID, changes: CategoryUpdate) -> Category:
     categories = CategoryRepository(session)
-    category = await _existing_category(categories, category_id)
+    category = await _locked_category(categories, category_id)
+    renamed = changes.name is not None and changes.name != category.name
+    # A rename changes how its products read: lock them now, before any plain read (repository.py).
+    products = await ProductRepository(session).lock_in_category(category.id) if renamed else ()
     fields = changes.model_fields_set
     if changes.slug is not None and changes.slug != category.slug:
         if await categories.slug_taken(changes.slug, other_than=category.id):
@@ -245,12 +248,10 @@ async def update_category(session: AsyncSession, category_id: uuid.UUID, changes
         if changes.parent_id is not None:
             await _check_parent(categories, category, changes.parent_id)
         category.parent_id = changes.parent_id
-    renamed = changes.name is not None and changes.name != category.name
     if changes.name is not None:
         category.name = changes.name
     await _flush(session)
-    if renamed:
-        await _republish(session, await ProductRepository(session).in_category(category.id))
+    await _republish(session, products)
     return category
 
 
@@ -269,7 +270,7 @@ async def _check_parent(categories: CategoryRepository, category: Category, pare
 
 async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None:
     categories = CategoryRepository(session)
-    category = await _existing_category(categories, category_id)
+    category = await _locked_category(categories, category_id)
     if await categories.in_use(category.id):
         raise CategoryInUse("Move or delete its products and subcategories first")
     await categories.delete(category)
@@ -297,8 +298,8 @@ async def list_brands(session: AsyncSession, *, limit: int, cursor: str | None) 
     return _name_page(rows, limit)
 
 
-async def _existing_brand(brands: BrandRepository, brand_id: uuid.UUID) -> Brand:
-    brand = await brands.get(brand_id)
+async def _locked_brand(brands: BrandRepository, brand_id: uuid.UUID) -> Brand:
+    brand = await brands.lock(brand_id)
     if brand is None:
         raise BrandNotFound()
     return brand
@@ -320,23 +321,24 @@ async def create_brand(session: AsyncSession, data: BrandCreate) -> Brand:
 
 async def update_brand(session: AsyncSession, brand_id: uuid.UUID, changes: BrandUpdate) -> Brand:
     brands = BrandRepository(session)
-    brand = await _existing_brand(brands, brand_id)
+    brand = await _locked_brand(brands, brand_id)
+    renamed = changes.name is not None and changes.name != brand.name
+    # A rename changes how its products read: lock them now, before any plain read (repository.py).
+    products = await ProductRepository(session).lock_of_brand(brand.id) if renamed else ()
     if changes.slug is not None and changes.slug != brand.slug:
         if await brands.slug_taken(changes.slug, other_than=brand.id):
             raise DuplicateSlug(f"A brand already has the slug {changes.slug!r}")
         brand.slug = changes.slug
-    renamed = changes.name is not None and changes.name != brand.name
     if changes.name is not None:
         brand.name = changes.name
     await _flush(session)
-    if renamed:
-        await _republish(session, await ProductRepository(session).of_brand(brand.id))
+    await _republish(session, products)
     return brand
 
 
 async def delete_brand(session: AsyncSession, brand_id: uuid.UUID) -> None:
     brands = BrandRepository(session)
-    brand = await _existing_brand(brands, brand_id)
+    brand = await _locked_brand(brands, brand_id)
     if await brands.in_use(brand.id):
         raise BrandInUse("Move or delete its products first")
     await brands.delete(brand)
@@ -422,18 +424,21 @@ def reprice(product: Product) -> None:
 
 
 async def _category_for(session: AsyncSession, category_id: uuid.UUID | None) -> Category | None:
+    """The category a product is put in, held shared so that a rename waits for this write and
+    then republishes the product too."""
     if category_id is None:
         return None
-    category = await CategoryRepository(session).get(category_id)
+    category = await CategoryRepository(session).share(category_id)
     if category is None:
         raise UnknownCategory(f"No category {category_id}")
     return category
 
 
 async def _brand_for(session: AsyncSession, brand_id: uuid.UUID | None) -> Brand | None:
+    """The brand a product is put in, held shared like its category."""
     if brand_id is None:
         return None
-    brand = await BrandRepository(session).get(brand_id)
+    brand = await BrandRepository(session).share(brand_id)
     if brand is None:
         raise UnknownBrand(f"No brand {brand_id}")
     return brand
@@ -473,19 +478,23 @@ async def create_product(session: AsyncSession, data: ProductCreate) -> Product:
 
 
 async def update_product(session: AsyncSession, product_id: uuid.UUID, changes: ProductUpdate) -> Product:
+    """Change a product; its row stays locked until the transaction ends, so concurrent changes of
+    one product take turns and each records the state it committed."""
     products = ProductRepository(session)
-    product = await products.get(product_id)
+    product = await products.lock(product_id)
     if product is None:
         raise ProductNotFound()
     fields = changes.model_fields_set
+    # A new category or brand is held shared (after the product: the lock order of repository.py);
+    # the current ones need no lock, since their renames lock this product first.
+    if "category_id" in fields and changes.category_id != product.category_id:
+        product.category = await _category_for(session, changes.category_id)
+    if "brand_id" in fields and changes.brand_id != product.brand_id:
+        product.brand = await _brand_for(session, changes.brand_id)
     if changes.slug is not None and changes.slug != product.slug:
         if await products.slug_taken(changes.slug, other_than=product.id):
             raise DuplicateSlug(f"A product already has the slug {changes.slug!r}")
         product.slug = changes.slug
-    if "category_id" in fields:
-        product.category = await _category_for(session, changes.category_id)
-    if "brand_id" in fields:
-        product.brand = await _brand_for(session, changes.brand_id)
     if changes.variants is not None:
         await _replace_variants(session, products, product, changes.variants)
     if changes.name is not None:
@@ -530,7 +539,7 @@ async def _replace_variants(session: AsyncSession, products: ProductRepository, 
 
 async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
     products = ProductRepository(session)
-    product = await products.get(product_id)
+    product = await products.lock(product_id)  # after any change in flight: product.deleted comes last
     if product is None:
         raise ProductNotFound()
     skus = [v.sku for v in product.variants]
@@ -566,7 +575,10 @@ async def publish_product(session: AsyncSession, product: Product) -> None:
 
 
 async def _republish(session: AsyncSession, products: Sequence[Product]) -> None:
-    """A renamed category or brand changes how its products read: tell the read models."""
+    """A renamed category or brand changes how its products read: tell the read models. The
+    products are locked (`lock_in_category`, `lock_of_brand`) since before the rename."""
+    if not products:
+        return
     now = utcnow()
     for product in products:
         product.updated_at = now
