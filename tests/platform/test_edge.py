@@ -36,6 +36,12 @@ def edge_app(db: Database | None = None) -> FastAPI:
             async with db.session(tenant_id="acme") as session:
                 await session.execute(text("SELECT CAST(:v AS SMALLINT)"), {"v": 10_000_000})
 
+        @app.post("/locked")
+        async def locked() -> None:
+            async with db.session(tenant_id="acme") as session:
+                await session.execute(text("SET LOCAL lock_timeout = '100ms'"))
+                await session.execute(text("SELECT * FROM held WHERE id = 1 FOR UPDATE"))
+
         @app.post("/duplicate")
         async def duplicate() -> None:
             async with db.session(tenant_id="acme") as session:
@@ -107,3 +113,19 @@ class TestDatabaseErrors:
         assert "10000000" not in overflow.text
         assert duplicate.status_code == 409
         assert problem_type(duplicate) == "conflict"
+
+    async def test_a_lock_timeout_is_a_retryable_conflict(self, postgres_url: str) -> None:
+        db = Database(postgres_url)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE held (id INT PRIMARY KEY)"))
+            await conn.execute(text("INSERT INTO held VALUES (1)"))
+        app = edge_app(db)
+        async with db.engine.connect() as holder:
+            await holder.execute(text("SELECT * FROM held WHERE id = 1 FOR UPDATE"))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as client:
+                response = await client.post("/locked")
+            await holder.rollback()
+        await db.dispose()
+        assert response.status_code == 409
+        assert problem_type(response) == "concurrent-update"
+        assert response.headers["retry-after"] == "1"

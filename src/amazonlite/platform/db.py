@@ -112,6 +112,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+        if parsed.get_backend_name() in ("mysql", "mariadb"):
+            # As on PostgreSQL: each statement sees the latest commit and a locking read locks the
+            # rows it returns, not index gaps (MySQL's REPEATABLE READ default does both otherwise).
+            kwargs["isolation_level"] = "READ COMMITTED"
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine)

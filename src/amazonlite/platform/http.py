@@ -236,6 +236,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(request, 409, "conflict", "Conflict",
                                     "The request conflicts with the current state (it may have raced another "
                                     "request); read the resource again and retry")
+        if _is_lock_conflict(exc):
+            # A deadlock or a lock wait timeout: the request lost a race; retrying it is safe.
+            log.warning("http.lock_conflict", path=request.url.path, error=type(exc.orig).__name__)
+            return problem_response(request, 409, "concurrent-update", "Another change got there first",
+                                    "The request collided with a concurrent change and was undone; retry it",
+                                    headers={"Retry-After": "1"})
         if _is_data_error(exc):
             # The store refused a value (out of range, too long, not representable): the input's
             # fault, not the server's. No value is echoed.
@@ -255,6 +261,22 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+# SQLSTATEs of serialization failures, deadlocks and lock timeouts; MySQL's deadlock and lock-wait codes.
+_LOCK_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+_LOCK_MYSQL_CODES = frozenset({1213, 1205})
+
+
+def _is_lock_conflict(exc: DBAPIError) -> bool:
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if sqlstate in _LOCK_SQLSTATES:
+            return True
+        args = getattr(candidate, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _LOCK_MYSQL_CODES:
+            return True
+    return "database is locked" in str(exc.orig)
 
 
 def _is_data_error(exc: DBAPIError) -> bool:

@@ -32,26 +32,16 @@ SORT_COLUMNS: dict[str, tuple[InstrumentedAttribute[Any], bool]] = {
 # being renamed, then its products (by id), then their variants; a product write that puts the
 # product into a category or brand holds that row shared after the product's own lock.
 #
-# This reasoning is PostgreSQL's READ COMMITTED: each statement sees the latest commit, and a
-# locking read locks the rows it returns and nothing else. MariaDB defaults to REPEATABLE READ,
-# where a plain read keeps the snapshot of the transaction's first one (a name read after waiting
-# for a lock would predate the write waited for) and a locking index scan locks the gaps between
-# rows too: a locking write therefore starts its transaction in READ COMMITTED there. Should the
-# transaction have begun already, the rows an event carries still come from locking reads
-# (`populate_existing` replaces any older copy in the session). Rows are locked by primary key
+# This reasoning is READ COMMITTED: each statement sees the latest commit, and a locking read locks
+# the rows it returns and nothing else. The kernel runs PostgreSQL and MySQL/MariaDB engines at
+# that level (MariaDB's REPEATABLE READ default would let a name read after waiting for a lock
+# predate the write waited for, and lock index gaps too); `populate_existing` replaces any older
+# copy of a locked row in the session. Rows are locked by primary key
 # only (see `_lock_where`). SQLite has no row locks and its driver opens the transaction at the
 # first write: there a write that changes nothing takes the database's write lock first.
 
-_READ_COMMITTED = {"isolation_level": "READ COMMITTED"}
-
-
 def _holds_no_row_locks(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
-
-
-async def _begin_locking(session: AsyncSession) -> None:
-    if not session.in_transaction() and session.get_bind().dialect.name in ("mysql", "mariadb"):
-        await session.connection(execution_options=_READ_COMMITTED)
 
 
 async def _hold_database(session: AsyncSession, model: type[M], where: ColumnElement[bool]) -> None:
@@ -62,7 +52,6 @@ async def _hold_database(session: AsyncSession, model: type[M], where: ColumnEle
 async def _locked(session: AsyncSession, model: type[M], row_id: uuid.UUID, *, shared: bool = False) -> M | None:
     """The row read afresh, locked until the transaction ends: shared (others may read-lock it too,
     no one may change it) or exclusive. An exclusive lock lets foreign-key checks through."""
-    await _begin_locking(session)
     if _holds_no_row_locks(session):
         await _hold_database(session, model, model.id == row_id)
     query = (select(model).where(model.id == row_id).with_for_update(read=shared, key_share=not shared)
@@ -249,7 +238,6 @@ class ProductRepository:
         shared, so it has committed before the caller's lock on that row was granted. Locking
         through the category or brand index instead would, on MariaDB, lock an index entry before
         the row, while a product's own update holds the row and then needs the entry: a deadlock."""
-        await _begin_locking(self.session)
         if _holds_no_row_locks(self.session):
             await _hold_database(self.session, Product, where)
         ids = sorted((await self.session.scalars(select(Product.id).where(where))).all())
