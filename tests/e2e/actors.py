@@ -96,10 +96,14 @@ def sign_up(api: httpx.Client, tenant: str, *, name: str, email: str | None = No
 
 
 def wait_for_profile(api: httpx.Client, actor: Actor) -> dict[str, Any]:
-    """The profile is made by the users service from user.registered.v1: wait for it."""
+    """The profile is made by the users service from user.registered.v1: wait for it.
+
+    Generous: these tests are about who may touch what, not event latency (test_journey times that).
+    In the distributed topology the first signup's events can take ~40 s, while the relay's first
+    publish to a brand-new topic (notification.email.requested.v1) waits for the topic's metadata."""
     return eventually(  # type: ignore[no-any-return]
         lambda: (r := api.get("/users/me", headers=actor.auth)).status_code == 200 and r.json(),
-        what=f"the profile of {actor.email} in {actor.tenant}")
+        timeout=90.0, what=f"the profile of {actor.email} in {actor.tenant}")
 
 
 def create_tenant(api: httpx.Client, platform_admin: dict[str, str], tenant: str) -> bool:

@@ -61,8 +61,9 @@ class World:
 def _other_admin() -> tuple[str, str, str] | None:
     """(tenant, email, password) of an admin the platform fixture created in a second tenant, if any.
 
-    Today `amazonlite users create-admin --tenant <t>` before the platform starts is the only way to
-    get one; the fixture does not (yet) do it, so the tests that need one skip."""
+    Only the command line makes one (`amazonlite seed --tenant <t>`: the demo tenant_admin; or `amazonlite
+    users create-admin --tenant <t>`: a platform admin) before the platform starts; until the fixture
+    does, the tests that need one skip."""
     tenant = getattr(platforms, "OTHER_TENANT", None)
     email = getattr(platforms, "OTHER_ADMIN_EMAIL", None)
     password = getattr(platforms, "OTHER_ADMIN_PASSWORD", None)
@@ -103,8 +104,9 @@ def world(platform: platforms.Platform) -> Iterator[World]:
 
 def needs_b_admin(world: World) -> tuple[Actor, Catalog]:
     if world.b_admin is None or world.catalog_b is None:
-        pytest.skip("needs a tenant admin of a second tenant: platforms.OTHER_TENANT / OTHER_ADMIN_EMAIL / "
-                    "OTHER_ADMIN_PASSWORD, created with `amazonlite users create-admin --tenant` in the fixture")
+        pytest.skip("needs an admin of a second tenant from the platform fixture: platforms.OTHER_TENANT, "
+                    "OTHER_ADMIN_EMAIL, OTHER_ADMIN_PASSWORD (`amazonlite seed --tenant` or `users create-admin "
+                    "--tenant` before the platform starts)")
     return world.b_admin, world.catalog_b
 
 
