@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from amazonlite.services.auth.app import SERVICE
+from amazonlite.services.auth.settings import AuthSettings
 from tests.services.auth.factories import (
     REGISTERED,
     log_in,
@@ -216,3 +217,11 @@ class TestRefusedCallbacks:
             response = await client.get(CALLBACK, params={"code": "made-up-code", "state": state})
             assert response.status_code == 400
             assert problem_type(response) == "oauth-code-rejected"
+
+
+class TestSettings:
+    def test_a_client_id_needs_its_secret_and_redirect_uri(self) -> None:
+        with pytest.raises(ValueError, match="REDIRECT_URI"):
+            AuthSettings(google_client_id=CLIENT_ID, google_client_secret="s")
+        assert AuthSettings(google_client_id=CLIENT_ID, google_client_secret="s",
+                            google_redirect_uri=REDIRECT_URI).google_issuer == "https://accounts.google.com"

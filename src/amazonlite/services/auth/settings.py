@@ -48,6 +48,9 @@ class AuthSettings(ServiceSettings):
             self.key_encryption_secret = DEVELOPMENT_KEY_ENCRYPTION_SECRET
         elif len(self.key_encryption_secret) < 32:
             raise ValueError("AMAZONLITE_AUTH_KEY_ENCRYPTION_SECRET must be at least 32 characters")
+        if self.google_client_id and not (self.google_client_secret and self.google_redirect_uri):
+            raise ValueError("AMAZONLITE_AUTH_GOOGLE_CLIENT_SECRET and AMAZONLITE_AUTH_GOOGLE_REDIRECT_URI must be set "
+                             "with AMAZONLITE_AUTH_GOOGLE_CLIENT_ID")
         return self
 
     @property
