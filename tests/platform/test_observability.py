@@ -72,7 +72,7 @@ class TestOneTraceAcrossServicesAndEvents:
     async def test_signup_is_one_trace_from_gateway_to_the_users_consumer(
             self, tmp_path: Path, spans: InMemorySpanExporter, json_logs: pytest.CaptureFixture[str]) -> None:
         spans.clear()
-        configure_logging("amazonlite", level="INFO", json=True)
+        configure_logging("amazonlite", level="INFO", json=True, cache=False)
         email = f"trace-{uuid.uuid4().hex[:6]}@example.com"
         async with embedded_platform(tmp_path) as (_app, client):
             response = await client.post(

@@ -31,7 +31,9 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default).decode()
 
 
-def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -> None:
+def configure_logging(service: str, *, level: str = "INFO", json: bool = True, cache: bool = True) -> None:
+    """`cache=False` keeps loggers re-reading the configuration (tests that capture output); a
+    process configures once and caches (faster)."""
     _SERVICE["name"] = service
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -47,7 +49,7 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     # Libraries that log through the standard library go through the same renderer.
     handler = logging.StreamHandler(sys.stderr)
