@@ -37,7 +37,7 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["status"] == status and body["type"] and body["title"]
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def assert_ok(response: httpx.Response, status: int = 200) -> Any:
@@ -52,7 +52,7 @@ def tenant_header(tenant: str) -> dict[str, str]:
 def login(api: httpx.Client, email: str, password: str, tenant: str | None = None) -> dict[str, Any]:
     """A fresh token pair (a new refresh-token family); the login must succeed."""
     headers = tenant_header(tenant) if tenant is not None else {}
-    return assert_ok(api.post("/auth/login", json={"email": email, "password": password}, headers=headers))  # type: ignore[no-any-return]
+    return assert_ok(api.post("/auth/login", json={"email": email, "password": password}, headers=headers))
 
 
 @dataclass
@@ -101,7 +101,7 @@ def wait_for_profile(api: httpx.Client, actor: Actor) -> dict[str, Any]:
     Generous: these tests are about who may touch what, not event latency (test_journey times that).
     In the distributed topology the first signup's events can take ~40 s, while the relay's first
     publish to a brand-new topic (notification.email.requested.v1) waits for the topic's metadata."""
-    return eventually(  # type: ignore[no-any-return]
+    return eventually(
         lambda: (r := api.get("/users/me", headers=actor.auth)).status_code == 200 and r.json(),
         timeout=90.0, what=f"the profile of {actor.email} in {actor.tenant}")
 
