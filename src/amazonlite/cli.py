@@ -194,7 +194,8 @@ def create_admin(
     name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
     data_dir: DataDir = None,
 ) -> None:
-    """Create a platform admin (or make an existing account one), and its tenant when new."""
+    """Create an admin (or make an existing account one), and its tenant when new. In the `default`
+    tenant the account administers the platform; in any other tenant, that tenant only."""
     from amazonlite.services.auth.commands import create_admin as create
     from amazonlite.services.tenants.commands import ensure_tenant
 
@@ -218,7 +219,8 @@ def create_admin(
         detail = getattr(exc, "detail", None) or str(exc)
         console.print(f"[red]Could not create the admin:[/] {detail}")
         raise typer.Exit(1) from exc
-    console.print(f"Platform admin {email} in tenant {tenant!r}: user id {user_id}")
+    kind = "Platform admin" if tenant == DEFAULT_TENANT else "Tenant admin"
+    console.print(f"{kind} {email} in tenant {tenant!r}: user id {user_id}")
 
 
 def _consumer_runtimes(service: str | None) -> list[str]:

@@ -24,6 +24,10 @@ from tests.support import servers
 
 ADMIN_EMAIL = "root@platform.example.com"
 ADMIN_PASSWORD = "correct-horse-battery-9"
+# A second tenant with its own admin (tenant admin only: platform administration lives in `default`).
+OTHER_TENANT = "acme"
+OTHER_ADMIN_EMAIL = "admin@acme.example.com"
+OTHER_ADMIN_PASSWORD = "road-runner-catalog-7"
 
 
 @dataclass
@@ -100,6 +104,8 @@ def embedded(workdir: Path) -> Iterator[Platform]:
     port = servers.free_port()
     procs = _Processes(workdir, _base_env(workdir))
     procs.cli("users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    procs.cli("users", "create-admin", "--tenant", OTHER_TENANT, "--email", OTHER_ADMIN_EMAIL,
+              "--password", OTHER_ADMIN_PASSWORD)
     procs.start("amazonlite-up", "up", "--port", str(port), "--no-demo")
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -125,6 +131,8 @@ def distributed(workdir: Path) -> Iterator[Platform]:
         stack.callback(procs.stop)
         procs.cli("migrate")
         procs.cli("users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        procs.cli("users", "create-admin", "--tenant", OTHER_TENANT, "--email", OTHER_ADMIN_EMAIL,
+                  "--password", OTHER_ADMIN_PASSWORD)
         ports = {name: servers.free_port() for name in SERVICE_NAMES}
         for name in SERVICE_NAMES:
             procs.start(f"serve-{name}", "serve", name, "--port", str(ports[name]), "--no-migrate")

@@ -54,22 +54,8 @@ class World:
     y: Actor
     b: Actor  # a customer of tenant B
     catalog_a: Catalog
-    b_admin: Actor | None  # a tenant admin of B, when the fixture makes one
-    catalog_b: Catalog | None
-
-
-def _other_admin() -> tuple[str, str, str] | None:
-    """(tenant, email, password) of an admin the platform fixture created in a second tenant, if any.
-
-    Only the command line makes one (`amazonlite seed --tenant <t>`: the demo tenant_admin; or `amazonlite
-    users create-admin --tenant <t>`: a platform admin) before the platform starts; until the fixture
-    does, the tests that need one skip."""
-    tenant = getattr(platforms, "OTHER_TENANT", None)
-    email = getattr(platforms, "OTHER_ADMIN_EMAIL", None)
-    password = getattr(platforms, "OTHER_ADMIN_PASSWORD", None)
-    if tenant and email and password:
-        return str(tenant), str(email), str(password)
-    return None
+    b_admin: Actor  # the tenant admin of B the platform fixture creates
+    catalog_b: Catalog
 
 
 def make_catalog(api: httpx.Client, admin: Actor, label: str) -> Catalog:
@@ -89,24 +75,19 @@ def make_catalog(api: httpx.Client, admin: Actor, label: str) -> Catalog:
 def world(platform: platforms.Platform) -> Iterator[World]:
     with httpx.Client(base_url=f"{platform.base_url}/api/v1", timeout=15) as api:
         admin = sign_in(api, platforms.ADMIN_EMAIL, platforms.ADMIN_PASSWORD, TENANT_A)
-        other = _other_admin()
-        tenant_b = other[0] if other else f"iso-{uuid.uuid4().hex[:8]}"
-        create_tenant(api, admin.auth, tenant_b)
-        b_admin = sign_in(api, other[1], other[2], tenant_b) if other else None
+        tenant_b = platforms.OTHER_TENANT
+        assert create_tenant(api, admin.auth, tenant_b)  # exists already (create-admin made it): 409 is fine
+        b_admin = sign_in(api, platforms.OTHER_ADMIN_EMAIL, platforms.OTHER_ADMIN_PASSWORD, tenant_b)
         yield World(
             api=api, tenant_b=tenant_b, admin=admin,
             x=sign_up(api, TENANT_A, name="Xena"), y=sign_up(api, TENANT_A, name="Yusuf"),
             b=sign_up(api, tenant_b, name="Bela"),
             catalog_a=make_catalog(api, admin, "Alpha"), b_admin=b_admin,
-            catalog_b=make_catalog(api, b_admin, "Beta") if b_admin else None,
+            catalog_b=make_catalog(api, b_admin, "Beta"),
         )
 
 
 def needs_b_admin(world: World) -> tuple[Actor, Catalog]:
-    if world.b_admin is None or world.catalog_b is None:
-        pytest.skip("needs an admin of a second tenant from the platform fixture: platforms.OTHER_TENANT, "
-                    "OTHER_ADMIN_EMAIL, OTHER_ADMIN_PASSWORD (`amazonlite seed --tenant` or `users create-admin "
-                    "--tenant` before the platform starts)")
     return world.b_admin, world.catalog_b
 
 

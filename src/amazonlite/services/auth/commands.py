@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from amazonlite.platform.config import Environment
 from amazonlite.platform.security import Role
 from amazonlite.platform.service import ServiceRuntime
-from amazonlite.platform.tenancy import UNSCOPED, validate_tenant_id
+from amazonlite.platform.tenancy import DEFAULT_TENANT, UNSCOPED, validate_tenant_id
 from amazonlite.services.auth import oidc, passwords, service
 from amazonlite.services.auth.errors import InvalidEmail
 from amazonlite.services.auth.schemas import Email
@@ -81,11 +81,15 @@ async def seed(runtime: ServiceRuntime, tenant_id: str) -> None:
 
 async def create_admin(runtime: ServiceRuntime, *, tenant_id: str, email: str, password: str,
                        name: str = "Administrator") -> uuid.UUID:
-    """Create a platform and tenant administrator, or promote the existing account of `email` and
-    set its password. Raises `InvalidEmail` or `WeakPassword` (both `AppError`, with a `detail`)."""
+    """Create an administrator, or promote the existing account of `email` and set its password.
+    Platform administration lives in the `default` tenant: there the account becomes a platform and
+    tenant admin; in any other tenant, that tenant's admin only. Raises `InvalidEmail` or
+    `WeakPassword` (both `AppError`, with a `detail`)."""
     try:
         normalised = _EMAIL.validate_python(email)
     except ValidationError as exc:
         raise InvalidEmail(f"{email!r} is not a valid email address") from exc
     async with runtime.db.session(tenant_id=validate_tenant_id(tenant_id)) as session:
-        return await service.create_or_promote_admin(session, email=normalised, password=password, name=name)
+        roles = service.ADMIN_ROLES if tenant_id == DEFAULT_TENANT else (Role.TENANT_ADMIN.value,)
+        return await service.create_or_promote_admin(session, email=normalised, password=password, name=name,
+                                                     roles=roles)

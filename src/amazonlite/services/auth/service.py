@@ -91,18 +91,19 @@ async def create_external_user(session: AsyncSession, *, email: str, name: str, 
                               email_verified=email_verified)
 
 
-async def create_or_promote_admin(session: AsyncSession, *, email: str, password: str, name: str) -> uuid.UUID:
-    """Create an administrator (platform and tenant admin), or make an existing account one and
-    set its password."""
+async def create_or_promote_admin(session: AsyncSession, *, email: str, password: str, name: str,
+                                  roles: Sequence[str] = ADMIN_ROLES) -> uuid.UUID:
+    """Create an administrator with `roles` (platform and tenant admin by default), or give an
+    existing account those roles and set its password."""
     check_password_policy(password, email)
     user = await UserRepository(session).by_email(email)
     if user is None:
-        user = await _create_user(session, email=email, password=password, name=name, roles=ADMIN_ROLES,
+        user = await _create_user(session, email=email, password=password, name=name, roles=roles,
                                   email_verified=True)
         return user.id
     user.password_hash = await passwords.hash_password(password)
     user.email_verified = True
-    user.roles = [*user.roles, *(role for role in ADMIN_ROLES if role not in user.roles)]
+    user.roles = [*user.roles, *(role for role in roles if role not in user.roles)]
     await session.flush()
     log.info("auth.admin_promoted", user_id=str(user.id))
     return user.id
