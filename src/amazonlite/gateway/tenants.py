@@ -30,8 +30,7 @@ log = structlog.get_logger("amazonlite.gateway")
 TENANTS = "tenants"
 TENANT_PATH = "/api/v1/admin/tenants/{tenant}"
 # The principal the gateway reads tenant settings as.
-GATEWAY_ADMIN = Principal(tenant_id=DEFAULT_TENANT, user_id="gateway", roles=frozenset({Role.PLATFORM_ADMIN}),
-                          token_id="gateway")
+GATEWAY_ADMIN = Principal(tenant_id=DEFAULT_TENANT, user_id="gateway", roles=frozenset({Role.PLATFORM_ADMIN}))
 # After a failed lookup, stale settings are used for this long before the service is asked again.
 RETRY_AFTER_FAILURE_SECONDS = 2.0
 

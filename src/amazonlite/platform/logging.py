@@ -27,6 +27,21 @@ def _add_trace(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, A
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the moment of writing. A logger configured once must
+    not keep a stream that its caller later replaces and closes (a CLI runner, a test capture):
+    a log line would then raise inside the code that logs."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
+
+
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default).decode()
 
@@ -48,11 +63,11 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True, c
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),  # type: ignore[arg-type]
         cache_logger_on_first_use=cache,
     )
     # Libraries that log through the standard library go through the same renderer.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_STDERR)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         foreign_pre_chain=processors,

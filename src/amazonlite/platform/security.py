@@ -68,8 +68,12 @@ class InternalTokens:
         if principal.client_address:
             claims["cip"] = principal.client_address
         if principal.user_id is not None:
-            claims.update(sub=principal.user_id, roles=sorted(principal.roles), jti=principal.token_id,
-                          axp=principal.token_expires_at)
+            claims.update(sub=principal.user_id, roles=sorted(principal.roles))
+            # The access token's id and expiry, when the principal came from one (logout revokes it).
+            if principal.token_id is not None:
+                claims["jti"] = principal.token_id
+            if principal.token_expires_at is not None:
+                claims["axp"] = principal.token_expires_at
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str, *, audience: str) -> Principal:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -30,6 +30,20 @@ class _Group:
     deliver: Deliver
     consumer: AIOKafkaConsumer | None = None
     task: asyncio.Task[None] | None = None
+    # Set once the group coordinator has given this member its partitions (maybe none): before that
+    # the process is not ready, its consumer is not consuming yet.
+    joined: bool = False
+
+
+class _JoinListener(ConsumerRebalanceListener):
+    def __init__(self, group: _Group) -> None:
+        self.group = group
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        self.group.joined = True
 
 
 class KafkaTransport:
@@ -63,7 +77,6 @@ class KafkaTransport:
         await self.ensure_topics({t for g in self._groups for t in g.topics})
         for group in self._groups:
             group.consumer = AIOKafkaConsumer(
-                *group.topics,
                 bootstrap_servers=self.bootstrap,
                 client_id=f"{self.client_id}-{group.group}",
                 group_id=group.group,
@@ -73,6 +86,7 @@ class KafkaTransport:
                 session_timeout_ms=self.session_timeout_ms,
                 heartbeat_interval_ms=self.heartbeat_interval_ms,
             )
+            group.consumer.subscribe(list(group.topics), listener=_JoinListener(group))
             await group.consumer.start()
             group.task = asyncio.create_task(self._consume(group), name=f"kafka-consume-{group.group}")
 
@@ -127,6 +141,8 @@ class KafkaTransport:
         for group in self._groups:
             if group.task is None or group.task.done():
                 raise ConnectionError(f"the consumer of group {group.group} is not running")
+            if not group.joined:
+                raise ConnectionError(f"the consumer of group {group.group} has not joined its group yet")
         await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=5)
 
     async def _consume(self, group: _Group) -> None:
