@@ -156,18 +156,27 @@ def get_runtime(request: Request) -> ServiceRuntime:
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
-async def get_session(request: Request, principal: Annotated[Principal, Depends(get_principal)]
-                      ) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work, scoped to the caller's tenant; committed before the response
-    is sent (a failed commit is the request's error, not a lost write)."""
-    bind_tenant(principal.tenant_id)
-    async with get_runtime(request).db.session(tenant_id=principal.tenant_id) as session:
+@asynccontextmanager
+async def unit_of_work(runtime: ServiceRuntime, tenant_id: str) -> AsyncIterator[AsyncSession]:
+    """A request's unit of work: committed on success, rolled back on an error, except an error that
+    `keeps_changes` (its work is committed, then it propagates). For request dependencies that need
+    a scope other than the caller's tenant (a platform admin's unscoped session)."""
+    async with runtime.db.session(tenant_id=tenant_id) as session:
         try:
             yield session
         except AppError as exc:
             if exc.keeps_changes:
                 await session.commit()
             raise
+
+
+async def get_session(request: Request, principal: Annotated[Principal, Depends(get_principal)]
+                      ) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work, scoped to the caller's tenant; committed before the response
+    is sent (a failed commit is the request's error, not a lost write)."""
+    bind_tenant(principal.tenant_id)
+    async with unit_of_work(get_runtime(request), principal.tenant_id) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

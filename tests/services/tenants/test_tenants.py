@@ -190,3 +190,19 @@ class TestIsolation:
             async with platform_admin(svc) as client:
                 body = (await client.get(f"{TENANTS}/globex")).json()
             assert (body["tax_rate_bp"], body["status"]) == (700, "active")
+
+
+class TestPlatformAdministrationLivesInTheDefaultTenant:
+    async def test_a_platform_admin_role_of_another_tenant_administers_nothing_beyond_it(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await create(svc, "acme")
+            await create(svc, "globex")
+            async with svc.client(tenant="acme", user_id=uuid.uuid4(), roles=PLATFORM) as stray:
+                assert (await stray.post("/api/v1/admin/tenants", json={"id": "initech", "name": "I"})
+                        ).status_code == 403
+                assert (await stray.get("/api/v1/admin/tenants")).status_code == 403
+                assert (await stray.get("/api/v1/admin/tenants/globex")).status_code == 404
+                assert (await stray.get("/api/v1/admin/tenants/acme")).status_code == 200
+            async with platform_admin(svc) as root:
+                assert (await root.get("/api/v1/admin/tenants/globex")).status_code == 200

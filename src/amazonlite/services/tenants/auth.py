@@ -9,46 +9,43 @@ passes does a dependency here open an explicitly unscoped session.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.context import bind_tenant
-from amazonlite.platform.errors import AppError
+from amazonlite.platform.errors import Forbidden
 from amazonlite.platform.security import AdminUser, Principal, Role, require
-from amazonlite.platform.service import RuntimeDep, ServiceRuntime
-from amazonlite.platform.tenancy import UNSCOPED
+from amazonlite.platform.service import RuntimeDep, unit_of_work
+from amazonlite.platform.tenancy import DEFAULT_TENANT, UNSCOPED
 
-PlatformAdmin = Annotated[Principal, require(Role.PLATFORM_ADMIN)]
 PLATFORM_ROLES = frozenset({Role.PLATFORM_ADMIN})
 
 
-@asynccontextmanager
-async def _session(runtime: ServiceRuntime, tenant_id: str) -> AsyncIterator[AsyncSession]:
-    # As the kernel's `get_session`: committed by the edge before the response is sent.
-    async with runtime.db.session(tenant_id=tenant_id) as session:
-        try:
-            yield session
-        except AppError as exc:
-            if exc.keeps_changes:
-                await session.commit()
-            raise
+def platform_admin(principal: Annotated[Principal, require(Role.PLATFORM_ADMIN)]) -> Principal:
+    """Platform administration belongs to accounts of the `default` tenant only."""
+    if principal.tenant_id != DEFAULT_TENANT:
+        raise Forbidden("Platform administration belongs to the default tenant")
+    return principal
+
+
+PlatformAdmin = Annotated[Principal, Depends(platform_admin)]
 
 
 async def platform_session(principal: PlatformAdmin, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """An unscoped unit of work, for platform admins only (checked before it opens)."""
     bind_tenant(principal.tenant_id)
-    async with _session(runtime, UNSCOPED) as session:
+    async with unit_of_work(runtime, UNSCOPED) as session:
         yield session
 
 
 async def admin_session(principal: AdminUser, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """Unscoped for a platform admin; scoped to their own tenant for a tenant admin."""
     bind_tenant(principal.tenant_id)
-    scope = UNSCOPED if principal.has_any(PLATFORM_ROLES) else principal.tenant_id
-    async with _session(runtime, scope) as session:
+    platform_wide = principal.has_any(PLATFORM_ROLES) and principal.tenant_id == DEFAULT_TENANT
+    scope = UNSCOPED if platform_wide else principal.tenant_id
+    async with unit_of_work(runtime, scope) as session:
         yield session
 
 
