@@ -47,9 +47,19 @@ class TestCreateAdmin:
             [event] = await outbox_events(svc)  # registered; no verification email for an operator's account
             assert await scalar(svc, "SELECT email_verified FROM users") in (True, 1)
         assert (claims["sub"], claims["tenant"]) == (str(user_id), "acme")
-        assert claims["roles"] == ["platform_admin", "tenant_admin"]
-        assert event["envelope"]["payload"]["roles"] == ["platform_admin", "tenant_admin"]
+        # Platform administration lives in `default`: elsewhere the account administers its tenant only.
+        assert claims["roles"] == ["tenant_admin"]
+        assert event["envelope"]["payload"]["roles"] == ["tenant_admin"]
         assert event["tenant_id"] == "acme"
+
+    async def test_an_admin_of_the_default_tenant_administers_the_platform(self, sqlite_url: str,
+                                                                            tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await create_admin(svc.runtime, tenant_id="default", email="root@example.com", password=ADMIN_PASSWORD)
+            async with svc.client(tenant="default") as client:
+                response = await log_in(client, email="root@example.com", password=ADMIN_PASSWORD)
+                claims = await verified_claims(client, response.json()["access_token"])
+        assert claims["roles"] == ["platform_admin", "tenant_admin"]
 
     async def test_promotes_an_existing_customer(self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
