@@ -124,7 +124,9 @@ def distributed(workdir: Path) -> Iterator[Platform]:
         env.update(AMAZONLITE_KAFKA_BOOTSTRAP=bootstrap, AMAZONLITE_REDIS_URL=servers.redis_url(),
                    AMAZONLITE_REDIS_PREFIX=servers.redis_prefix(),
                    AMAZONLITE_INTERNAL_TOKEN_SECRET=secrets.token_urlsafe(48),
-                   AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="2000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="300")
+                   # Short enough for quick joins, long enough that heartbeats survive a loaded CI
+                   # machine (missed ones evict the member and stall consumption in rebalances).
+                   AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="6000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="1000")
         for name, url in urls.items():
             env[f"AMAZONLITE_{name.upper()}_DATABASE_URL"] = url
         procs = _Processes(workdir, env)
