@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from amazonlite.platform.db import Database, after_commit
 
@@ -33,9 +34,18 @@ class TestAfterCommit:
     async def test_a_failing_callback_does_not_fail_the_committed_work(self, tmp_path: Path) -> None:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
 
+        attempted: list[str] = []
+
         async def broken() -> None:
+            attempted.append("drop")
             raise ConnectionError("cache is down")
 
         async with db.session(tenant_id="acme") as session:
+            await session.execute(text("CREATE TABLE notes (body TEXT)"))
+            await session.execute(text("INSERT INTO notes VALUES ('kept')"))
             after_commit(session, broken)
+        async with db.session(tenant_id="acme") as session:
+            bodies = (await session.execute(text("SELECT body FROM notes"))).scalars().all()
         await db.dispose()
+        assert attempted == ["drop"]
+        assert bodies == ["kept"]

@@ -88,12 +88,6 @@ class TenantDirectory:
             task.add_done_callback(lambda done: self._finished(tenant_id, done))
         return await asyncio.shield(task)
 
-    def forget(self, tenant_id: str | None = None) -> None:
-        if tenant_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(tenant_id, None)
-
     def _finished(self, tenant_id: str, task: asyncio.Task[TenantInfo | None]) -> None:
         self._inflight.pop(tenant_id, None)
         if not task.cancelled():

@@ -93,10 +93,6 @@ class ServiceSettings(BaseSettings):
         path = (platform.data_dir / f"{self.service_name}.sqlite3").resolve()
         return f"sqlite+aiosqlite:///{path}"
 
-    @classmethod
-    def env_prefix(cls) -> str:
-        return f"AMAZONLITE_{cls.service_name.upper()}_"
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("service_name")
