@@ -120,11 +120,11 @@ def _print_welcome(host: str, port: int, demo: bool) -> None:
             console.print(f"  demo {account.role}: {account.email} / {account.password}")
 
 
-def _require_distributed(*, kafka: bool) -> None:
+def _require_distributed() -> None:
     from amazonlite.topology import MisconfiguredProcess, require_distributed_settings
 
     try:
-        require_distributed_settings(platform_settings(), kafka=kafka)
+        require_distributed_settings(platform_settings())
     except MisconfiguredProcess as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
@@ -140,7 +140,7 @@ def serve(
 ) -> None:
     """Run one service as its own process (distributed topology)."""
     _check_service(service)
-    _require_distributed(kafka=True)
+    _require_distributed()
     if migrate:
         _migrate([service])
     os.environ[SERVICE_ENV] = service
@@ -156,7 +156,7 @@ def gateway(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Run the gateway alone, proxying to services at the given URLs."""
-    _require_distributed(kafka=False)
+    _require_distributed()
     for item in upstream:
         name, sep, url = item.partition("=")
         if not sep or not url:

@@ -19,7 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from amazonlite.gateway.app import Upstream, create_gateway
+from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
+from amazonlite.gateway.app import CachePolicy, Upstream, create_gateway
 from amazonlite.platform.bus import Transport
 from amazonlite.platform.bus.kafka import KafkaTransport
 from amazonlite.platform.bus.memory import InProcessTransport
@@ -34,6 +35,11 @@ from amazonlite.platform.tracing import configure_tracing
 SERVICE_NAMES: tuple[str, ...] = ("tenants", "auth", "users", "catalog")
 SERVICE_ENV = "AMAZONLITE_SERVICE"
 UPSTREAMS_ENV = "AMAZONLITE_GATEWAY_UPSTREAMS"
+# The gateway caches the catalog's public reads, and forgets a tenant's when its catalog changes.
+CATALOG_CACHE = CachePolicy(
+    routes=frozenset({"/api/v1/products", "/api/v1/categories", "/api/v1/brands"}),
+    invalidated_by=(ProductUpdatedV1.event_type, ProductDeletedV1.event_type),
+)
 # Where a service process finds the others: `auth=http://auth:8001,catalog=http://catalog:8003`.
 SERVICE_URLS_ENV = "AMAZONLITE_SERVICE_URLS"
 
@@ -125,21 +131,22 @@ def build_embedded(platform: PlatformSettings, names: Sequence[str] = SERVICE_NA
         if redis is not None:
             await redis.aclose()
 
-    return create_gateway(platform, upstreams, revocations=revocations, on_startup=[start], on_shutdown=[stop])
+    return create_gateway(platform, upstreams, revocations=revocations, cache_policy=CATALOG_CACHE,
+                          events=transport, redis=redis, on_startup=[start], on_shutdown=[stop])
 
 
 class MisconfiguredProcess(RuntimeError):
     pass
 
 
-def require_distributed_settings(platform: PlatformSettings, *, kafka: bool) -> None:
+def require_distributed_settings(platform: PlatformSettings) -> None:
     """A process of the distributed topology cannot fall back to embedded stand-ins: an in-process
     bus there has no subscribers (events would be marked sent and lost), and in-memory revocations
     are invisible to the gateway (logout would not log out). Its environment must also be chosen,
     so that production secrets are never replaced by development defaults by accident."""
     missing = []
-    if kafka and not platform.kafka_bootstrap:
-        missing.append("AMAZONLITE_KAFKA_BOOTSTRAP (Kafka: the event bus between processes)")
+    if not platform.kafka_bootstrap:
+        missing.append("AMAZONLITE_KAFKA_BOOTSTRAP (Kafka: the event bus, also the gateway's cache invalidations)")
     if not platform.redis_url:
         missing.append("AMAZONLITE_REDIS_URL (Redis: revoked access tokens, shared by auth and the gateway)")
     if "AMAZONLITE_ENVIRONMENT" not in os.environ:
@@ -160,7 +167,7 @@ def service_app() -> FastAPI:
     name = os.environ[SERVICE_ENV]
     platform = platform_settings()
     _configure(name, platform)
-    require_distributed_settings(platform, kafka=True)
+    require_distributed_settings(platform)
     redis = make_redis(platform)
     runtime = build_runtime(name, platform, transport=make_transport(platform, name),
                             revocations=make_revocations(platform, redis), redis=redis)
@@ -186,17 +193,20 @@ def gateway_app() -> FastAPI:
     """The gateway alone, proxying to the services named in AMAZONLITE_GATEWAY_UPSTREAMS."""
     platform = platform_settings()
     _configure("gateway", platform)
-    require_distributed_settings(platform, kafka=False)
+    require_distributed_settings(platform)
     urls = parse_upstreams(os.environ.get(UPSTREAMS_ENV, ""))
     unknown = set(urls) - set(SERVICE_NAMES)
     if unknown:
         raise ValueError(f"unknown services in {UPSTREAMS_ENV}: {sorted(unknown)}")
     redis = make_redis(platform)
     revocations = make_revocations(platform, redis)
+    transport = make_transport(platform, "gateway")  # catalog events invalidate the response cache
 
     async def stop() -> None:
+        await transport.stop()
         if redis is not None:
             await redis.aclose()
 
     upstreams = [Upstream(name=name, url=url) for name, url in urls.items()]
-    return create_gateway(platform, upstreams, revocations=revocations, on_shutdown=[stop])
+    return create_gateway(platform, upstreams, revocations=revocations, cache_policy=CATALOG_CACHE,
+                          events=transport, redis=redis, on_startup=[transport.start], on_shutdown=[stop])

@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
+from amazonlite.gateway.cache import CONSUMER_GROUP, CachePolicy, MemoryResponseStore, RedisResponseStore, ResponseCache
 from amazonlite.gateway.edge import ClientAddress, SecurityHeaders, docs_csp
 from amazonlite.gateway.openapi import TITLE, MergedOpenApi
 from amazonlite.gateway.proxy import GATEWAY, Fetched, Upstream, UpstreamClient, make_client
@@ -27,6 +28,7 @@ from amazonlite.gateway.routing import ROUTES, GatewayDispatch, RouteTable, Tena
 from amazonlite.gateway.settings import GatewaySettings
 from amazonlite.gateway.tenants import GATEWAY_ADMIN, TENANT_PATH, TENANTS, StaticTenants, TenantDirectory
 from amazonlite.gateway.tokens import AccessTokenVerifier, CallerResolver, InternalTokenMinter, KeySet
+from amazonlite.platform.bus import Transport
 from amazonlite.platform.config import PlatformSettings
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
 from amazonlite.platform.resilience import DownstreamPolicy, ResilienceSettings
@@ -34,7 +36,7 @@ from amazonlite.platform.revocation import RevocationStore
 from amazonlite.platform.security import InternalTokens
 from amazonlite.platform.service import ops_router
 
-__all__ = ["ROUTES", "GatewaySettings", "Upstream", "create_gateway"]
+__all__ = ["ROUTES", "CachePolicy", "GatewaySettings", "Upstream", "create_gateway"]
 
 CORS_REQUEST_HEADERS = ["authorization", "content-type", "idempotency-key", "x-cart-id", "x-correlation-id",
                         "x-tenant-id", "traceparent", "tracestate"]
@@ -60,12 +62,16 @@ def upstream_resilience(settings: GatewaySettings, base: ResilienceSettings | No
 
 def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *, revocations: RevocationStore,
                    settings: GatewaySettings | None = None, resilience: ResilienceSettings | None = None,
+                   cache_policy: CachePolicy | None = None, events: Transport | None = None, redis: Any = None,
                    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
                    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()) -> FastAPI:
     """The gateway app: `/api/v1/...` routed by `ROUTES` to `upstreams`, plus health, metrics and docs.
 
     `on_startup` hooks run in order in the lifespan, `on_shutdown` hooks in reverse order.
     `resilience` overrides the breaker and retry settings of every upstream (`upstream_resilience`).
+    With a `cache_policy` and an `events` bus (which the caller starts and stops), public reads are
+    cached, in `redis` when given (shared by replicas), else in memory; the gateway subscribes to the
+    policy's topics before the bus starts.
     """
     settings = settings or GatewaySettings()
     names = [u.name for u in upstreams]
@@ -99,13 +105,17 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
                   max_age=settings.jwks_max_age_seconds, on_keys_removed=lambda: verifier.forget_verified())
     verifier = AccessTokenVerifier(keys, revocations, issuer=settings.token_issuer, audience=settings.token_audience,
                                    leeway=settings.token_leeway_seconds, cache_size=settings.verified_token_cache_size)
+    cache = _response_cache(settings, platform, cache_policy, events, redis)
     merged_openapi = MergedOpenApi(list(clients.values()), table, cache_seconds=settings.openapi_cache_seconds,
                                    timeout=settings.readiness_timeout_seconds)
 
     async def readiness() -> dict[str, str]:
         limit = settings.readiness_timeout_seconds
         results = await asyncio.gather(*(_upstream_ready(c, limit) for c in clients.values()))
-        return {key: value for checks in results for key, value in checks.items()}
+        checks = {key: value for result in results for key, value in result.items()}
+        if cache is not None and events is not None:
+            checks["bus"] = await _bus_ready(events)
+        return checks
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -136,7 +146,7 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
 
     app.add_middleware(GatewayDispatch, table=table, upstreams=clients, callers=CallerResolver(verifier),
                        minter=minter, tenants=tenants, limiter=limiter,
-                       client_address=ClientAddress(settings.trusted_proxies))
+                       client_address=ClientAddress(settings.trusted_proxies), cache=cache)
     if settings.cors_allow_origins:
         # Bearer tokens, not cookies: no credentials mode. Preflights are answered here.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allow_origins, allow_methods=["*"],
@@ -159,6 +169,29 @@ def _tenants(clients: Mapping[str, UpstreamClient], settings: GatewaySettings) -
 
     return TenantDirectory(fetch, ttl=settings.tenant_cache_seconds, unknown_ttl=settings.unknown_tenant_cache_seconds,
                            max_entries=settings.tenant_cache_size)
+
+
+def _response_cache(settings: GatewaySettings, platform: PlatformSettings, policy: CachePolicy | None,
+                    events: Transport | None, redis: Any) -> ResponseCache | None:
+    if policy is None or not settings.response_cache_enabled:
+        return None
+    if events is None:
+        log.warning("gateway.response_cache_off", detail="no event bus to invalidate it: public reads are not cached")
+        return None
+    store = (RedisResponseStore(redis, platform.redis_prefix) if redis is not None
+             else MemoryResponseStore(settings.response_cache_max_entries))
+    cache = ResponseCache(policy, store, ttl_seconds=settings.response_cache_ttl_seconds,
+                          max_body_bytes=settings.response_cache_max_body_bytes)
+    events.subscribe(CONSUMER_GROUP, policy.invalidated_by, cache.apply_event)
+    return cache
+
+
+async def _bus_ready(events: Transport) -> str:
+    try:
+        await events.ping()
+    except Exception as exc:
+        return f"failing: {type(exc).__name__}"
+    return "ok"
 
 
 async def _upstream_ready(client: UpstreamClient, limit: float) -> dict[str, str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
+from amazonlite.gateway.cache import ResponseCache
 from amazonlite.gateway.edge import ClientAddress
 from amazonlite.gateway.errors import NoRoute
 from amazonlite.gateway.proxy import HOP_BY_HOP, ClientDisconnected, Headers, UpstreamClient
@@ -23,7 +24,7 @@ from amazonlite.gateway.tokens import CallerResolver, InternalTokenMinter
 from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.errors import PROBLEM_JSON, AppError
 from amazonlite.platform.http import ASGIApp, Message, Receive, Scope, Send, problem_body
-from amazonlite.platform.security import INTERNAL_TOKEN_HEADER
+from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, Principal
 from amazonlite.platform.tracing import inject_headers
 
 ROUTES: Mapping[str, str] = MappingProxyType({
@@ -36,6 +37,7 @@ ROUTES: Mapping[str, str] = MappingProxyType({
 })
 
 API_PREFIX = "/api/"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _QUOTA_HEADERS = "amazonlite.ratelimit"
 
 # Request headers the upstream never sees from the client: the gateway sets its own (internal
@@ -102,13 +104,16 @@ class GatewayDispatch:
 
     Per request: resolve the route, resolve the caller (access token or anonymous tenant) and its
     address, check that the tenant exists and is active, count the request against the tenant's
-    and the client's rate limits, rewrite the headers (internal token for the target service,
-    correlation id, trace context) and relay, adding the rate-limit headers to the answer.
+    and the client's rate limits, answer a public read from the response cache if it holds it,
+    else rewrite the headers (internal token for the target service, correlation id, trace
+    context) and relay, adding the rate-limit headers to the answer. A successful write to a
+    cached route invalidates the tenant's cached reads.
     """
 
     def __init__(self, app: ASGIApp, *, table: RouteTable, upstreams: Mapping[str, UpstreamClient],
                  callers: CallerResolver, minter: InternalTokenMinter, tenants: Tenants,
-                 limiter: RateLimiter | None, client_address: ClientAddress) -> None:
+                 limiter: RateLimiter | None, client_address: ClientAddress,
+                 cache: ResponseCache | None = None) -> None:
         self.app = app
         self._table = table
         self._upstreams = upstreams
@@ -117,6 +122,7 @@ class GatewayDispatch:
         self._tenants = tenants
         self._limiter = limiter
         self._client_address = client_address
+        self._cache = cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
@@ -163,6 +169,44 @@ class GatewayDispatch:
         if quota is not None:
             scope[_QUOTA_HEADERS] = quota.headers()  # also on a problem answered here
             send = _with_headers(send, quota.headers())
+        cache = self._cache if self._cache is not None and self._cache.covers(route.prefix) else None
+        if cache is not None:
+            await self._through_cache(cache, scope, receive, send, headers, upstream, principal)
+            return
+        await self._forward(scope, receive, send, headers, upstream, principal)
+
+    async def _through_cache(self, cache: ResponseCache, scope: Scope, receive: Receive, send: Send,
+                             headers: Headers, upstream: UpstreamClient, principal: Principal) -> None:
+        tenant = principal.tenant_id
+        if cache.cacheable(scope["method"], principal):
+            key = cache.key(scope["path"], scope.get("query_string", b""))
+            entry, generation = await cache.lookup(tenant, key)
+            if entry is not None:
+                await cache.send_entry(entry, send)
+                return
+            if generation is None:  # the store failed: no caching for this request
+                await self._forward(scope, receive, send, headers, upstream, principal)
+                return
+            recording, recorder = cache.recording(send, tenant, key, generation)
+            await self._forward(scope, receive, recording, headers, upstream, principal)
+            await cache.keep(recorder)
+            return
+        if scope["method"] in _READS:
+            await self._forward(scope, receive, send, headers, upstream, principal)
+            return
+        status = [0]
+
+        async def send_noting_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        await self._forward(scope, receive, send_noting_status, headers, upstream, principal)
+        if 200 <= status[0] < 400:
+            await cache.invalidate_after_write(tenant)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
+                       upstream: UpstreamClient, principal: Principal) -> None:
         headers.append((b"x-internal-token", self._minter.token(principal, upstream.name).encode()))
         correlation_id = scope["state"].get("correlation_id")
         if correlation_id:

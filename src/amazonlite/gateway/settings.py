@@ -48,11 +48,20 @@ class GatewaySettings(BaseSettings):
     unknown_tenant_cache_seconds: float = Field(default=5.0, gt=0)
     tenant_cache_size: int = Field(default=10_000, ge=1)
     # Rate limits: the tenant's `tenant_per_minute` / `client_per_minute` requests per this window
-    # (moving window). Only tests shorten it. Without a tenants upstream these defaults apply.
+    # (sliding window counter). Only tests shorten it. Without a tenants upstream these defaults apply.
     rate_limit_enabled: bool = True
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
     default_tenant_per_minute: int = Field(default=6_000, ge=1)
     default_client_per_minute: int = Field(default=600, ge=1)
+
+    # Response cache of public reads (gateway/cache.py): on when the topology gives a cache policy and
+    # an event bus to invalidate it. Entries live this long at most (an invalidating event or a write
+    # through the gateway drops them sooner); bodies over `response_cache_max_body_bytes` are not kept;
+    # the in-memory store keeps at most `response_cache_max_entries` (Redis: its own eviction policy).
+    response_cache_enabled: bool = True
+    response_cache_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
+    response_cache_max_body_bytes: int = Field(default=256 * 1024, ge=0)
+    response_cache_max_entries: int = Field(default=10_000, ge=1)
 
     # Addresses (or CIDR networks) of reverse proxies in front of the gateway. Only a request that
     # arrives from one of them has its `X-Forwarded-For` believed; empty: the peer address is the client.
