@@ -1,4 +1,4 @@
-"""Rate limits per tenant and per client, with the `limits` library (moving window).
+"""Rate limits per tenant and per client, with the `limits` library (sliding window counter).
 
 Each request to `/api/...` counts once against its tenant (`tenant_per_minute`) and once against
 its client (`client_per_minute`): the token's subject when signed in, else the client's address.
@@ -9,6 +9,11 @@ The answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset
 tighter of the two limits; over a limit, the request is refused with a 429 problem and `Retry-After`.
 If the storage fails (Redis down), requests are admitted and the failure logged: the limiter
 protects the platform from a client, it must not take the platform down with it.
+
+Sliding window counter, not moving window: a moving window stores every hit's timestamp (at
+100,000 requests a minute, 100,000 entries per key, each hit inserting into that list), while the
+counter keeps two numbers per key and weighs the previous window's count by how much of it is
+still inside the window: constant memory and time, exact enough for admission.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from amazonlite.gateway.errors import RateLimited
@@ -57,7 +62,7 @@ class RateLimiter:
             options = {"key_prefix": f"{key_prefix}:ratelimit", "wrap_exceptions": True,
                        "stream_timeout": 1.0, "connect_timeout": 1.0}
         self.storage = storage_from_string(uri, **options)
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._limiter = SlidingWindowCounterRateLimiter(self.storage)
         self._window = window_seconds
         self._items: dict[int, RateLimitItem] = {}
         self._last_error_logged = float("-inf")
