@@ -523,6 +523,46 @@ def platform_env(extra: list[str]) -> dict[str, str]:
     return env
 
 
+# A load test from one address is what the per-client rate limit exists to stop: the bench raises the
+# demo tenant's limits through the API (as its admin) to the highest allowed, so the limiter still
+# runs on every request (its cost is measured) but never refuses one.
+DEMO_ADMIN = ("admin@demo.amazonlite.dev", "demo-admin-password")
+BENCH_PER_MINUTE = 1_000_000
+
+
+def http_json(method: str, url: str, document: Any, *, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(document).encode(), headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()[:300]
+
+
+def lift_rate_limits(base: str, timeout: float = 90.0) -> None:
+    status, tokens = http_json("POST", f"{base}/api/v1/auth/login",
+                               {"email": DEMO_ADMIN[0], "password": DEMO_ADMIN[1]})
+    if status != 200:
+        raise BenchError(f"logging in as the demo admin answered {status}: {tokens!r}")
+    limits = {"tenant_per_minute": BENCH_PER_MINUTE, "client_per_minute": BENCH_PER_MINUTE}
+    status, answer = http_json("PATCH", f"{base}/api/v1/admin/tenants/default", {"rate_limits": limits},
+                               token=tokens["access_token"])
+    if status != 200:
+        raise BenchError(f"raising the demo tenant's rate limits answered {status}: {answer!r}")
+    # The gateway keeps tenant settings for a while: wait until it applies the new limits.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(f"{base}/api/v1/categories?limit=1", headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            if response.headers.get("RateLimit-Limit") == str(BENCH_PER_MINUTE):
+                return
+        time.sleep(1)
+    raise BenchError(f"the gateway did not apply the raised rate limits within {timeout:g} s")
+
+
 def capture_product(base: str) -> tuple[str, bytes]:
     status, body = http_get(f"{base}/api/v1/products?limit=1")
     if status != 200:
@@ -646,6 +686,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             console.print(f"[dim]starting the embedded platform on {base} (migrate, load demo data, serve)...[/]")
             platform.start()
             platform.wait_ready(f"{base}/health/ready", args.startup_timeout)
+            console.print("[dim]raising the demo tenant's rate limits (one client address drives the load)...[/]")
+            lift_rate_limits(base)
             product_id, platform_body = capture_product(base)
             product_path = workdir / "product.json"
             product_path.write_bytes(platform_body)
