@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from amazonlite.platform.clients import ServiceDirectory
-from amazonlite.platform.context import bind_correlation_id
+from amazonlite.platform.context import TENANT_SPAN_ATTRIBUTE, bind_correlation_id
 from amazonlite.platform.logging import configure_logging
 from amazonlite.platform.security import Principal
 from amazonlite.topology import SERVICE_NAMES, build_embedded, load_service, migrate
@@ -105,6 +105,9 @@ class TestOneTraceAcrossServicesAndEvents:
         # The gateway's span and the auth service's span, both in the client's trace.
         assert len(server_spans) >= 2, [s.name for s in server_spans]
         assert any(s.name == "POST /api/v1/auth/signup" for s in server_spans)
+        # The tenant is on every span of the request and on the consumer's.
+        for span in [*server_spans, consumed]:
+            assert (span.attributes or {}).get(TENANT_SPAN_ATTRIBUTE) == "default", span.name
 
         lines = [json.loads(line) for line in json_logs.readouterr().err.splitlines() if line.startswith("{")]
         created = [line for line in lines if line.get("event") == "users.profile_created"

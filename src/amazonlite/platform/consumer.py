@@ -136,12 +136,12 @@ class Consumer:
             await self._dead_letter(message, None, "default", f"unreadable envelope: {exc}", 1)
             return
         bind_correlation_id(envelope.correlation_id or envelope.event_id.hex)
-        bind_tenant(envelope.tenant_id)
         with self._tracer.start_as_current_span(
             f"consume {message.topic}", context=extract_context(message.headers),
             kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.destination.name": message.topic, "messaging.consumer.group.name": self.service},
         ):
+            bind_tenant(envelope.tenant_id)
             await self._apply_with_retries(message, envelope)
 
     async def _apply_with_retries(self, message: Message, envelope: Envelope) -> None:

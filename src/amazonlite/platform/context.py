@@ -11,8 +11,10 @@ import uuid
 from contextvars import ContextVar
 
 import structlog
+from opentelemetry import trace
 
 CORRELATION_HEADER = "x-correlation-id"
+TENANT_SPAN_ATTRIBUTE = "amazonlite.tenant_id"
 _CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -34,4 +36,6 @@ def bind_correlation_id(value: str) -> None:
 
 
 def bind_tenant(tenant_id: str) -> None:
+    """The tenant of this request or event, in every log line from here on and on the current span."""
     structlog.contextvars.bind_contextvars(tenant_id=tenant_id)
+    trace.get_current_span().set_attribute(TENANT_SPAN_ATTRIBUTE, tenant_id)
