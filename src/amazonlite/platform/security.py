@@ -90,7 +90,11 @@ class InternalTokens:
         )
 
 
-def get_principal(request: Request) -> Principal:
+# The dependencies below are `async def` although they never await: FastAPI runs a plain `def`
+# dependency in a worker thread, one thread hand-off per dependency per request.
+
+
+async def get_principal(request: Request) -> Principal:
     """The verified principal of this request (verified once, then kept on the request)."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
@@ -107,7 +111,7 @@ def get_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def authenticated(principal: CurrentPrincipal) -> Principal:
+async def authenticated(principal: CurrentPrincipal) -> Principal:
     if not principal.authenticated:
         raise Unauthorized("Sign in to do this")
     return principal
@@ -117,7 +121,7 @@ def require(*roles: Role) -> Any:
     """A dependency that admits an authenticated principal holding any of `roles`."""
     wanted = frozenset(roles)
 
-    def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if not principal.has_any(wanted):
             raise Forbidden("Your role does not allow this")
         return principal

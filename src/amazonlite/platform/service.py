@@ -149,7 +149,7 @@ class ServiceRuntime:
         return checks
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:  # async: no worker thread (security.py)
     return request.app.state.runtime
 
 
@@ -175,7 +175,7 @@ async def get_session(request: Request, principal: Annotated[Principal, Depends(
     """The request's unit of work, scoped to the caller's tenant; committed before the response
     is sent (a failed commit is the request's error, not a lost write)."""
     bind_tenant(principal.tenant_id)
-    async with unit_of_work(get_runtime(request), principal.tenant_id) as session:
+    async with unit_of_work(request.app.state.runtime, principal.tenant_id) as session:
         yield session
 
 

@@ -23,7 +23,7 @@ from amazonlite.platform.tenancy import DEFAULT_TENANT, UNSCOPED
 PLATFORM_ROLES = frozenset({Role.PLATFORM_ADMIN})
 
 
-def platform_admin(principal: Annotated[Principal, require(Role.PLATFORM_ADMIN)]) -> Principal:
+async def platform_admin(principal: Annotated[Principal, require(Role.PLATFORM_ADMIN)]) -> Principal:
     """Platform administration belongs to accounts of the `default` tenant only."""
     if principal.tenant_id != DEFAULT_TENANT:
         raise Forbidden("Platform administration belongs to the default tenant")

@@ -32,12 +32,12 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
 # Both set at start-up (commands.on_startup).
-def _address_cipher(runtime: RuntimeDep) -> FieldCipher:
+async def _address_cipher(runtime: RuntimeDep) -> FieldCipher:
     cipher: FieldCipher = runtime.state.address_cipher
     return cipher
 
 
-def _profile_cache(runtime: RuntimeDep) -> ProfileCache | None:
+async def _profile_cache(runtime: RuntimeDep) -> ProfileCache | None:
     return getattr(runtime.state, "profile_cache", None)
 
 
