@@ -158,16 +158,18 @@ class TestPublicReads:
     async def test_the_key_is_tenant_path_and_query_with_parameters_in_any_order(
             self, cached: Any, catalog: Catalog) -> None:
         client, _bus = cached
-        await client.get(f"{PRODUCTS}?brand=b&limit=5")
-        same = await client.get(f"{PRODUCTS}?limit=5&brand=b")
+        await client.get(f"{PRODUCTS}?brand=b&limit=5&tag=x&tag=y")
+        same = await client.get(f"{PRODUCTS}?limit=5&tag=x&brand=b&tag=y")
+        values_reordered = await client.get(f"{PRODUCTS}?brand=b&limit=5&tag=y&tag=x")
         other_query = await client.get(f"{PRODUCTS}?limit=6&brand=b")
-        other_tenant = await client.get(f"{PRODUCTS}?brand=b&limit=5", headers={"X-Tenant-ID": "acme"})
+        other_tenant = await client.get(f"{PRODUCTS}?brand=b&limit=5&tag=x&tag=y", headers={"X-Tenant-ID": "acme"})
         other_path = await client.get(f"{PRODUCTS}/p1")
         assert same.headers["x-cache"] == "hit"
+        assert values_reordered.headers["x-cache"] == "miss"
         assert [other_query.headers["x-cache"], other_tenant.headers["x-cache"], other_path.headers["x-cache"]] == [
             "miss", "miss", "miss"]
-        assert other_tenant.json()["served"] == 3
-        assert len(catalog.served) == 4
+        assert other_tenant.json()["served"] == 4
+        assert len(catalog.served) == 5
 
     async def test_a_customer_shares_the_public_answer_and_an_admin_always_reaches_the_catalog(
             self, cached: Any, catalog: Catalog, keys: SigningKeys) -> None:
@@ -255,14 +257,22 @@ class TestLimits:
             await asyncio.sleep(0.3)
             assert (await client.get(PRODUCTS)).headers["x-cache"] == "miss"
 
-    async def test_the_memory_store_keeps_the_most_recently_used_entries(
+    async def test_the_memory_store_keeps_the_most_recently_used_entries_within_its_size(
             self, platform: PlatformSettings, auth: FastAPI, catalog: Catalog) -> None:
         bus = InProcessTransport()
-        async with running(make_gateway(platform, auth, catalog, bus, response_cache_max_entries=2), bus) as client:
+        one = len((await _document(platform, auth, catalog, PRODUCTS + "/a")).content)
+        catalog.served.clear()
+        async with running(make_gateway(platform, auth, catalog, bus, response_cache_max_bytes=2 * one + 1),
+                           bus) as client:
             for path in ("/a", "/b", "/a", "/c"):  # /b is the least recently used when /c arrives
                 await client.get(PRODUCTS + path)
             answers = {p: (await client.get(PRODUCTS + p)).headers["x-cache"] for p in ("/a", "/c", "/b")}
         assert answers == {"/a": "hit", "/c": "hit", "/b": "miss"}
+
+
+async def _document(platform: PlatformSettings, auth: FastAPI, catalog: Catalog, path: str) -> httpx.Response:
+    async with running(make_gateway(platform, auth, catalog, None), InProcessTransport()) as client:
+        return await client.get(path)
 
 
 class TestWithoutTheCache:

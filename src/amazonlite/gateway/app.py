@@ -179,7 +179,7 @@ def _response_cache(settings: GatewaySettings, platform: PlatformSettings, polic
         log.warning("gateway.response_cache_off", detail="no event bus to invalidate it: public reads are not cached")
         return None
     store = (RedisResponseStore(redis, platform.redis_prefix) if redis is not None
-             else MemoryResponseStore(settings.response_cache_max_entries))
+             else MemoryResponseStore(settings.response_cache_max_bytes))
     cache = ResponseCache(policy, store, ttl_seconds=settings.response_cache_ttl_seconds,
                           max_body_bytes=settings.response_cache_max_body_bytes)
     events.subscribe(CONSUMER_GROUP, policy.invalidated_by, cache.apply_event)

@@ -99,10 +99,11 @@ class ResponseStore(Protocol):
 
 
 class MemoryResponseStore:
-    """Entries in this process, least recently used evicted past `max_entries`."""
+    """Entries in this process; past `max_bytes` of bodies, the least recently used are evicted."""
 
-    def __init__(self, max_entries: int) -> None:
-        self._max = max_entries
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._generations: dict[str, int] = {}
         self._entries: OrderedDict[tuple[str, str], tuple[int, float, Entry]] = OrderedDict()
 
@@ -113,22 +114,29 @@ class MemoryResponseStore:
             return None, generation
         entry_generation, expires, entry = found
         if entry_generation != generation or expires <= time.monotonic():
-            del self._entries[(tenant, key)]
+            self._drop((tenant, key))
             return None, generation
         self._entries.move_to_end((tenant, key))
         return entry, generation
 
     async def store(self, tenant: str, key: str, generation: int, entry: Entry, ttl: float) -> None:
+        self._drop((tenant, key))
         self._entries[(tenant, key)] = (generation, time.monotonic() + ttl, entry)
-        self._entries.move_to_end((tenant, key))
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._bytes += len(entry.body)
+        while self._bytes > self._max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._bytes -= len(found[2].body)
 
     async def invalidate(self, tenant: str) -> None:
         self._generations[tenant] = self._generations.get(tenant, 0) + 1
 
     async def aclose(self) -> None:
         self._entries.clear()
+        self._bytes = 0
 
 
 class RedisResponseStore:
@@ -181,7 +189,9 @@ class ResponseCache:
 
     @staticmethod
     def key(path: str, query: bytes) -> str:
-        canonical = urlencode(sorted(parse_qsl(query.decode("latin-1"), keep_blank_values=True)))
+        # Parameters sorted by name; the values of a repeated one keep their order (it may matter).
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        canonical = urlencode(sorted(pairs, key=lambda pair: pair[0]))
         return hashlib.blake2b(f"{path}?{canonical}".encode(), digest_size=16).hexdigest()
 
     async def lookup(self, tenant: str, key: str) -> tuple[Entry | None, int | None]:
