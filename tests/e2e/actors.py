@@ -40,6 +40,11 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+def problem_type(problem: dict[str, Any]) -> str:
+    """The last segment of a problem's `type` URI (`invalid-token`, `upstream-timeout`, ...)."""
+    return str(problem["type"]).rsplit("/", 1)[-1]
+
+
 def assert_ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.text}"
     return response.json() if response.content else None

@@ -3,6 +3,11 @@
 embedded: `amazonlite up` (one process, SQLite files, in-process bus).
 distributed: `amazonlite serve <service>` per service on PostgreSQL databases of their own,
 tansu for Kafka, Redis for revoked tokens, and `amazonlite gateway` in front.
+
+Keyword options (none by default): `google` configures the auth service's sign-in with an OpenID
+provider (a local one in tests); in the distributed topology, `gateway_env` adds settings to the
+gateway process alone and `upstream_via` makes the gateway reach a service through another address
+(a fault-injecting proxy in front of it).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,10 +35,29 @@ OTHER_ADMIN_EMAIL = "admin@acme.example.com"
 OTHER_ADMIN_PASSWORD = "road-runner-catalog-7"
 
 
+GOOGLE_CALLBACK = "/api/v1/auth/oauth/google/callback"
+
+
+@dataclass(frozen=True)
+class GoogleSignIn:
+    """The OpenID provider the auth service signs users in with, and the client it is registered as."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+
+    def env(self, base_url: str) -> dict[str, str]:
+        return {"AMAZONLITE_AUTH_GOOGLE_ISSUER": self.issuer, "AMAZONLITE_AUTH_GOOGLE_CLIENT_ID": self.client_id,
+                "AMAZONLITE_AUTH_GOOGLE_CLIENT_SECRET": self.client_secret,
+                "AMAZONLITE_AUTH_GOOGLE_REDIRECT_URI": f"{base_url}{GOOGLE_CALLBACK}"}
+
+
 @dataclass
 class Platform:
     name: str
     base_url: str
+    # Where an operator finds the auth service's database (an SQLAlchemy URL; see tests/e2e/mailbox.py).
+    auth_database_url: str
     logs: list[Path] = field(default_factory=list)
 
     def log_tail(self, lines: int = 60) -> str:
@@ -100,23 +124,30 @@ def _base_env(workdir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def embedded(workdir: Path) -> Iterator[Platform]:
+def embedded(workdir: Path, *, google: GoogleSignIn | None = None) -> Iterator[Platform]:
     port = servers.free_port()
-    procs = _Processes(workdir, _base_env(workdir))
+    base_url = f"http://127.0.0.1:{port}"
+    env = _base_env(workdir)
+    if google is not None:
+        env.update(google.env(base_url))
+    procs = _Processes(workdir, env)
     procs.cli("users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
     procs.cli("users", "create-admin", "--tenant", OTHER_TENANT, "--email", OTHER_ADMIN_EMAIL,
               "--password", OTHER_ADMIN_PASSWORD)
     procs.start("amazonlite-up", "up", "--port", str(port), "--no-demo")
-    base_url = f"http://127.0.0.1:{port}"
+    auth_database = f"sqlite+aiosqlite:///{(workdir / 'data' / 'auth.sqlite3').resolve()}"
     try:
         wait_ready(base_url, procs)
-        yield Platform("embedded", base_url, procs.logs)
+        yield Platform("embedded", base_url, auth_database, procs.logs)
     finally:
         procs.stop()
 
 
 @contextlib.contextmanager
-def distributed(workdir: Path) -> Iterator[Platform]:
+def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_env: Mapping[str, str] | None = None,
+                upstream_via: Mapping[str, Callable[[str], str]] | None = None) -> Iterator[Platform]:
+    """`upstream_via[name](url)` is called with the address of service `name` and answers the
+    address the gateway should use for it instead."""
     with contextlib.ExitStack() as stack:
         bootstrap = stack.enter_context(servers.tansu_broker())
         urls = {name: stack.enter_context(servers.postgres_database(f"e2e_{name}")) for name in SERVICE_NAMES}
@@ -129,6 +160,10 @@ def distributed(workdir: Path) -> Iterator[Platform]:
                    AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="6000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="1000")
         for name, url in urls.items():
             env[f"AMAZONLITE_{name.upper()}_DATABASE_URL"] = url
+        gateway_port = servers.free_port()
+        base_url = f"http://127.0.0.1:{gateway_port}"
+        if google is not None:
+            env.update(google.env(base_url))
         procs = _Processes(workdir, env)
         stack.callback(procs.stop)
         procs.cli("migrate")
@@ -140,9 +175,10 @@ def distributed(workdir: Path) -> Iterator[Platform]:
             procs.start(f"serve-{name}", "serve", name, "--port", str(ports[name]), "--no-migrate")
         for name in SERVICE_NAMES:
             wait_ready(f"http://127.0.0.1:{ports[name]}", procs)
-        gateway_port = servers.free_port()
-        upstreams = [f"--upstream={name}=http://127.0.0.1:{port}" for name, port in ports.items()]
-        procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams)
-        base_url = f"http://127.0.0.1:{gateway_port}"
+        addresses = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        for name, via in (upstream_via or {}).items():
+            addresses[name] = via(addresses[name])
+        upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
+        procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams, extra_env=dict(gateway_env or {}))
         wait_ready(base_url, procs)
-        yield Platform("distributed", base_url, procs.logs)
+        yield Platform("distributed", base_url, urls["auth"], procs.logs)
