@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -50,6 +51,8 @@ FORGERIES: dict[str, Forge] = {
     "no sub": lambda keys: keys.token(sub=None),
     "no exp": lambda keys: keys.token(exp=None),
     "roles not a list": lambda keys: keys.token(roles="platform_admin"),
+    "sid not a string": lambda keys: keys.token(sid=42),
+    "empty sid": lambda keys: keys.token(sid=""),
     "tenant not a tenant id": lambda keys: keys.token(tenant="Acme Corp"),
     "no kid": lambda keys: unsigned_token({"alg": "EdDSA", "typ": "JWT"}, access_claims(), b"x" * 64),
     "not a JWT": lambda keys: "not-a-token",
@@ -139,4 +142,20 @@ class TestRevocation:
             still = await client.get("/api/v1/products", headers=bearer(other))
         assert revoked.status_code == 401
         assert "revoked" in revoked.json()["detail"]
+        assert still.status_code == 200
+
+    async def test_a_revoked_session_refuses_every_token_issued_from_it_though_verified_before(
+            self, gateway: FastAPI, keys: SigningKeys, revocations: MemoryRevocationStore) -> None:
+        session, other_session = str(uuid.uuid4()), str(uuid.uuid4())
+        first, refreshed, other = keys.token(sid=session), keys.token(sid=session), keys.token(sid=other_session)
+        async with client_of(gateway) as client:
+            for token in (first, refreshed, other):  # verified once, then remembered
+                assert (await client.get("/api/v1/products", headers=bearer(token))).status_code == 200
+            await revocations.revoke_family(session, int(time.time()) + 300)
+            answers = [await client.get("/api/v1/products", headers=bearer(token)) for token in (first, refreshed)]
+            still = await client.get("/api/v1/products", headers=bearer(other))
+        for answer in answers:
+            assert answer.status_code == 401
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert "revoked" in answer.json()["detail"]
         assert still.status_code == 200

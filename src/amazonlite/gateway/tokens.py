@@ -4,7 +4,8 @@ minted for the upstream that serves the request.
 An access token is an EdDSA (Ed25519) JWT with a `kid`; nothing else is accepted (no `none`, no
 HS*, so a public key can never be used as an HMAC secret). A verified token is remembered until it
 expires, so the signature is checked once per token, not once per request; revocation is checked
-on every request.
+on every request, remembered or not: of the token itself (`jti`) and of its session, the refresh-token
+family it was issued from (`sid`), in one lookup.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -27,6 +29,9 @@ log = structlog.get_logger("amazonlite.gateway")
 
 ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "tenant", "roles", "jti", "iat", "exp")
+# The session (refresh-token family) a token was issued from. Every token auth issues carries it;
+# a token without it (issued before auth named sessions) can be revoked only by its `jti`.
+SESSION_CLAIM = "sid"
 CALLER = "gateway"  # the `caller` of the internal tokens it mints
 
 FetchJwks = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -104,6 +109,14 @@ def parse_jwks(document: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:
     return keys
 
 
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What a valid signature vouches for: the caller, and the session the token was issued from."""
+
+    principal: Principal
+    session_id: str | None
+
+
 class AccessTokenVerifier:
     def __init__(self, keys: KeySet, revocations: RevocationStore, *, issuer: str, audience: str,
                  leeway: int = 0, cache_size: int = 10_000) -> None:
@@ -113,31 +126,32 @@ class AccessTokenVerifier:
         self._audience = audience
         self._leeway = leeway
         self._cache_size = cache_size
-        self._verified: dict[str, Principal] = {}
+        self._verified: dict[str, VerifiedToken] = {}
 
     def forget_verified(self) -> None:
         """Drop remembered verifications (the key set lost a key: its tokens must fail now)."""
         self._verified.clear()
 
     async def verify(self, token: str) -> Principal:
-        principal = self._verified.get(token)
-        if principal is None or (principal.token_expires_at or 0) + self._leeway <= time.time():
-            if principal is not None:
+        verified = self._verified.get(token)
+        if verified is None or (verified.principal.token_expires_at or 0) + self._leeway <= time.time():
+            if verified is not None:
                 del self._verified[token]
-            principal = await self._verify_signature_and_claims(token)
-            self._remember(token, principal)
-        if await self._revocations.is_revoked(principal.token_id or ""):
+            verified = await self._verify_signature_and_claims(token)
+            self._remember(token, verified)
+        # Never remembered: a revocation (of the token or of its session) applies from the next request.
+        if await self._revocations.is_revoked(verified.principal.token_id or "", verified.session_id):
             raise InvalidAccessToken("The access token has been revoked")
-        return principal
+        return verified.principal
 
-    def _remember(self, token: str, principal: Principal) -> None:
+    def _remember(self, token: str, verified: VerifiedToken) -> None:
         if self._cache_size <= 0:
             return
         if len(self._verified) >= self._cache_size:
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = principal
+        self._verified[token] = verified
 
-    async def _verify_signature_and_claims(self, token: str) -> Principal:
+    async def _verify_signature_and_claims(self, token: str) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -157,7 +171,7 @@ class AccessTokenVerifier:
             raise InvalidAccessToken("The access token has expired") from exc
         except jwt.PyJWTError as exc:
             raise InvalidAccessToken("The access token is not valid") from exc
-        return principal_from_claims(claims)
+        return VerifiedToken(principal_from_claims(claims), session_from_claims(claims))
 
 
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
@@ -172,6 +186,16 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         raise InvalidAccessToken("The access token names an invalid tenant") from exc
     return Principal(tenant_id=tenant, user_id=sub, roles=frozenset(roles), token_id=jti,
                      token_expires_at=int(exp))
+
+
+def session_from_claims(claims: Mapping[str, Any]) -> str | None:
+    """The token's session (`sid`), if it names one."""
+    session_id = claims.get(SESSION_CLAIM)
+    if session_id is None:
+        return None
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidAccessToken("The access token's claims are not valid")
+    return session_id
 
 
 class CallerResolver:
