@@ -9,6 +9,8 @@ import httpx
 import jwt
 from sqlalchemy import text
 
+from amazonlite.gateway.errors import InvalidAccessToken
+from amazonlite.gateway.tokens import AccessTokenVerifier, KeySet
 from tests.support.harness import Harness
 
 PASSWORD = "correct-horse-42"
@@ -75,3 +77,22 @@ async def mailed_token(svc: Harness, template: str, *, to: str = "ada@example.co
     mails = [e["envelope"]["payload"] for e in await outbox_events(svc, EMAIL_REQUESTED)]
     [*_, newest] = [m for m in mails if m["template"] == template and m["to"] == to]
     return str(newest["variables"]["token"])
+
+
+def gateway_verifier(svc: Harness, client: httpx.AsyncClient) -> AccessTokenVerifier:
+    """The gateway's access-token verifier, on this auth service's JWKS and revocation store."""
+
+    async def fetch_jwks() -> dict[str, Any]:
+        return dict((await client.get("/api/v1/auth/jwks.json")).json())
+
+    return AccessTokenVerifier(KeySet(fetch_jwks, min_interval=0, max_age=3600), svc.runtime.revocations,
+                               issuer=ISSUER, audience=AUDIENCE)
+
+
+async def accepted(verifier: AccessTokenVerifier, access_token: str) -> bool:
+    """Whether the gateway lets a request with this access token through."""
+    try:
+        await verifier.verify(access_token)
+    except InvalidAccessToken:
+        return False
+    return True

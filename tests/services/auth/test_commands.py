@@ -19,8 +19,11 @@ from amazonlite.services.auth.tasks import prune_expired
 from tests.services.auth.factories import (
     PASSWORD,
     REGISTERED,
+    accepted,
+    gateway_verifier,
     log_in,
     outbox_events,
+    refresh,
     scalar,
     sign_up,
     signed_up_and_logged_in,
@@ -156,6 +159,28 @@ class TestSigningKeys:
             AuthSettings(access_ttl_seconds=3600)
         assert AuthSettings(AMAZONLITE_ENVIRONMENT="production",
                             key_encryption_secret="k" * 32).key_encryption_secret == "k" * 32
+
+
+class TestRevocationsAfterARestart:
+    async def test_revoked_sessions_stay_revoked_at_the_gateway(self, any_database_url: str,
+                                                                 tmp_path: Path) -> None:
+        """The database is the record; a new process's (empty) revocation store is filled from it."""
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            async with svc.client() as client:
+                reused = await signed_up_and_logged_in(client)
+                logged_out = (await log_in(client)).json()
+                live = (await log_in(client)).json()
+                assert (await refresh(client, reused["refresh_token"])).status_code == 200
+                assert (await refresh(client, reused["refresh_token"])).status_code == 401
+            async with svc.client(user_id=reused["user_id"], roles=("customer",)) as user:
+                response = await user.post("/api/v1/auth/logout", json={"refresh_token": logged_out["refresh_token"]})
+                assert response.status_code == 204, response.text
+        async with running_service(SERVICE, any_database_url, tmp_path,
+                                   revocations=MemoryRevocationStore()) as restarted, restarted.client() as client:
+            verifier = gateway_verifier(restarted, client)
+            assert not await accepted(verifier, reused["access_token"])
+            assert not await accepted(verifier, logged_out["access_token"])
+            assert await accepted(verifier, live["access_token"])
 
 
 class TestPrune:

@@ -15,6 +15,8 @@ from amazonlite.services.auth.app import SERVICE
 from tests.services.auth.factories import (
     PASSWORD,
     REGISTERED,
+    accepted,
+    gateway_verifier,
     log_in,
     outbox_events,
     problem_type,
@@ -135,11 +137,22 @@ class TestAccessToken:
         assert set(key) == {"kty", "crv", "x", "kid", "use", "alg"}
         assert (key["kty"], key["crv"], key["use"], key["alg"], key["kid"]) == (
             "OKP", "Ed25519", "sig", "EdDSA", header["kid"])
-        assert set(claims) == {"iss", "aud", "sub", "tenant", "roles", "jti", "iat", "exp"}
+        assert set(claims) == {"iss", "aud", "sub", "tenant", "roles", "jti", "sid", "iat", "exp"}
         assert (claims["iss"], claims["aud"], claims["sub"], claims["tenant"], claims["roles"]) == (
             "amazonlite-auth", "amazonlite", session["user_id"], "acme", ["customer"])
         assert claims["exp"] - claims["iat"] == 900
         assert uuid.UUID(hex=claims["jti"]).hex == claims["jti"]
+
+    async def test_names_its_session_the_same_across_refreshes_and_another_for_another_login(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc, svc.client() as client:
+            first = await signed_up_and_logged_in(client)
+            refreshed = (await refresh(client, first["refresh_token"])).json()
+            other = (await log_in(client)).json()
+            sessions = [(await verified_claims(client, pair["access_token"]))["sid"]
+                        for pair in (first, refreshed, other)]
+        assert sessions[0] == sessions[1] != sessions[2]
+        assert all(str(uuid.UUID(sid)) == sid for sid in sessions)
 
 
 class TestRefresh:
@@ -164,6 +177,22 @@ class TestRefresh:
             assert problem_type(newest) == "refresh-token-reused"
             # Another login (another family) is untouched.
             assert (await refresh(client, other_login["refresh_token"])).status_code == 200
+
+    async def test_reuse_revokes_the_access_tokens_of_the_family_at_the_gateway(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc, svc.client() as client:
+            verifier = gateway_verifier(svc, client)
+            first = await signed_up_and_logged_in(client)
+            other_login = (await log_in(client)).json()
+            second = (await refresh(client, first["refresh_token"])).json()
+            for pair in (first, second, other_login):  # verified, and remembered by the verifier
+                assert await accepted(verifier, pair["access_token"])
+
+            assert problem_type(await refresh(client, first["refresh_token"])) == "refresh-token-reused"
+
+            assert not await accepted(verifier, first["access_token"])
+            assert not await accepted(verifier, second["access_token"])
+            assert await accepted(verifier, other_login["access_token"])
 
     async def test_unknown_and_expired_tokens_are_invalid(self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc, svc.client() as client:
@@ -207,6 +236,25 @@ class TestLogout:
         async with running_service(SERVICE, sqlite_url, tmp_path, revocations=MemoryRevocationStore()) as restarted:
             assert await restarted.runtime.revocations.is_revoked(jti)
             assert not await restarted.runtime.revocations.is_revoked(uuid.uuid4().hex)
+
+    async def test_the_access_tokens_of_the_session_stop_working_at_the_gateway(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc, svc.client() as client:
+            verifier = gateway_verifier(svc, client)
+            session = await signed_up_and_logged_in(client)
+            refreshed = (await refresh(client, session["refresh_token"])).json()
+            other_session = (await log_in(client)).json()
+            for pair in (session, refreshed, other_session):
+                assert await accepted(verifier, pair["access_token"])
+            jti = jwt.decode(refreshed["access_token"], options={"verify_signature": False})["jti"]
+            async with svc.client(user_id=session["user_id"], roles=("customer",), token_id=jti) as user:
+                response = await user.post("/api/v1/auth/logout", json={"refresh_token": refreshed["refresh_token"]})
+                assert response.status_code == 204, response.text
+
+            # Not only the bearer token: the one issued before the refresh, from the same session, too.
+            assert not await accepted(verifier, session["access_token"])
+            assert not await accepted(verifier, refreshed["access_token"])
+            assert await accepted(verifier, other_session["access_token"])
 
     async def test_concurrent_logouts_with_one_access_token_all_succeed(
             self, any_database_url: str, tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ from amazonlite.services.auth.settings import AuthSettings
 from tests.services.auth.factories import (
     EMAIL_REQUESTED,
     PASSWORD,
+    accepted,
+    gateway_verifier,
     log_in,
     mailed_token,
     outbox_events,
@@ -162,6 +164,26 @@ class TestPasswordReset:
             assert reused.status_code == 400
             assert problem_type(reused) == "invalid-token"
             assert (await log_in(client, password=NEW_PASSWORD)).status_code == 200
+
+    async def test_every_access_token_of_the_account_stops_working_at_the_gateway(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc, svc.client() as client:
+            verifier = gateway_verifier(svc, client)
+            first = await signed_up_and_logged_in(client)
+            refreshed = (await refresh(client, first["refresh_token"])).json()
+            second = (await log_in(client)).json()
+            someone_else = await signed_up_and_logged_in(client, email="grace@example.com")
+            mine = [first["access_token"], refreshed["access_token"], second["access_token"]]
+            for token in [*mine, someone_else["access_token"]]:
+                assert await accepted(verifier, token)
+            await forgot(client)
+
+            assert (await reset(client, await mailed_token(svc, "password_reset"))).status_code == 204
+
+            assert [await accepted(verifier, token) for token in mine] == [False, False, False]
+            assert await accepted(verifier, someone_else["access_token"])
+            after_reset = (await log_in(client, password=NEW_PASSWORD)).json()
+            assert await accepted(verifier, after_reset["access_token"])
 
     async def test_a_weak_password_is_refused_and_the_link_still_works(self, sqlite_url: str,
                                                                         tmp_path: Path) -> None:

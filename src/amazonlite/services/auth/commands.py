@@ -16,7 +16,7 @@ from amazonlite.platform.config import Environment
 from amazonlite.platform.security import Role
 from amazonlite.platform.service import ServiceRuntime
 from amazonlite.platform.tenancy import DEFAULT_TENANT, UNSCOPED, validate_tenant_id
-from amazonlite.services.auth import oidc, passwords, service
+from amazonlite.services.auth import oidc, passwords, revocations, service
 from amazonlite.services.auth.errors import InvalidEmail
 from amazonlite.services.auth.schemas import Email
 from amazonlite.services.auth.settings import AuthSettings
@@ -48,8 +48,10 @@ def _settings(runtime: ServiceRuntime) -> AuthSettings:
 
 
 async def on_startup(runtime: ServiceRuntime) -> None:
-    """Load the signing key ring (creating the first key if there is none) and the revocations of
-    access tokens that have not expired yet."""
+    """Load the signing key ring (creating the first key if there is none), and put back into the
+    revocation store every revocation (of an access token or of a whole refresh-token family) whose
+    access tokens may still be alive: the database is the record, the store (memory when embedded)
+    its mirror."""
     settings = _settings(runtime)
     if runtime.platform.environment is Environment.PRODUCTION and settings.uses_development_secret:
         raise RuntimeError("AMAZONLITE_AUTH_KEY_ENCRYPTION_SECRET must be set in production")
@@ -59,16 +61,16 @@ async def on_startup(runtime: ServiceRuntime) -> None:
         await service.ensure_signing_key(session, settings)
     async with runtime.db.session(tenant_id=UNSCOPED) as session:
         runtime.state.keyring = await service.load_keyring(session, settings)
-        revocations = await service.unexpired_revocations(session)
-    for jti, expires_at in revocations:
-        await runtime.revocations.revoke(jti, expires_at)
+        in_force = await revocations.in_force(session, settings)
+    await revocations.load_into(runtime.revocations, in_force)
     await passwords.prepare_dummy_hash()
     runtime.state.login_throttle = LoginThrottle(
         storage_for(runtime.platform.redis_url, key_prefix=f"{runtime.platform.redis_prefix}:auth:login"),
         per_account=settings.login_failures_per_account, per_address=settings.login_failures_per_address,
         window_seconds=settings.login_failure_window_seconds)
     runtime.state.google = oidc.google_provider(settings)
-    log.info("auth.started", kid=runtime.state.keyring.kid, revocations=len(revocations))
+    log.info("auth.started", kid=runtime.state.keyring.kid, revoked_tokens=len(in_force.tokens),
+             revoked_families=len(in_force.families))
 
 
 async def seed(runtime: ServiceRuntime, tenant_id: str) -> None:

@@ -108,13 +108,15 @@ class KeyRing:
     def public_key(self) -> Ed25519PublicKey:
         return self.private_key.public_key()
 
-    def issue_access_token(self, *, user_id: uuid.UUID, tenant_id: str, roles: list[str],
+    def issue_access_token(self, *, user_id: uuid.UUID, tenant_id: str, roles: list[str], session_id: uuid.UUID,
                            ttl_seconds: int) -> IssuedAccessToken:
+        """A signed access token. `sid` (the OpenID Connect session id claim) is the refresh-token
+        family it is issued from: revoking the family revokes the token."""
         now = int(time.time())
         jti = uuid.uuid4().hex
         claims: dict[str, Any] = {
             "iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "tenant": tenant_id,
-            "roles": sorted(roles), "jti": jti, "iat": now, "exp": now + ttl_seconds,
+            "roles": sorted(roles), "jti": jti, "sid": str(session_id), "iat": now, "exp": now + ttl_seconds,
         }
         token = jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"})
         return IssuedAccessToken(token=token, jti=jti, expires_at=now + ttl_seconds)

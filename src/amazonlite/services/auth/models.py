@@ -38,7 +38,8 @@ class User(TenantScoped, IdPrimaryKey, Timestamps, Base):
 
 
 class RefreshTokenFamily(TenantScoped, IdPrimaryKey, Base):
-    """Every refresh token descended from one login. Reuse of a spent token revokes the family."""
+    """Every refresh token descended from one login, and the session its access tokens name (their
+    `sid` claim). Reuse of a spent token revokes the family, and with it those access tokens."""
 
     __tablename__ = "refresh_token_families"
 
@@ -46,7 +47,9 @@ class RefreshTokenFamily(TenantScoped, IdPrimaryKey, Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow)
     # When its newest token expires: past that, the family is dead and may be pruned.
     expires_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTC, default=None)
+    # Set once (reuse of a spent token, logout, password reset). Indexed: the start-up reload of
+    # recent revocations into the revocation store reads by it.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTC, default=None, index=True)
 
 
 class RefreshToken(TenantScoped, IdPrimaryKey, Base):

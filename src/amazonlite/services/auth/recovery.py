@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from amazonlite.contracts.notifications import EmailRequestedV1
 from amazonlite.platform.db import utcnow
 from amazonlite.platform.outbox import record_event
-from amazonlite.services.auth import passwords
+from amazonlite.platform.revocation import RevocationStore
+from amazonlite.services.auth import passwords, revocations
 from amazonlite.services.auth.errors import InvalidToken, WeakPassword
 from amazonlite.services.auth.models import EmailToken, User
-from amazonlite.services.auth.repository import EmailTokenRepository, RefreshTokenRepository, UserRepository
+from amazonlite.services.auth.repository import EmailTokenRepository, UserRepository
 from amazonlite.services.auth.settings import AuthSettings
 
 log = structlog.get_logger("amazonlite.auth")
@@ -90,9 +91,11 @@ async def forgot_password(session: AsyncSession, settings: AuthSettings, *, emai
     await mail_token(session, settings, user, Purpose.PASSWORD_RESET)
 
 
-async def reset_password(session: AsyncSession, *, token: str, password: str) -> None:
+async def reset_password(session: AsyncSession, settings: AuthSettings, store: RevocationStore, *, token: str,
+                         password: str) -> None:
     """Set a new password with a reset token, and end every session of the account: whoever knew
-    the old password (or held a refresh token) is signed out. Other outstanding reset links die."""
+    the old password (or held a refresh or access token) is signed out. Other outstanding reset
+    links die."""
     live = await _live_token(session, token, Purpose.PASSWORD_RESET)
     user = await UserRepository(session).get(live.user_id)
     if user is None:
@@ -106,7 +109,7 @@ async def reset_password(session: AsyncSession, *, token: str, password: str) ->
     # The link reached the mailbox, so whoever used it controls the address.
     user.email_verified = True
     await session.flush()
-    await RefreshTokenRepository(session).revoke_user_families(user.id, now)
+    await revocations.revoke_user_families(session, store, settings, user.id, now)
     await EmailTokenRepository(session).spend_all(user.id, Purpose.PASSWORD_RESET.value, now)
     log.info("auth.password_reset", user_id=str(user.id))
 

@@ -78,18 +78,31 @@ class RefreshTokenRepository:
             .values(used_at=at).execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def revoke_family(self, family_id: uuid.UUID, at: dt.datetime) -> None:
-        await self.session.execute(
+    async def revoke_family(self, family_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Revoke the family unless it is revoked already; True if this call revoked it."""
+        result = await self.session.execute(
             update(RefreshTokenFamily)
             .where(RefreshTokenFamily.id == family_id, RefreshTokenFamily.revoked_at.is_(None))
             .values(revoked_at=at).execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def revoke_user_families(self, user_id: uuid.UUID, at: dt.datetime) -> None:
-        """Revoke every live family of the user (all their sessions)."""
-        await self.session.execute(
-            update(RefreshTokenFamily)
-            .where(RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None))
-            .values(revoked_at=at).execution_options(synchronize_session=False))
+    async def revoke_user_families(self, user_id: uuid.UUID, at: dt.datetime) -> list[uuid.UUID]:
+        """Revoke every family of the user not revoked yet (all their sessions); their ids."""
+        family_ids = list(await self.session.scalars(
+            select(RefreshTokenFamily.id)
+            .where(RefreshTokenFamily.user_id == user_id, RefreshTokenFamily.revoked_at.is_(None))))
+        if family_ids:
+            await self.session.execute(
+                update(RefreshTokenFamily)
+                .where(RefreshTokenFamily.id.in_(family_ids), RefreshTokenFamily.revoked_at.is_(None))
+                .values(revoked_at=at).execution_options(synchronize_session=False))
+        return family_ids
+
+    async def revoked_since(self, since: dt.datetime) -> Sequence[tuple[uuid.UUID, dt.datetime]]:
+        """(id, revoked_at) of every family revoked after `since`."""
+        rows = await self.session.execute(
+            select(RefreshTokenFamily.id, RefreshTokenFamily.revoked_at).where(RefreshTokenFamily.revoked_at > since))
+        return [(family_id, revoked_at) for family_id, revoked_at in rows if revoked_at is not None]
 
     async def prune_expired(self, before: dt.datetime) -> None:
         await self.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < before)

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from amazonlite.contracts import UserRegisteredV1
 from amazonlite.platform.db import utcnow
 from amazonlite.platform.outbox import record_event
+from amazonlite.platform.revocation import RevocationStore
 from amazonlite.platform.security import Principal, Role
-from amazonlite.services.auth import keys, passwords, recovery
+from amazonlite.services.auth import keys, passwords, recovery, revocations
 from amazonlite.services.auth.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -25,13 +26,7 @@ from amazonlite.services.auth.errors import (
     RefreshTokenReused,
     WeakPassword,
 )
-from amazonlite.services.auth.models import (
-    RefreshToken,
-    RefreshTokenFamily,
-    RevokedAccessToken,
-    SigningKey,
-    User,
-)
+from amazonlite.services.auth.models import RefreshToken, RefreshTokenFamily, SigningKey, User
 from amazonlite.services.auth.recovery import token_digest
 from amazonlite.services.auth.repository import (
     RefreshTokenRepository,
@@ -138,7 +133,7 @@ async def _issue_pair(session: AsyncSession, keyring: keys.KeyRing, settings: Au
     await RefreshTokenRepository(session).add(RefreshToken(
         token_hash=token_digest(raw), family_id=family.id, user_id=user.id, created_at=now, expires_at=expires_at))
     access = keyring.issue_access_token(user_id=user.id, tenant_id=user.tenant_id, roles=list(user.roles),
-                                        ttl_seconds=settings.access_ttl_seconds)
+                                        session_id=family.id, ttl_seconds=settings.access_ttl_seconds)
     return TokenPair(access_token=access.token, refresh_token=raw, expires_in=settings.access_ttl_seconds)
 
 
@@ -169,10 +164,11 @@ async def start_session(session: AsyncSession, keyring: keys.KeyRing, settings: 
     return await _issue_pair(session, keyring, settings, user, family)
 
 
-async def refresh(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSettings, *,
+async def refresh(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSettings, store: RevocationStore, *,
                   refresh_token: str) -> TokenPair:
     """Exchange a refresh token for a new pair; the old one is spent. Presenting a spent token (or
-    one of a revoked family) revokes the family: a thief and the owner cannot both go on."""
+    one of a revoked family) revokes the family, and the access tokens it issued: a thief and the
+    owner cannot both go on. The database decides here (`revoked_at`), not the revocation store."""
     tokens = RefreshTokenRepository(session)
     now = utcnow()
     token = await tokens.by_hash_for_update(token_digest(refresh_token))
@@ -182,7 +178,7 @@ async def refresh(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSe
     if family is None:
         raise InvalidRefreshToken
     if token.used_at is not None or family.revoked_at is not None or not await tokens.spend(token.id, now):
-        await tokens.revoke_family(family.id, now)
+        await revocations.revoke_family(session, store, settings, family.id, now)
         log.warning("auth.refresh_token_reused", user_id=str(token.user_id), family_id=str(family.id))
         raise RefreshTokenReused
     user = await UserRepository(session).get(token.user_id)
@@ -191,25 +187,17 @@ async def refresh(session: AsyncSession, keyring: keys.KeyRing, settings: AuthSe
     return await _issue_pair(session, keyring, settings, user, family)
 
 
-async def logout(session: AsyncSession, principal: Principal, *, refresh_token: str) -> None:
-    """Revoke the refresh token's family (if it is the caller's) and record the caller's access
-    token as revoked until it expires. Answers the same whatever the refresh token was."""
-    tokens = RefreshTokenRepository(session)
-    token = await tokens.by_hash(token_digest(refresh_token))
-    now = utcnow()
+async def logout(session: AsyncSession, settings: AuthSettings, store: RevocationStore, principal: Principal, *,
+                 refresh_token: str) -> None:
+    """Revoke the refresh token's family (if it is the caller's), with every access token it issued,
+    and the caller's own access token. Answers the same whatever the refresh token was."""
+    token = await RefreshTokenRepository(session).by_hash(token_digest(refresh_token))
     if token is not None and str(token.user_id) == principal.user_id:
-        await tokens.revoke_family(token.family_id, now)
+        await revocations.revoke_family(session, store, settings, token.family_id, utcnow())
         log.info("auth.user_logged_out", user_id=principal.user_id, family_id=str(token.family_id))
-    if principal.token_id is None or principal.token_expires_at is None:
-        return
-    await RevokedAccessTokenRepository(session).add_if_absent(RevokedAccessToken(
-        jti=principal.token_id, expires_at=dt.datetime.fromtimestamp(principal.token_expires_at, dt.UTC)))
-
-
-async def unexpired_revocations(session: AsyncSession) -> list[tuple[str, int]]:
-    """(jti, expiry as epoch seconds) of every access token revoked and not yet expired."""
-    rows = await RevokedAccessTokenRepository(session).unexpired(utcnow())
-    return [(row.jti, int(row.expires_at.timestamp())) for row in rows]
+    if principal.token_id is not None and principal.token_expires_at is not None:
+        await revocations.revoke_access_token(session, store, token_id=principal.token_id,
+                                              expires_at=principal.token_expires_at)
 
 
 async def prune_expired(session: AsyncSession) -> None:
