@@ -47,23 +47,23 @@ from amazonlite.services.auth.throttle import LoginAttempt, LoginThrottle
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-def _keyring(runtime: RuntimeDep) -> KeyRing:
+async def _keyring(runtime: RuntimeDep) -> KeyRing:
     return cast(KeyRing, runtime.state.keyring)
 
 
-def _settings(runtime: RuntimeDep) -> AuthSettings:
+async def _settings(runtime: RuntimeDep) -> AuthSettings:
     return cast(AuthSettings, runtime.settings)
 
 
-def _throttle(runtime: RuntimeDep) -> LoginThrottle:
+async def _throttle(runtime: RuntimeDep) -> LoginThrottle:
     return cast(LoginThrottle, runtime.state.login_throttle)
 
 
-def _google(runtime: RuntimeDep) -> OpenIdProvider:
+async def _google(runtime: RuntimeDep) -> OpenIdProvider:
     return cast(OpenIdProvider, runtime.state.google)
 
 
-def _revocations(runtime: RuntimeDep) -> RevocationStore:
+async def _revocations(runtime: RuntimeDep) -> RevocationStore:
     return runtime.revocations
 
 
