@@ -2,9 +2,10 @@
 
 A session is opened for a tenant (`Database.session(tenant_id=...)`); from then on every ORM
 SELECT, UPDATE and DELETE on a `TenantScoped` entity gets `tenant_id = :tenant` added, and every
-new row is stamped with it. A session opened without a tenant refuses ORM statements on scoped
-entities, so a query cannot forget the scope. Only kernel infrastructure that spans tenants by
-design (the outbox relay) opens an explicitly unscoped session.
+new row is stamped with it. A row of another tenant cannot enter the session (added, merged or
+deleted), so the unit of work never writes, deletes or reloads one. A session opened without a
+tenant refuses every query, so a query cannot forget the scope. Only kernel infrastructure that
+spans tenants by design (the outbox relay) opens an explicitly unscoped session.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ def _scope_statements(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
     if tenant is None:
-        if _touches_scoped(state):
-            raise TenantScopeMissing("this session names no tenant; open it with tenant_id=...")
-        return
+        # Every query, not only those whose entities are scoped: a count or an EXISTS can name a
+        # scoped table without selecting an entity of it, and would see every tenant.
+        raise TenantScopeMissing("this session names no tenant; open it with tenant_id=...")
     if tenant == UNSCOPED:
         return
     # Added to every statement, not only those that select an entity: a count or an EXISTS over
@@ -100,11 +101,26 @@ def _tell_postgres_the_tenant(session: Session, _transaction: Any, connection: A
 _SET_TENANT = text("SELECT set_config(:name, :value, true)")
 
 
+@event.listens_for(Session, "before_attach")
+def _refuse_rows_of_other_tenants(session: Session, instance: object) -> None:
+    """A row loaded elsewhere (another session, another tenant) cannot be added, merged into or
+    deleted through this session: its flush or refresh would reach past the scope by primary key."""
+    if not isinstance(instance, TenantScoped):
+        return
+    tenant = session.info.get(TENANT_KEY)
+    current = instance.__dict__.get("tenant_id")  # not the attribute: no load from here
+    if tenant in (None, UNSCOPED) or current is None:
+        return  # a new row is stamped at flush; a tenant-less session refuses everything anyway
+    if current != tenant:
+        raise TenantScopeMissing(f"a row of tenant {current!r} cannot join a session of {tenant!r}")
+
+
 @event.listens_for(Session, "before_flush")
 def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
     scoped_new = [obj for obj in session.new if isinstance(obj, TenantScoped)]
     scoped_dirty = [obj for obj in session.dirty if isinstance(obj, TenantScoped)]
-    if not scoped_new and not scoped_dirty:
+    scoped_deleted = [obj for obj in session.deleted if isinstance(obj, TenantScoped)]
+    if not scoped_new and not scoped_dirty and not scoped_deleted:
         return
     tenant = _session_tenant(session)
     for obj in scoped_new:
@@ -121,3 +137,6 @@ def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
     for obj in scoped_dirty:
         if obj.tenant_id != tenant:
             raise TenantScopeMissing("a row may not move to another tenant")
+    for obj in scoped_deleted:
+        if obj.tenant_id != tenant:
+            raise TenantScopeMissing(f"a row of tenant {obj.tenant_id!r} cannot be deleted in a session of {tenant!r}")
