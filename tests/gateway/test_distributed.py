@@ -72,7 +72,7 @@ class TestProxy:
             answer = await client.get("/api/v1/products", headers={"X-Correlation-ID": "down-1"})
         assert answer.status_code == 503
         assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json()["type"].endswith("/service-unavailable")
+        assert answer.json()["type"].endswith("/service-unreachable")
         assert answer.json()["correlation_id"] == "down-1"
 
     async def test_a_slow_upstream_is_504(self, platform: PlatformSettings, catalog: FastAPI) -> None:

@@ -445,5 +445,5 @@ class TestProblems:
             assert refused.status_code == 503
             assert refused.headers["Retry-After"] in {"19", "20"}
             body = refused.json()
-            assert body["type"].endswith("/service-unavailable") and TARGET in body["detail"]
+            assert body["type"].endswith("/circuit-open") and TARGET in body["detail"]
         assert downstream.hits == 1

@@ -105,6 +105,8 @@ class ResilienceSettings(BaseSettings):
 class CircuitOpen(ServiceUnavailable):
     """The downstream failed repeatedly; calls to it are refused until its breaker lets a trial through."""
 
+    type = "circuit-open"
+
     def __init__(self, downstream: str, retry_after: float) -> None:
         seconds = max(1, math.ceil(retry_after))
         super().__init__(f"The {downstream} service is unavailable after repeated failures; "
@@ -116,6 +118,8 @@ class CircuitOpen(ServiceUnavailable):
 class BulkheadFull(ServiceUnavailable):
     """Too many calls to the downstream are already in flight or waiting."""
 
+    type = "service-busy"
+
     def __init__(self, downstream: str) -> None:
         super().__init__(f"The {downstream} service is busy; try again shortly", headers={"Retry-After": "1"})
         self.downstream = downstream
@@ -123,6 +127,8 @@ class BulkheadFull(ServiceUnavailable):
 
 class DownstreamUnavailable(ServiceUnavailable):
     """The downstream could not be reached (connection refused, reset or not made in time)."""
+
+    type = "service-unreachable"
 
     def __init__(self, downstream: str) -> None:
         super().__init__(f"The {downstream} service cannot be reached")
