@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from amazonlite.platform.errors import AppError
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.tenancy import TENANT_KEY
 
@@ -128,10 +129,12 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
+        # First: switching a fresh file to WAL takes a lock, and another process opening it at the
+        # same moment must wait for it, not fail with "database is locked".
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
 
@@ -166,21 +169,34 @@ class Database:
 
     @asynccontextmanager
     async def session(self, *, tenant_id: str) -> AsyncIterator[AsyncSession]:
+        """Commit on a clean exit; roll back on an exception, except an `AppError` that
+        `keeps_changes`: its work is committed (and its after-commit callbacks run), then it
+        propagates, e.g. a reused refresh token revokes its family and still answers 401."""
         info = {TENANT_KEY: tenant_id, "producer": self.service, "messaging_tables": self.messaging}
         async with self.sessionmaker(info=info) as session:
             try:
                 yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
+            except BaseException as exc:
+                if not (isinstance(exc, AppError) and exc.keeps_changes):
+                    await session.rollback()
+                    raise
+                await self._commit(session)
                 raise
-            if session.info.get("outbox_written") and self.on_outbox_commit is not None:
-                self.on_outbox_commit()
-            for callback in session.info.pop(AFTER_COMMIT, ()):
-                try:
-                    await callback()
-                except Exception:
-                    log.exception("db.after_commit_failed", service=self.service)
+            await self._commit(session)
+
+    async def _commit(self, session: AsyncSession) -> None:
+        try:
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        if session.info.get("outbox_written") and self.on_outbox_commit is not None:
+            self.on_outbox_commit()
+        for callback in session.info.pop(AFTER_COMMIT, ()):
+            try:
+                await callback()
+            except Exception:
+                log.exception("db.after_commit_failed", service=self.service)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -28,7 +28,7 @@ from amazonlite.platform.config import PlatformSettings, ServiceSettings
 from amazonlite.platform.consumer import Consumer, EventHandlers, RetryPolicy
 from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.db import Database
-from amazonlite.platform.errors import AppError, ServiceUnavailable
+from amazonlite.platform.errors import ServiceUnavailable
 from amazonlite.platform.http import (
     PROBLEM_SCHEMA,
     EdgeMiddleware,
@@ -156,26 +156,12 @@ async def get_runtime(request: Request) -> ServiceRuntime:  # async: no worker t
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
-@asynccontextmanager
-async def unit_of_work(runtime: ServiceRuntime, tenant_id: str) -> AsyncIterator[AsyncSession]:
-    """A request's unit of work: committed on success, rolled back on an error, except an error that
-    `keeps_changes` (its work is committed, then it propagates). For request dependencies that need
-    a scope other than the caller's tenant (a platform admin's unscoped session)."""
-    async with runtime.db.session(tenant_id=tenant_id) as session:
-        try:
-            yield session
-        except AppError as exc:
-            if exc.keeps_changes:
-                await session.commit()
-            raise
-
-
 async def get_session(request: Request, principal: Annotated[Principal, Depends(get_principal)]
                       ) -> AsyncIterator[AsyncSession]:
     """The request's unit of work, scoped to the caller's tenant; committed before the response
     is sent (a failed commit is the request's error, not a lost write)."""
     bind_tenant(principal.tenant_id)
-    async with unit_of_work(request.app.state.runtime, principal.tenant_id) as session:
+    async with request.app.state.runtime.db.session(tenant_id=principal.tenant_id) as session:
         yield session
 
 

@@ -5,10 +5,9 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import RedirectResponse
 
-from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.errors import Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.revocation import RevocationStore
-from amazonlite.platform.service import RuntimeDep, SessionDep, unit_of_work
+from amazonlite.platform.service import RuntimeDep, SessionDep
 from amazonlite.services.auth import oidc, recovery, service
 from amazonlite.services.auth.auth import CurrentPrincipal, CurrentUser
 from amazonlite.services.auth.errors import (
@@ -90,20 +89,11 @@ async def login(body: LoginCredentials, session: SessionDep, keyring: KeyRingDep
 
 @router.post("/refresh", response_model=TokenPair,
              responses=problem_responses(InvalidRefreshToken, RefreshTokenReused, ValidationFailed))
-async def refresh(body: RefreshTokenBody, principal: CurrentPrincipal, runtime: RuntimeDep, keyring: KeyRingDep,
-                  settings: SettingsDep) -> TokenPair:
-    # Its own unit of work rather than SessionDep: a reused token's family revocation is committed
-    # and then written to the revocation store (after-commit callbacks), though the answer is 401.
-    # The kernel's edge commits an error that `keeps_changes` but skips those callbacks, so the
-    # error leaves the unit of work first and is raised once it has committed.
-    bind_tenant(principal.tenant_id)
-    async with unit_of_work(runtime, principal.tenant_id) as session:
-        try:
-            return await service.refresh(session, keyring, settings, runtime.revocations,
-                                         refresh_token=body.refresh_token)
-        except RefreshTokenReused as exc:
-            reused = exc
-    raise reused
+async def refresh(body: RefreshTokenBody, session: SessionDep, keyring: KeyRingDep, settings: SettingsDep,
+                  revocations: RevocationsDep) -> TokenPair:
+    # A reused token raises RefreshTokenReused, which `keeps_changes`: the family's revocation is
+    # committed, and then written to the revocation store, though the answer is 401.
+    return await service.refresh(session, keyring, settings, revocations, refresh_token=body.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.errors import Forbidden
 from amazonlite.platform.security import AdminUser, Principal, Role, require
-from amazonlite.platform.service import RuntimeDep, unit_of_work
+from amazonlite.platform.service import RuntimeDep
 from amazonlite.platform.tenancy import DEFAULT_TENANT, UNSCOPED
 
 PLATFORM_ROLES = frozenset({Role.PLATFORM_ADMIN})
@@ -36,7 +36,7 @@ PlatformAdmin = Annotated[Principal, Depends(platform_admin)]
 async def platform_session(principal: PlatformAdmin, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """An unscoped unit of work, for platform admins only (checked before it opens)."""
     bind_tenant(principal.tenant_id)
-    async with unit_of_work(runtime, UNSCOPED) as session:
+    async with runtime.db.session(tenant_id=UNSCOPED) as session:
         yield session
 
 
@@ -45,7 +45,7 @@ async def admin_session(principal: AdminUser, runtime: RuntimeDep) -> AsyncItera
     bind_tenant(principal.tenant_id)
     platform_wide = principal.has_any(PLATFORM_ROLES) and principal.tenant_id == DEFAULT_TENANT
     scope = UNSCOPED if platform_wide else principal.tenant_id
-    async with unit_of_work(runtime, scope) as session:
+    async with runtime.db.session(tenant_id=scope) as session:
         yield session
 
 
