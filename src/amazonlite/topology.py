@@ -28,7 +28,7 @@ from amazonlite.platform.config import PlatformSettings, platform_settings
 from amazonlite.platform.logging import configure_logging
 from amazonlite.platform.migrations import upgrade
 from amazonlite.platform.revocation import MemoryRevocationStore, RedisRevocationStore, RevocationStore
-from amazonlite.platform.service import ServiceModule, ServiceRuntime, create_service_app
+from amazonlite.platform.service import ServiceModule, ServiceRuntime, create_service_app, freeze_startup_heap
 from amazonlite.platform.tracing import configure_tracing
 
 # Every service, in the order they start and are seeded.
@@ -105,8 +105,10 @@ def _configure(process: str, platform: PlatformSettings) -> None:
     configure_tracing(process)
 
 
-def build_embedded(platform: PlatformSettings, names: Sequence[str] = SERVICE_NAMES) -> FastAPI:
-    """Every service and the gateway in one process, sharing one bus and one revocation store."""
+def build_embedded(platform: PlatformSettings, names: Sequence[str] = SERVICE_NAMES, *,
+                   server_process: bool = False) -> FastAPI:
+    """Every service and the gateway in one process, sharing one bus and one revocation store.
+    `server_process`: this app is the process's (not a test's), so its start-up heap is frozen."""
     transport = make_transport(platform, "amazonlite")
     redis = make_redis(platform)
     revocations = make_revocations(platform, redis)
@@ -131,8 +133,9 @@ def build_embedded(platform: PlatformSettings, names: Sequence[str] = SERVICE_NA
         if redis is not None:
             await redis.aclose()
 
+    on_startup = [start, freeze_startup_heap] if server_process else [start]
     return create_gateway(platform, upstreams, revocations=revocations, cache_policy=CATALOG_CACHE,
-                          events=transport, redis=redis, on_startup=[start], on_shutdown=[stop])
+                          events=transport, redis=redis, on_startup=on_startup, on_shutdown=[stop])
 
 
 class MisconfiguredProcess(RuntimeError):
@@ -159,7 +162,7 @@ def require_distributed_settings(platform: PlatformSettings) -> None:
 def embedded_app() -> FastAPI:
     platform = platform_settings()
     _configure("amazonlite", platform)
-    return build_embedded(platform)
+    return build_embedded(platform, server_process=True)
 
 
 def service_app() -> FastAPI:
@@ -209,4 +212,5 @@ def gateway_app() -> FastAPI:
 
     upstreams = [Upstream(name=name, url=url) for name, url in urls.items()]
     return create_gateway(platform, upstreams, revocations=revocations, cache_policy=CATALOG_CACHE,
-                          events=transport, redis=redis, on_startup=[transport.start], on_shutdown=[stop])
+                          events=transport, redis=redis, on_startup=[transport.start, freeze_startup_heap],
+                          on_shutdown=[stop])
