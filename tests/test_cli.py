@@ -28,13 +28,14 @@ class TestDistributedProcessesNeedTheirServers:
         for missing in ("AMAZONLITE_KAFKA_BOOTSTRAP", "AMAZONLITE_REDIS_URL", "AMAZONLITE_ENVIRONMENT"):
             assert missing in result.output
 
-    def test_gateway_needs_redis_but_not_kafka(self, clean_env: pytest.MonkeyPatch) -> None:
+    def test_gateway_needs_redis_and_kafka(self, clean_env: pytest.MonkeyPatch) -> None:
+        # Kafka too: catalog events invalidate the gateway's response cache.
         clean_env.setenv("AMAZONLITE_ENVIRONMENT", "test")
         platform_settings.cache_clear()
         result = CliRunner().invoke(app, ["gateway", "--upstream", "auth=http://127.0.0.1:1"])
         assert result.exit_code == 2
         assert "AMAZONLITE_REDIS_URL" in result.output
-        assert "AMAZONLITE_KAFKA_BOOTSTRAP" not in result.output
+        assert "AMAZONLITE_KAFKA_BOOTSTRAP" in result.output
 
     def test_demo_data_is_refused_in_production(self, clean_env: pytest.MonkeyPatch, tmp_path: object) -> None:
         clean_env.setenv("AMAZONLITE_ENVIRONMENT", "production")

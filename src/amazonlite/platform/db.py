@@ -8,6 +8,7 @@ matters for migrations.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.ids import new_id
@@ -123,16 +125,25 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     return engine
 
 
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
     # The driver begins a transaction at the first write, not at a read, so concurrent readers
     # never hold a snapshot that a writer's lock upgrade would have to break (WAL mode).
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        # First: switching a fresh file to WAL takes a lock, and another process opening it at the
-        # same moment must wait for it, not fail with "database is locked".
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # Switching a fresh file to WAL needs it to itself, and SQLite answers "database is locked"
+        # at once (no busy wait) when another connection opens it at that moment: processes
+        # starting together on a new data directory retry for a while. (This runs in the driver's
+        # thread, so the sleep does not block the event loop.)
+        for attempt in Retrying(retry=retry_if_exception(_is_locked), stop=stop_after_delay(30),
+                                wait=wait_random(0.01, 0.1), reraise=True):
+            with attempt:
+                cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
