@@ -58,6 +58,8 @@ class Platform:
     base_url: str
     # Where an operator finds the auth service's database (an SQLAlchemy URL; see tests/e2e/mailbox.py).
     auth_database_url: str
+    # An operator's command line on this platform's data (`amazonlite <args>`, same environment).
+    cli: Callable[..., None] = field(repr=False)
     logs: list[Path] = field(default_factory=list)
 
     def log_tail(self, lines: int = 60) -> str:
@@ -119,15 +121,20 @@ def wait_ready(base_url: str, procs: _Processes, timeout: float = 60.0) -> None:
 def _base_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMAZONLITE_")}
     env.update(AMAZONLITE_ENVIRONMENT="test", AMAZONLITE_DATA_DIR=str(workdir / "data"),
-               AMAZONLITE_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+               AMAZONLITE_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
+               # Cached public reads never expire during a test: only an invalidation (a catalog event
+               # or a write through the gateway) makes the gateway forget one, so a missed invalidation
+               # shows up as a stale answer in whichever test reads after a change.
+               AMAZONLITE_GATEWAY_RESPONSE_CACHE_TTL_SECONDS="3600")
     return env
 
 
 @contextlib.contextmanager
-def embedded(workdir: Path, *, google: GoogleSignIn | None = None) -> Iterator[Platform]:
+def embedded(workdir: Path, *, google: GoogleSignIn | None = None,
+             extra_env: Mapping[str, str] | None = None) -> Iterator[Platform]:
     port = servers.free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = _base_env(workdir)
+    env = {**_base_env(workdir), **(extra_env or {})}
     if google is not None:
         env.update(google.env(base_url))
     procs = _Processes(workdir, env)
@@ -138,7 +145,7 @@ def embedded(workdir: Path, *, google: GoogleSignIn | None = None) -> Iterator[P
     auth_database = f"sqlite+aiosqlite:///{(workdir / 'data' / 'auth.sqlite3').resolve()}"
     try:
         wait_ready(base_url, procs)
-        yield Platform("embedded", base_url, auth_database, procs.logs)
+        yield Platform("embedded", base_url, auth_database, procs.cli, procs.logs)
     finally:
         procs.stop()
 
@@ -181,4 +188,4 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
         upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
         procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams, extra_env=dict(gateway_env or {}))
         wait_ready(base_url, procs)
-        yield Platform("distributed", base_url, urls["auth"], procs.logs)
+        yield Platform("distributed", base_url, urls["auth"], procs.cli, procs.logs)
