@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.e2e.platforms import ADMIN_EMAIL, ADMIN_PASSWORD, Platform
+from tests.gateway.support import b64url, hs256_token, unsigned_token
 
 pytestmark = [pytest.mark.xdist_group("e2e")]
 
@@ -42,6 +46,11 @@ def login(api: httpx.Client, email: str, password: str) -> dict[str, Any]:
     response = api.post("/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def assert_ok_json(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -94,6 +103,33 @@ class TestCustomerJourney:
         tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
         assert_problem(api.get("/users/me", headers=bearer(tampered)), 401)
         assert_problem(api.get("/users/me", headers=bearer("not-a-jwt")), 401)
+
+    def test_every_forgery_a_client_can_make_is_401(self, api: httpx.Client) -> None:
+        """What an attacker holding a real token and the public JWKS can build. (Expired tokens and
+        wrong audiences with a valid signature need the platform's private key: the gateway's own
+        tests cover them, tests/gateway/test_access_tokens.py.)"""
+        genuine = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+        claims = jwt.decode(genuine, options={"verify_signature": False})
+        kid = jwt.get_unverified_header(genuine)["kid"]
+        published = assert_ok_json(api.get("/auth/jwks.json"))["keys"]
+        public_key = next(k for k in published if k["kid"] == kid)["x"].encode()
+        escalated = {**claims, "roles": ["platform_admin"], "tenant": "acme"}
+        header, _payload, signature = genuine.split(".")
+        forgeries = {
+            "alg none": unsigned_token({"alg": "none", "typ": "JWT", "kid": kid}, escalated),
+            "HS256 keyed with the published key": hs256_token({"alg": "HS256", "typ": "JWT", "kid": kid},
+                                                              escalated, public_key),
+            "another key under the real kid": jwt.encode(escalated, Ed25519PrivateKey.generate(), algorithm="EdDSA",
+                                                        headers={"kid": kid}),
+            "an unknown kid": jwt.encode(escalated, Ed25519PrivateKey.generate(), algorithm="EdDSA",
+                                         headers={"kid": "attacker-key-1"}),
+            "claims changed after signing": f"{header}.{b64url(json.dumps(escalated).encode())}.{signature}",
+        }
+        for name, token in forgeries.items():
+            refused = api.get("/auth/me", headers=bearer(token))
+            assert refused.status_code == 401, f"{name}: {refused.text}"
+            assert refused.headers["www-authenticate"] == "Bearer", name
+        assert api.get("/auth/me", headers=bearer(genuine)).status_code == 200
 
 
 class TestCatalogAdministration:
