@@ -152,9 +152,11 @@ def embedded(workdir: Path, *, google: GoogleSignIn | None = None,
 
 @contextlib.contextmanager
 def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_env: Mapping[str, str] | None = None,
-                upstream_via: Mapping[str, Callable[[str], str]] | None = None) -> Iterator[Platform]:
+                upstream_via: Mapping[str, Callable[[str], str]] | None = None,
+                extra_env: Mapping[str, str] | None = None) -> Iterator[Platform]:
     """`upstream_via[name](url)` is called with the address of service `name` and answers the
-    address the gateway should use for it instead."""
+    address the gateway should use for it instead. `extra_env` goes to every process,
+    `gateway_env` to the gateway's only."""
     with contextlib.ExitStack() as stack:
         bootstrap = stack.enter_context(servers.tansu_broker())
         urls = {name: stack.enter_context(servers.postgres_database(f"e2e_{name}")) for name in SERVICE_NAMES}
@@ -167,6 +169,7 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
                    AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="6000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="1000")
         for name, url in urls.items():
             env[f"AMAZONLITE_{name.upper()}_DATABASE_URL"] = url
+        env.update(extra_env or {})
         gateway_port = servers.free_port()
         base_url = f"http://127.0.0.1:{gateway_port}"
         if google is not None:
