@@ -56,11 +56,15 @@ class GoogleSignIn:
 class Platform:
     name: str
     base_url: str
-    # Where an operator finds the auth service's database (an SQLAlchemy URL; see tests/e2e/mailbox.py).
-    auth_database_url: str
+    # Where an operator finds each service's database (SQLAlchemy URLs; see tests/e2e/mailbox.py).
+    database_urls: Mapping[str, str]
     # An operator's command line on this platform's data (`amazonlite <args>`, same environment).
     cli: Callable[..., None] = field(repr=False)
     logs: list[Path] = field(default_factory=list)
+
+    @property
+    def auth_database_url(self) -> str:
+        return self.database_urls["auth"]
 
     def log_tail(self, lines: int = 60) -> str:
         out = []
@@ -142,10 +146,11 @@ def embedded(workdir: Path, *, google: GoogleSignIn | None = None,
     procs.cli("users", "create-admin", "--tenant", OTHER_TENANT, "--email", OTHER_ADMIN_EMAIL,
               "--password", OTHER_ADMIN_PASSWORD)
     procs.start("amazonlite-up", "up", "--port", str(port), "--no-demo")
-    auth_database = f"sqlite+aiosqlite:///{(workdir / 'data' / 'auth.sqlite3').resolve()}"
+    databases = {name: f"sqlite+aiosqlite:///{(workdir / 'data' / f'{name}.sqlite3').resolve()}"
+                 for name in SERVICE_NAMES}
     try:
         wait_ready(base_url, procs)
-        yield Platform("embedded", base_url, auth_database, procs.cli, procs.logs)
+        yield Platform("embedded", base_url, databases, procs.cli, procs.logs)
     finally:
         procs.stop()
 
@@ -191,4 +196,4 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
         upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
         procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams, extra_env=dict(gateway_env or {}))
         wait_ready(base_url, procs)
-        yield Platform("distributed", base_url, urls["auth"], procs.cli, procs.logs)
+        yield Platform("distributed", base_url, urls, procs.cli, procs.logs)
