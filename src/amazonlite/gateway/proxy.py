@@ -2,7 +2,9 @@
 
 - embedded: the service's ASGI app is called directly with a copy of the request's scope whose
   headers the gateway rewrote; its receive and send are the gateway's own (no copy of the body, no
-  sockets). This is the hot path.
+  sockets). This is the hot path. The same deadline as a remote call applies until the service
+  starts its answer (a 504 problem, and the service's work is cancelled and rolled back, as when
+  a client goes away); once it has started, the answer streams on.
 - distributed: one pooled `httpx.AsyncClient` per upstream; the request is replayed (method, path,
   query, body, safe headers) and the answer streamed back without hop-by-hop headers.
 
@@ -27,7 +29,7 @@ import structlog
 from amazonlite.gateway.settings import GatewaySettings
 from amazonlite.platform.context import CORRELATION_HEADER, current_correlation_id
 from amazonlite.platform.http import ASGIApp, Message, Receive, Scope, Send
-from amazonlite.platform.resilience import DownstreamPolicy, is_idempotent
+from amazonlite.platform.resilience import DownstreamPolicy, DownstreamTimeout, is_idempotent
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, Principal
 from amazonlite.platform.tenancy import DEFAULT_TENANT
 
@@ -94,19 +96,21 @@ class UpstreamClient(Protocol):
 def make_client(upstream: Upstream, settings: GatewaySettings, mint: MintToken,
                 policy: DownstreamPolicy) -> UpstreamClient:
     if upstream.app is not None:
-        return EmbeddedUpstream(upstream.name, upstream.app, upstream.ready, mint, policy)
+        return EmbeddedUpstream(upstream.name, upstream.app, upstream.ready, mint, policy,
+                                timeout_seconds=settings.upstream_timeout_seconds)
     assert upstream.url is not None
     return RemoteUpstream(upstream.name, upstream.url, settings, mint, policy)
 
 
 class EmbeddedUpstream:
     def __init__(self, name: str, app: ASGIApp, ready: Readiness | None, mint: MintToken,
-                 policy: DownstreamPolicy) -> None:
+                 policy: DownstreamPolicy, *, timeout_seconds: float) -> None:
         self.name = name
         self.policy = policy
         self._app = app
         self._ready = ready
         self._mint = mint
+        self._timeout = timeout_seconds
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
         child = dict(scope)
@@ -116,18 +120,25 @@ class EmbeddedUpstream:
         started = False
 
         async with self.policy.attempt() as attempt:
+            deadline = asyncio.timeout(self._timeout)
 
             async def send_back(message: Message) -> None:
                 nonlocal started
                 if message["type"] == "http.response.start":
                     started = True
+                    deadline.reschedule(None)  # the answer has started: it streams on
                     attempt.record_status(message["status"])
                     # The service's edge echoes the correlation id; the gateway's edge adds it once.
                     message["headers"] = [h for h in message.get("headers", ()) if h[0] != _CORRELATION]
                 await send(message)
 
             try:
-                await self._app(child, receive, send_back)
+                async with deadline:
+                    await self._app(child, receive, send_back)
+            except TimeoutError as exc:
+                if started:
+                    raise
+                raise DownstreamTimeout(self.name, self._timeout) from exc
             except Exception:
                 if not started:
                     raise
