@@ -17,6 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from amazonlite.services.auth.keys import decrypt_private_key, key_encryption_key
+from amazonlite.services.auth.settings import DEVELOPMENT_KEY_ENCRYPTION_SECRET
 from tests.e2e.actors import sign_up
 from tests.e2e.platforms import ADMIN_EMAIL, ADMIN_PASSWORD, Platform
 from tests.gateway.support import b64url, hs256_token, unsigned_token
@@ -111,8 +113,8 @@ class TestCustomerJourney:
 
     def test_every_forgery_a_client_can_make_is_401(self, api: httpx.Client) -> None:
         """What an attacker holding a real token and the public JWKS can build. (Expired tokens and
-        wrong audiences with a valid signature need the platform's private key: the gateway's own
-        tests cover them, tests/gateway/test_access_tokens.py.)"""
+        wrong audiences with a genuine signature need the platform's private key: see
+        TestTokensSignedWithThePlatformsOwnKey.)"""
         genuine = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
         claims = jwt.decode(genuine, options={"verify_signature": False})
         kid = jwt.get_unverified_header(genuine)["kid"]
@@ -249,3 +251,37 @@ async def raw_rows(database_url: str, table: str) -> list[dict[str, Any]]:
             return [{key: value for key, value in row._mapping.items()} for row in result]
     finally:
         await engine.dispose()
+
+
+class TestTokensSignedWithThePlatformsOwnKey:
+    def test_expired_wrong_audience_and_wrong_issuer_are_401_though_the_signature_is_genuine(
+            self, api: httpx.Client, platform: Platform) -> None:
+        """An operator who holds the key-encryption secret (these platforms use the development one)
+        can sign with the platform's own key: the signature is genuine, so only the claims decide."""
+        kid, key = asyncio.run(platform_signing_key(platform.auth_database_url))
+        genuine = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+        claims = jwt.decode(genuine, options={"verify_signature": False})
+        now = int(time.time())
+
+        def signed(**changes: Any) -> str:
+            return jwt.encode({**claims, "jti": uuid.uuid4().hex, **changes}, key, algorithm="EdDSA",
+                              headers={"kid": kid, "typ": "JWT"})
+
+        assert api.get("/auth/me", headers=bearer(signed())).status_code == 200  # the key is the real one
+        for name, token in {"expired": signed(iat=now - 900, exp=now - 60),
+                            "wrong audience": signed(aud="another-deployment"),
+                            "wrong issuer": signed(iss="https://issuer.example")}.items():
+            refused = api.get("/auth/me", headers=bearer(token))
+            assert refused.status_code == 401, f"{name}: {refused.text}"
+
+
+async def platform_signing_key(auth_database_url: str) -> tuple[str, Ed25519PrivateKey]:
+    engine = create_async_engine(auth_database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT kid, public_key, private_key_encrypted FROM signing_keys "
+                                           "WHERE retired_at IS NULL ORDER BY created_at LIMIT 1"))).one()
+    finally:
+        await engine.dispose()
+    kek = key_encryption_key(DEVELOPMENT_KEY_ENCRYPTION_SECRET)
+    return row.kid, decrypt_private_key(kek, row.kid, row.public_key, row.private_key_encrypted)
