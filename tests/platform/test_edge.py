@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from amazonlite.platform.db import Database
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
+from tests.support import servers
 
 
 class Note(BaseModel):
@@ -41,6 +44,11 @@ def edge_app(db: Database | None = None) -> FastAPI:
             async with db.session(tenant_id="acme") as session:
                 await session.execute(text("SET LOCAL lock_timeout = '100ms'"))
                 await session.execute(text("SELECT * FROM held WHERE id = 1 FOR UPDATE"))
+
+        @app.get("/read")
+        async def read() -> None:
+            async with db.session(tenant_id="acme") as session:
+                await session.execute(text("SELECT 1"))
 
         @app.post("/duplicate")
         async def duplicate() -> None:
@@ -129,3 +137,31 @@ class TestDatabaseErrors:
         assert response.status_code == 409
         assert problem_type(response) == "concurrent-update"
         assert response.headers["retry-after"] == "1"
+
+    @pytest.mark.parametrize("driver", ["postgresql+asyncpg", "mysql+aiomysql"])
+    async def test_a_database_that_refuses_connections_is_503_with_retry_after(self, driver: str) -> None:
+        db = Database(f"{driver}://root@127.0.0.1:{servers.free_port()}/gone")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge_app(db)), base_url="http://edge") as client:
+            response = await client.get("/read")
+        await db.dispose()
+        assert response.status_code == 503
+        assert problem_type(response) == "database-unavailable"
+        assert response.headers["retry-after"] == "1"
+
+    async def test_a_database_that_stops_accepting_connections_is_503_until_it_is_back(self, postgres_url: str) -> None:
+        db = Database(postgres_url)
+        name = make_url(postgres_url).database
+        admin = await asyncpg.connect(servers.PG_ADMIN_URL, timeout=5)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge_app(db)), base_url="http://edge") as client:
+            assert (await client.get("/read")).status_code == 200
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            try:
+                down = await client.get("/read")
+            finally:
+                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                await admin.close()
+            back = await client.get("/read")
+        await db.dispose()
+        assert down.status_code == 503 and problem_type(down) == "database-unavailable"
+        assert back.status_code == 200

@@ -242,6 +242,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(request, 409, "concurrent-update", "Another change got there first",
                                     "The request collided with a concurrent change and was undone; retry it",
                                     headers={"Retry-After": "1"})
+        if _is_unavailable(exc):
+            return database_unavailable(request, exc)
         if _is_data_error(exc):
             # The store refused a value (out of range, too long, not representable): the input's
             # fault, not the server's. No value is echoed.
@@ -250,6 +252,18 @@ def install_problem_handlers(app: FastAPI) -> None:
                                     "A field holds a value the store cannot accept (a number out of range, a "
                                     "text too long, or a character it cannot represent)")
         return await unexpected(request, exc)
+
+    def database_unavailable(request: Request, exc: Exception) -> Response:
+        # An outage, not a bug: no stack trace per request, and the caller may come back shortly
+        # (the gateway's breaker counts these and stops sending while it lasts).
+        log.warning("http.database_unavailable", path=request.url.path, error=repr(exc)[:300])
+        return problem_response(request, 503, "database-unavailable", "The service's database is unavailable",
+                                "The service cannot reach its database right now; retry shortly",
+                                headers={"Retry-After": "1"})
+
+    async def connection_refused(request: Request, exc: Exception) -> Response:
+        # Drivers that fail to connect raise the socket's error itself (asyncpg: ConnectionRefusedError).
+        return database_unavailable(request, exc)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("http.unhandled_error", path=request.url.path)
@@ -260,6 +274,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(ConnectionRefusedError, connection_refused)
     app.add_exception_handler(Exception, unexpected)
 
 
@@ -277,6 +292,30 @@ def _is_lock_conflict(exc: DBAPIError) -> bool:
         if args and isinstance(args[0], int) and args[0] in _LOCK_MYSQL_CODES:
             return True
     return "database is locked" in str(exc.orig)
+
+
+# SQLSTATEs of a database that cannot be reached or will not take the connection: class 08
+# (connection exception), shutdowns and start-ups (57P01-57P03), too many connections (53300), and a
+# database not accepting connections (55000, from ALTER DATABASE ... ALLOW_CONNECTIONS false).
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "55000"})
+# MySQL/MariaDB: cannot connect (2002, 2003), server gone or connection lost (2006, 2013), too many
+# connections (1040), shutting down (1053).
+_UNAVAILABLE_MYSQL_CODES = frozenset({2002, 2003, 2006, 2013, 1040, 1053})
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if isinstance(candidate, (ConnectionError, TimeoutError)):
+            return True
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES):
+            return True
+        args = getattr(candidate, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _UNAVAILABLE_MYSQL_CODES:
+            return True
+    return False
 
 
 def _is_data_error(exc: DBAPIError) -> bool:
