@@ -232,6 +232,31 @@ class TestInvalidation:
         assert created.status_code == 201
         assert (await client.get(PRODUCTS)).headers["x-cache"] == "miss"
 
+    async def test_a_read_sent_as_soon_as_a_write_is_answered_does_not_get_the_answer_from_before_it(
+            self, store: tuple[Any, PlatformSettings], auth: FastAPI, catalog: Catalog, keys: SigningKeys) -> None:
+        redis, platform = store
+        bus = InProcessTransport()
+        gateway = make_gateway(platform, auth, catalog, bus, redis=redis)
+        reads: list[httpx.Response] = []
+
+        async def writer_app(scope: Any, receive: Any, send: Any) -> None:
+            async def send_then_read(message: Any) -> None:
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    # The writer has its whole answer now; it (or anyone it told) reads the list.
+                    reads.append(await client.get(PRODUCTS))
+
+            await gateway(scope, receive, send_then_read)
+
+        async with running(gateway, bus) as client, httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=writer_app), base_url="http://gateway") as writer:
+            await client.get(PRODUCTS)
+            created = await writer.post(PRODUCTS, json={"name": "new"},
+                                        headers=bearer(keys.token(roles=["tenant_admin"])))
+        assert created.status_code == 201
+        assert reads[0].headers["x-cache"] == "miss"
+        assert reads[0].json()["served"] == 2
+
     async def test_an_answer_fetched_before_an_invalidation_is_never_served_after_it(
             self, cached: Any, catalog: Catalog) -> None:
         client, bus = cached

@@ -194,16 +194,15 @@ class GatewayDispatch:
         if scope["method"] in _READS:
             await self._forward(scope, receive, send, headers, upstream, principal)
             return
-        status = [0]
 
-        async def send_noting_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
+        async def send_invalidating(message: Message) -> None:
+            # The write is committed once the service answers; drop the cached reads before the
+            # client has the answer, so a read it sends next cannot get the state before the write.
+            if message["type"] == "http.response.start" and 200 <= message["status"] < 400:
+                await cache.invalidate_after_write(tenant)
             await send(message)
 
-        await self._forward(scope, receive, send_noting_status, headers, upstream, principal)
-        if 200 <= status[0] < 400:
-            await cache.invalidate_after_write(tenant)
+        await self._forward(scope, receive, send_invalidating, headers, upstream, principal)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
                        upstream: UpstreamClient, principal: Principal) -> None:
