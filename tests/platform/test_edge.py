@@ -148,6 +148,16 @@ class TestDatabaseErrors:
         assert problem_type(response) == "database-unavailable"
         assert response.headers["retry-after"] == "1"
 
+    @pytest.mark.parametrize("driver", ["postgresql+asyncpg", "mysql+aiomysql"])
+    async def test_a_database_whose_host_name_is_gone_is_503(self, driver: str) -> None:
+        # A stopped database container's name stops resolving (Compose, Kubernetes): an outage.
+        db = Database(f"{driver}://root@database.invalid:5432/gone")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge_app(db)), base_url="http://edge") as client:
+            response = await client.get("/read")
+        await db.dispose()
+        assert response.status_code == 503
+        assert problem_type(response) == "database-unavailable"
+
     async def test_a_database_that_stops_accepting_connections_is_503_until_it_is_back(self, postgres_url: str) -> None:
         db = Database(postgres_url)
         name = make_url(postgres_url).database

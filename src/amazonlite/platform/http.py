@@ -7,6 +7,7 @@ of the gateway, so it must cost microseconds.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -262,7 +263,8 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 headers={"Retry-After": "1"})
 
     async def connection_refused(request: Request, exc: Exception) -> Response:
-        # Drivers that fail to connect raise the socket's error itself (asyncpg: ConnectionRefusedError).
+        # Drivers that fail to connect raise the socket's error itself (asyncpg: ConnectionRefusedError,
+        # or socket.gaierror when the database's host name no longer resolves).
         return database_unavailable(request, exc)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -275,6 +277,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(ConnectionRefusedError, connection_refused)
+    app.add_exception_handler(socket.gaierror, connection_refused)
     app.add_exception_handler(Exception, unexpected)
 
 
