@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sqlalchemy import select
 
 from amazonlite.contracts import UserRegisteredV1
+from amazonlite.platform.bus import Message
 from amazonlite.platform.bus.kafka import KafkaTransport
 from amazonlite.platform.consumer import EventContext
 from amazonlite.platform.events import dead_letter_topic
@@ -189,3 +190,37 @@ class TestPoisonEvent:
         assert counter("amazonlite_dead_letters_total", service=group, topic=topic) == 1
         assert counter("amazonlite_event_retries_total", service=group, topic=topic) == 2
 
+
+
+class TestFirstPublish:
+    async def test_a_first_batch_naming_a_topic_created_elsewhere_and_a_brand_new_one_is_published(
+            self, kafka_bootstrap: str) -> None:
+        """auth's first signup publishes user.registered.v1 (created by the users service when it
+        subscribed) and notification.email.requested.v1 (new) in one batch. Without waiting for the
+        producer's metadata of the new topic, tansu answered NotLeaderForPartition after aiokafka's
+        40 s request timeout: the first event of a fresh platform took 40 s."""
+        existing, brand_new = f"exists.{uuid.uuid4().hex[:8]}.v1", f"new.{uuid.uuid4().hex[:8]}.v1"
+        received: list[str] = []
+
+        async def deliver(message: Message) -> None:
+            received.append(message.topic)
+
+        consumer = KafkaTransport(kafka_bootstrap, client_id="consumer-side", **FAST_GROUPS)
+        consumer.subscribe("first-publish", [existing], deliver)
+        producer = KafkaTransport(kafka_bootstrap, client_id="producer-side", **FAST_GROUPS)
+        # As on a fresh platform: the consumer's service starts (creating its topic), then the producer's,
+        # and the first publish comes a little later.
+        async with started([consumer], []), started([producer], []):
+            await eventually(lambda: joined(consumer), what="the consumer group to join")
+            await asyncio.sleep(5)
+            await producer.publish([Message(existing, b"k", b"one"), Message(brand_new, b"k", b"two")])
+            await eventually(lambda: received == [existing], what="the event on the existing topic")
+        assert [r.value for r in await read_topic(kafka_bootstrap, brand_new)] == [b"two"]
+
+
+async def joined(transport: KafkaTransport) -> bool:
+    try:
+        await transport.ping()
+    except ConnectionError:
+        return False
+    return True

@@ -123,6 +123,13 @@ class KafkaTransport:
                         await admin.create_topics(to_create)
             finally:
                 await admin.close()
+            if self._producer is not None:
+                # The producer must know where a topic lives before its first send. Without this, a
+                # first batch naming a topic the producer already knew and one just created was
+                # answered NotLeaderForPartition only after the 40 s request timeout (tansu): the
+                # first signup of a fresh distributed platform took 40 s to reach the users service.
+                for topic in sorted(missing):
+                    await self._producer.partitions_for(topic)
             self._known_topics |= missing
 
     async def publish(self, messages: Sequence[Message]) -> None:
