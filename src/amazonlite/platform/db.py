@@ -138,8 +138,9 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         # Switching a fresh file to WAL needs it to itself, and SQLite answers "database is locked"
         # at once (no busy wait) when another connection opens it at that moment: processes
-        # starting together on a new data directory retry for a while. (This runs in the driver's
-        # thread, so the sleep does not block the event loop.)
+        # starting together on a new data directory retry for a while. The waits block this
+        # process's event loop (a connect event is synchronous), which only ever happens while a
+        # fresh data directory is being opened at start-up.
         for attempt in Retrying(retry=retry_if_exception(_is_locked), stop=stop_after_delay(30),
                                 wait=wait_random(0.01, 0.1), reraise=True):
             with attempt:

@@ -4,8 +4,10 @@ A session is opened for a tenant (`Database.session(tenant_id=...)`); from then 
 SELECT, UPDATE and DELETE on a `TenantScoped` entity gets `tenant_id = :tenant` added, and every
 new row is stamped with it. A row of another tenant cannot enter the session (added, merged or
 deleted), so the unit of work never writes, deletes or reloads one. A session opened without a
-tenant refuses every query, so a query cannot forget the scope. Only kernel infrastructure that
-spans tenants by design (the outbox relay) opens an explicitly unscoped session.
+tenant refuses every ORM statement (select, update, delete), so a query cannot forget the scope;
+textual SQL (`text()`) is outside the scope, which is why services may not use it (the table walk's
+static check). Only kernel infrastructure that spans tenants by design (the outbox relay) opens an
+explicitly unscoped session.
 """
 
 from __future__ import annotations
