@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
 from amazonlite.gateway.app import CachePolicy, GatewaySettings, Upstream, create_gateway
+from amazonlite.gateway.cache import Entry
 from amazonlite.platform.bus import Message
 from amazonlite.platform.bus.memory import InProcessTransport
 from amazonlite.platform.config import PlatformSettings
@@ -285,7 +286,10 @@ class TestLimits:
     async def test_the_memory_store_keeps_the_most_recently_used_entries_within_its_size(
             self, platform: PlatformSettings, auth: FastAPI, catalog: Catalog) -> None:
         bus = InProcessTransport()
-        one = len((await _document(platform, auth, catalog, PRODUCTS + "/a")).content)
+        document = await _document(platform, auth, catalog, PRODUCTS + "/a")
+        kept = [(b"content-type", document.headers["content-type"].encode()),
+                (b"content-length", document.headers["content-length"].encode())]
+        one = Entry(200, kept, document.content, 0).footprint
         catalog.served.clear()
         async with running(make_gateway(platform, auth, catalog, bus, response_cache_max_bytes=2 * one + 1),
                            bus) as client:

@@ -57,8 +57,8 @@ class GatewaySettings(BaseSettings):
     # Response cache of public reads (gateway/cache.py): on when the topology gives a cache policy and
     # an event bus to invalidate it. Entries live this long at most (an invalidating event or a write
     # through the gateway drops them sooner); bodies over `response_cache_max_body_bytes` are not kept;
-    # the in-memory store keeps at most `response_cache_max_bytes` of bodies, evicting the least
-    # recently used (Redis: give it a `maxmemory` and an `allkeys-lru` or `volatile-lru` policy).
+    # the in-memory store holds at most `response_cache_max_bytes` (bodies, headers, bookkeeping),
+    # evicting the least recently used (Redis: give it a `maxmemory` and an `allkeys-lru` or `volatile-lru` policy).
     response_cache_enabled: bool = True
     response_cache_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
     response_cache_max_body_bytes: int = Field(default=256 * 1024, ge=0)
