@@ -58,7 +58,8 @@ class GatewaySettings(BaseSettings):
     # an event bus to invalidate it. Entries live this long at most (an invalidating event or a write
     # through the gateway drops them sooner); bodies over `response_cache_max_body_bytes` are not kept;
     # the in-memory store holds at most `response_cache_max_bytes` (bodies, headers, bookkeeping),
-    # evicting the least recently used (Redis: give it a `maxmemory` and an `allkeys-lru` or `volatile-lru` policy).
+    # evicting the least recently used. Redis: give it a `maxmemory` and the `volatile-lru` policy
+    # (entries expire, the tenants' generation keys do not, so those are never the ones evicted).
     response_cache_enabled: bool = True
     response_cache_ttl_seconds: float = Field(default=30.0, gt=0, le=3600)
     response_cache_max_body_bytes: int = Field(default=256 * 1024, ge=0)
