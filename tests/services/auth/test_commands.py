@@ -15,7 +15,7 @@ from amazonlite.services.auth.app import DEMO_ACCOUNTS, SERVICE, create_admin
 from amazonlite.services.auth.errors import InvalidEmail, WeakPassword
 from amazonlite.services.auth.keys import KeyDecryptionFailed
 from amazonlite.services.auth.settings import AuthSettings
-from amazonlite.services.auth.tasks import prune_expired
+from amazonlite.services.auth.tasks import prune_expired, resync_revocations
 from tests.services.auth.factories import (
     PASSWORD,
     REGISTERED,
@@ -181,6 +181,34 @@ class TestRevocationsAfterARestart:
             assert not await accepted(verifier, reused["access_token"])
             assert not await accepted(verifier, logged_out["access_token"])
             assert await accepted(verifier, live["access_token"])
+
+
+class FlakyStore(MemoryRevocationStore):
+    """A revocation store that is unreachable while `down` (as Redis can be for a moment)."""
+
+    down = False
+
+    async def revoke_family(self, family_id: str, expires_at: int) -> None:
+        if self.down:
+            raise ConnectionError("the revocation store is unreachable")
+        await super().revoke_family(family_id, expires_at)
+
+
+class TestResync:
+    async def test_a_revocation_the_store_missed_reaches_it_at_the_next_resync(self, sqlite_url: str,
+                                                                               tmp_path: Path) -> None:
+        store = FlakyStore()
+        async with running_service(SERVICE, sqlite_url, tmp_path, revocations=store) as svc, \
+                svc.client() as client:
+            stolen = await signed_up_and_logged_in(client)
+            verifier = gateway_verifier(svc, client)
+            assert (await refresh(client, stolen["refresh_token"])).status_code == 200
+            store.down = True
+            assert (await refresh(client, stolen["refresh_token"])).status_code == 401  # reuse: family revoked
+            store.down = False
+            assert await accepted(verifier, stolen["access_token"]), "the store missed the revocation"
+            await resync_revocations(svc.runtime)
+            assert not await accepted(verifier, stolen["access_token"])
 
 
 class TestPrune:

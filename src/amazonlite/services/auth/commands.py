@@ -61,8 +61,7 @@ async def on_startup(runtime: ServiceRuntime) -> None:
         await service.ensure_signing_key(session, settings)
     async with runtime.db.session(tenant_id=UNSCOPED) as session:
         runtime.state.keyring = await service.load_keyring(session, settings)
-        in_force = await revocations.in_force(session, settings)
-    await revocations.load_into(runtime.revocations, in_force)
+    in_force = await revocations.mirror(runtime.db, runtime.revocations, settings)
     await passwords.prepare_dummy_hash()
     runtime.state.login_throttle = LoginThrottle(
         storage_for(runtime.platform.redis_url, key_prefix=f"{runtime.platform.redis_prefix}:auth:login"),

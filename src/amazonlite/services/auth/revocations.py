@@ -1,7 +1,9 @@
 """Ending sessions: revoking a refresh-token family, every family of a user, or one access token.
 
 The database is the record: the refresh endpoint checks a family's `revoked_at`, and the service
-reloads what is still in force into the revocation store at start. The revocation store is what
+copies what is still in force into the revocation store at start and every half minute after
+(`mirror`), so a store write that failed after the commit (Redis unreachable for a moment) is made
+good within that time rather than never. The revocation store is what
 the gateway checks on every request: it refuses an access token whose `jti` is revoked there, or
 whose session (`sid`, the family it was issued from) is. The store is written once the transaction
 has committed, never ahead of the data.
@@ -20,8 +22,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from amazonlite.platform.db import after_commit, utcnow
+from amazonlite.platform.db import Database, after_commit, utcnow
 from amazonlite.platform.revocation import RevocationStore
+from amazonlite.platform.tenancy import UNSCOPED
 from amazonlite.services.auth.models import RevokedAccessToken
 from amazonlite.services.auth.repository import RefreshTokenRepository, RevokedAccessTokenRepository
 from amazonlite.services.auth.settings import AuthSettings
@@ -90,6 +93,14 @@ async def in_force(session: AsyncSession, settings: AuthSettings) -> InForce:
     return InForce(tokens=[(row.jti, int(row.expires_at.timestamp())) for row in tokens],
                    families=[(str(family_id), _tokens_expire_by(revoked_at, settings))
                              for family_id, revoked_at in families])
+
+
+async def mirror(db: Database, store: RevocationStore, settings: AuthSettings) -> InForce:
+    """Copy every revocation still in force, of every tenant, from the database into the store."""
+    async with db.session(tenant_id=UNSCOPED) as session:
+        revocations = await in_force(session, settings)
+    await load_into(store, revocations)
+    return revocations
 
 
 async def load_into(store: RevocationStore, revocations: InForce) -> None:
