@@ -641,8 +641,10 @@ RAW_ATTRIBUTES = frozenset({
 # Where service code may use one of them, how many times, and why. Exact: a new use fails until it is
 # listed here with its reason, and a listed use that is gone fails too.
 ALLOWED_BYPASSES: dict[tuple[str, str], tuple[int, str]] = {
-    ("auth/commands.py", "UNSCOPED"): (2, "start-up: signing keys are platform-wide (a tenantless table) and "
-                                          "the unexpired revocations of every tenant are reloaded"),
+    ("auth/commands.py", "UNSCOPED"): (2, "start-up: signing keys are platform-wide (a tenantless table), "
+                                          "created then loaded"),
+    ("auth/revocations.py", "UNSCOPED"): (1, "the revocations in force of every tenant are mirrored into the "
+                                             "revocation store (at start and every 30 s)"),
     ("auth/tasks.py", "UNSCOPED"): (1, "the hourly prune drops expired tokens and sign-ins of every tenant"),
     ("catalog/repository.py", ".get_bind"): (1, "reads the dialect's name (SQLite has no row locks); "
                                                 "no SQL goes through the bind"),
