@@ -18,7 +18,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,13 +87,33 @@ class _Processes:
         if result.returncode != 0:
             raise RuntimeError(f"amazonlite {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
-    def start(self, label: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
+    def start(self, label: str, *args: str, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = self.workdir / f"{label}.log"
         self.logs.append(log)
         handle = log.open("wb")
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "amazonlite.cli", *args],
-                                           env={**self.env, **(extra_env or {})}, cwd=self.workdir,
-                                           stdout=handle, stderr=subprocess.STDOUT))
+        proc = subprocess.Popen([sys.executable, "-m", "amazonlite.cli", *args],
+                                env={**self.env, **(extra_env or {})}, cwd=self.workdir,
+                                stdout=handle, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def serve(self, label: str, args: Callable[[int], Sequence[str]],
+              extra_env: Callable[[int], Mapping[str, str]] = lambda _port: {}, attempts: int = 3) -> int:
+        """Start a server on a free port and wait until it is ready, listening itself on that port.
+
+        A port picked free can be taken by another test's process before this one binds it (the
+        suite runs on two workers). Then this process fails to bind, while the other answers on the
+        port, maybe even /health/ready: so readiness counts only once the port is this process's
+        own, and a lost race is run again on another port."""
+        for attempt in range(1, attempts + 1):
+            port = servers.free_port()
+            proc = self.start(f"{label}-{attempt}" if attempt > 1 else label, *args(port), extra_env=extra_env(port))
+            try:
+                wait_ready(f"http://127.0.0.1:{port}", self, own=(proc, port))
+                return port
+            except PortTaken:
+                self.procs.remove(proc)
+        raise RuntimeError(f"{label}: no free port after {attempts} attempts")
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -105,21 +125,46 @@ class _Processes:
                 proc.kill()
 
 
-def wait_ready(base_url: str, procs: _Processes, timeout: float = 60.0) -> None:
+class PortTaken(Exception):
+    """The server could not bind its port: another process took it first."""
+
+
+def wait_ready(base_url: str, procs: _Processes, timeout: float = 60.0,
+               own: tuple[subprocess.Popen[bytes], int] | None = None) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         for proc in procs.procs:
             if proc.poll() is not None:
                 tails = "\n".join(p.read_text(errors="replace")[-3000:] for p in procs.logs)
+                if own is not None and proc is own[0] and "address already in use" in tails.lower():
+                    raise PortTaken(own[1])
                 raise RuntimeError(f"a platform process exited with {proc.returncode}:\n{tails}")
         with contextlib.suppress(httpx.HTTPError):
             response = httpx.get(f"{base_url}/health/ready", timeout=2)
-            if response.status_code == 200:
+            if response.status_code == 200 and (own is None or _listens(*own)):
                 return
             last = response.text
         time.sleep(0.2)
     raise TimeoutError(f"{base_url} not ready after {timeout}s: {last}")
+
+
+def _listens(proc: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether `proc` itself holds the listening socket on `port` (Linux: /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in rows.read().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(fields[9])
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{proc.pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{proc.pid}/fd/{fd}")
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return True
+    return False
 
 
 def _base_env(workdir: Path) -> dict[str, str]:
@@ -136,20 +181,20 @@ def _base_env(workdir: Path) -> dict[str, str]:
 @contextlib.contextmanager
 def embedded(workdir: Path, *, google: GoogleSignIn | None = None,
              extra_env: Mapping[str, str] | None = None) -> Iterator[Platform]:
-    port = servers.free_port()
-    base_url = f"http://127.0.0.1:{port}"
     env = {**_base_env(workdir), **(extra_env or {})}
-    if google is not None:
-        env.update(google.env(base_url))
     procs = _Processes(workdir, env)
     procs.cli("users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
     procs.cli("users", "create-admin", "--tenant", OTHER_TENANT, "--email", OTHER_ADMIN_EMAIL,
               "--password", OTHER_ADMIN_PASSWORD)
-    procs.start("amazonlite-up", "up", "--port", str(port), "--no-demo")
     databases = {name: f"sqlite+aiosqlite:///{(workdir / 'data' / f'{name}.sqlite3').resolve()}"
                  for name in SERVICE_NAMES}
+
+    def google_env(port: int) -> Mapping[str, str]:
+        return google.env(f"http://127.0.0.1:{port}") if google is not None else {}
+
     try:
-        wait_ready(base_url, procs)
+        port = procs.serve("amazonlite-up", lambda port: ["up", "--port", str(port), "--no-demo"], google_env)
+        base_url = f"http://127.0.0.1:{port}"
         yield Platform("embedded", base_url, databases, procs.cli, procs.logs)
     finally:
         procs.stop()
@@ -185,15 +230,16 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
         procs.cli("users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
         procs.cli("users", "create-admin", "--tenant", OTHER_TENANT, "--email", OTHER_ADMIN_EMAIL,
                   "--password", OTHER_ADMIN_PASSWORD)
-        ports = {name: servers.free_port() for name in SERVICE_NAMES}
-        for name in SERVICE_NAMES:
-            procs.start(f"serve-{name}", "serve", name, "--port", str(ports[name]), "--no-migrate")
-        for name in SERVICE_NAMES:
-            wait_ready(f"http://127.0.0.1:{ports[name]}", procs)
+        def serve_args(name: str) -> Callable[[int], Sequence[str]]:
+            return lambda port: ["serve", name, "--port", str(port), "--no-migrate"]
+
+        ports = {name: procs.serve(f"serve-{name}", serve_args(name)) for name in SERVICE_NAMES}
         addresses = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name, via in (upstream_via or {}).items():
             addresses[name] = via(addresses[name])
         upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
-        procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams, extra_env=dict(gateway_env or {}))
-        wait_ready(base_url, procs)
+        # Its port is in auth's settings already (Google's redirect URI): no second attempt elsewhere.
+        gateway = procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams,
+                              extra_env=dict(gateway_env or {}))
+        wait_ready(base_url, procs, own=(gateway, gateway_port))
         yield Platform("distributed", base_url, urls, procs.cli, procs.logs)
