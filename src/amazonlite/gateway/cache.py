@@ -103,8 +103,6 @@ class ResponseStore(Protocol):
 
     async def invalidate(self, tenant: str) -> None: ...
 
-    async def aclose(self) -> None: ...
-
 
 class MemoryResponseStore:
     """Entries in this process; past `max_bytes`, the least recently used are evicted. An entry's
@@ -143,10 +141,6 @@ class MemoryResponseStore:
     async def invalidate(self, tenant: str) -> None:
         self._generations[tenant] = self._generations.get(tenant, 0) + 1
 
-    async def aclose(self) -> None:
-        self._entries.clear()
-        self._bytes = 0
-
 
 class RedisResponseStore:
     """Entries shared by every gateway replica: one key per entry, one generation key per tenant.
@@ -176,9 +170,6 @@ class RedisResponseStore:
 
     async def invalidate(self, tenant: str) -> None:
         await self._redis.incr(self._keys(tenant, "")[0])
-
-    async def aclose(self) -> None:
-        return None  # the Redis client belongs to the topology
 
 
 class ResponseCache:
@@ -222,7 +213,7 @@ class ResponseCache:
 
     def recording(self, send: Send, tenant: str, key: str, generation: int) -> tuple[Send, _Recorder]:
         """A `send` that passes the upstream's answer on (marked a miss) and records it for `keep`."""
-        recorder = _Recorder(self._max_body)
+        recorder = _Recorder(self._max_body, tenant, key, generation)
 
         async def send_recorded(message: AsgiMessage) -> None:
             if message["type"] == "http.response.start":
@@ -232,16 +223,14 @@ class ResponseCache:
                 recorder.body(message)
             await send(message)
 
-        recorder.target = (tenant, key, generation)
         return send_recorded, recorder
 
     async def keep(self, recorder: _Recorder) -> None:
         entry = recorder.entry()
-        if entry is None or recorder.target is None:
+        if entry is None:
             return
-        tenant, key, generation = recorder.target
         try:
-            await self.store.store(tenant, key, generation, entry, self._ttl)
+            await self.store.store(recorder.tenant, recorder.key, recorder.generation, entry, self._ttl)
         except Exception as exc:
             self._store_failed("store", exc)
 
@@ -274,15 +263,17 @@ class ResponseCache:
 
 
 class _Recorder:
-    def __init__(self, max_body: int) -> None:
+    """The upstream's answer to one cacheable read, as it passes, and where it is to be kept."""
+
+    def __init__(self, max_body: int, tenant: str, key: str, generation: int) -> None:
         self._max_body = max_body
+        self.tenant, self.key, self.generation = tenant, key, generation
         self._status = 0
         self._headers: Headers = []
         self._chunks: list[bytes] = []
         self._size = 0
         self._complete = False
         self._cacheable = False
-        self.target: tuple[str, str, int] | None = None
 
     def start(self, message: AsgiMessage) -> None:
         self._status = message["status"]

@@ -244,7 +244,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                                     "The request collided with a concurrent change and was undone; retry it",
                                     headers={"Retry-After": "1"})
         if _is_unavailable(exc):
-            return database_unavailable(request, exc)
+            return await database_unavailable(request, exc)
         if _is_data_error(exc):
             # The store refused a value (out of range, too long, not representable): the input's
             # fault, not the server's. No value is echoed.
@@ -254,18 +254,15 @@ def install_problem_handlers(app: FastAPI) -> None:
                                     "text too long, or a character it cannot represent)")
         return await unexpected(request, exc)
 
-    def database_unavailable(request: Request, exc: Exception) -> Response:
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
         # An outage, not a bug: no stack trace per request, and the caller may come back shortly
-        # (the gateway's breaker counts these and stops sending while it lasts).
+        # (the gateway's breaker counts these and stops sending while it lasts). Also registered for
+        # the socket errors that drivers raise unwrapped when they cannot connect (asyncpg:
+        # ConnectionRefusedError, or socket.gaierror when the database's host name no longer resolves).
         log.warning("http.database_unavailable", path=request.url.path, error=repr(exc)[:300])
         return problem_response(request, 503, "database-unavailable", "The service's database is unavailable",
                                 "The service cannot reach its database right now; retry shortly",
                                 headers={"Retry-After": "1"})
-
-    async def connection_refused(request: Request, exc: Exception) -> Response:
-        # Drivers that fail to connect raise the socket's error itself (asyncpg: ConnectionRefusedError,
-        # or socket.gaierror when the database's host name no longer resolves).
-        return database_unavailable(request, exc)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("http.unhandled_error", path=request.url.path)
@@ -276,8 +273,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)
-    app.add_exception_handler(ConnectionRefusedError, connection_refused)
-    app.add_exception_handler(socket.gaierror, connection_refused)
+    app.add_exception_handler(ConnectionRefusedError, database_unavailable)
+    app.add_exception_handler(socket.gaierror, database_unavailable)
     app.add_exception_handler(Exception, unexpected)
 
 
