@@ -36,7 +36,7 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.text}"
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
-    assert body["status"] == status and body["type"] and body["title"]
+    assert body["status"] == status and body["type"] and body["title"] and body["correlation_id"]
     return body
 
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,53 +19,17 @@ from sqlalchemy.pool import NullPool
 
 from amazonlite.services.auth.keys import decrypt_private_key, key_encryption_key
 from amazonlite.services.auth.settings import DEVELOPMENT_KEY_ENCRYPTION_SECRET
-from tests.e2e.actors import sign_up
+from tests.e2e.actors import assert_ok, assert_problem, bearer, eventually, login, sign_up
 from tests.e2e.platforms import ADMIN_EMAIL, ADMIN_PASSWORD, Platform
 from tests.gateway.support import b64url, hs256_token, unsigned_token
 
 pytestmark = [pytest.mark.xdist_group("e2e")]
 
 
-def eventually(check: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition") -> Any:
-    """Eventual consistency, with a deadline generous enough for a loaded CI machine: these tests
-    assert what happens, not how fast (latency is measured by bench/, not here)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r})")
-
-
 @pytest.fixture
 def api(platform: Platform) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{platform.base_url}/api/v1", timeout=15) as client:
         yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def login(api: httpx.Client, email: str, password: str) -> dict[str, Any]:
-    response = api.post("/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def assert_ok_json(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["type"] and body["title"] and body["correlation_id"]
-    return body  # type: ignore[no-any-return]
 
 
 class TestCustomerJourney:
@@ -81,7 +45,7 @@ class TestCustomerJourney:
 
         # The profile is created by the users service from user.registered.v1.
         me = eventually(lambda: (r := api.get("/users/me", headers=bearer(tokens["access_token"]))).status_code == 200
-                        and r.json(), what="the profile to appear")
+                        and r.json(), timeout=60, what="the profile to appear")
         assert me["email"] == email and me["name"] == "Ada"
         patched = api.patch("/users/me", json={"name": "Ada Lovelace"}, headers=bearer(tokens["access_token"]))
         assert patched.status_code == 200 and patched.json()["name"] == "Ada Lovelace"
@@ -118,7 +82,7 @@ class TestCustomerJourney:
         genuine = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
         claims = jwt.decode(genuine, options={"verify_signature": False})
         kid = jwt.get_unverified_header(genuine)["kid"]
-        published = assert_ok_json(api.get("/auth/jwks.json"))["keys"]
+        published = assert_ok(api.get("/auth/jwks.json"))["keys"]
         public_key = next(k for k in published if k["kid"] == kid)["x"].encode()
         escalated = {**claims, "roles": ["platform_admin"], "tenant": "acme"}
         header, _payload, signature = genuine.split(".")
