@@ -67,11 +67,7 @@ async def revoke_access_token(session: AsyncSession, store: RevocationStore, *, 
     """Revoke one access token until it expires (`expires_at`, epoch seconds)."""
     await RevokedAccessTokenRepository(session).add_if_absent(RevokedAccessToken(
         jti=token_id, expires_at=dt.datetime.fromtimestamp(expires_at, dt.UTC)))
-
-    async def revoke_in_store() -> None:
-        await store.revoke(token_id, expires_at)
-
-    after_commit(session, revoke_in_store)
+    after_commit(session, lambda: store.revoke(token_id, expires_at))
 
 
 @dataclass(frozen=True)
