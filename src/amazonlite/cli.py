@@ -61,15 +61,25 @@ def _progress() -> Progress:
                     transient=not console.is_terminal)
 
 
-def _migrate(names: list[str]) -> None:
-    from amazonlite.platform.migrations import upgrade
+def _migrate(names: list[str], *, create_databases: bool = False) -> None:
+    from amazonlite.platform.migrations import MissingDatabase, create_database, upgrade
 
     platform = platform_settings()
     with _progress() as progress:
         for name in names:
             task = progress.add_task(f"Migrating {name}", total=None)
             module = load_service(name)
-            upgrade(name, module.migrations, module.settings().resolved_database_url(platform))
+            url = module.settings().resolved_database_url(platform)
+            if create_databases and create_database(url):
+                console.print(f"Created the database of {name}")
+            try:
+                upgrade(name, module.migrations, url)
+            except MissingDatabase as exc:
+                progress.stop()
+                console.print(f"[red]Cannot migrate:[/] {exc}. Create it with `amazonlite migrate --create-databases` "
+                              f"(the database role needs CREATEDB), or as its owner: "
+                              f"CREATE DATABASE {exc.database};")
+                raise typer.Exit(2) from exc
             progress.update(task, description=f"Migrated {name}", completed=1, total=1)
 
 
@@ -169,10 +179,12 @@ def gateway(
 
 @app.command()
 def migrate(service: Annotated[str | None, typer.Argument(help="One service; all when omitted")] = None,
+            create_databases: Annotated[bool, typer.Option(
+                help="Create each PostgreSQL/MySQL database that does not exist yet")] = False,
             data_dir: DataDir = None) -> None:
     """Upgrade databases to the newest migration."""
     _use_data_dir(data_dir)
-    _migrate([_check_service(service)] if service else list(SERVICE_NAMES))
+    _migrate([_check_service(service)] if service else list(SERVICE_NAMES), create_databases=create_databases)
 
 
 @app.command("seed")

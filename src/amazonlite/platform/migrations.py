@@ -14,9 +14,10 @@ from typing import Any, Literal
 from alembic import command, context, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, pool
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import async_engine_from_config
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import async_engine_from_config, create_async_engine
 
 from amazonlite.platform.db import UTC, ensure_sqlite_directory
 from amazonlite.platform.tenancy import TENANT_SETTING
@@ -36,8 +37,72 @@ def alembic_config(service: str, migrations: Path, url: str) -> Config:
 
 
 def upgrade(service: str, migrations: Path, url: str, revision: str = "head") -> None:
+    """Raises `MissingDatabase` when the server has no such database (`create_database` makes it)."""
     ensure_sqlite_directory(url)
-    command.upgrade(alembic_config(service, migrations, url), revision)
+    try:
+        command.upgrade(alembic_config(service, migrations, url), revision)
+    except (DBAPIError, OSError) as exc:
+        if _is_missing_database(exc):
+            raise MissingDatabase(service, url) from exc
+        raise
+
+
+class MissingDatabase(RuntimeError):
+    """The server is reachable but the service's database does not exist on it."""
+
+    def __init__(self, service: str, url: str) -> None:
+        parsed = make_url(url)
+        self.service = service
+        self.database = parsed.database or ""
+        self.server = f"{parsed.get_backend_name()} at {parsed.host or 'localhost'}:{parsed.port or 'default port'}"
+        super().__init__(f"the database {self.database!r} of the {service} service does not exist ({self.server})")
+
+
+def _is_missing_database(exc: BaseException) -> bool:
+    """PostgreSQL SQLSTATE 3D000 (asyncpg raises it unwrapped when connecting); MySQL error 1049."""
+    for candidate in (exc, getattr(exc, "orig", None), getattr(getattr(exc, "orig", None), "__cause__", None)):
+        if getattr(candidate, "sqlstate", None) == "3D000":
+            return True
+        args = getattr(candidate, "args", ())
+        if args and args[0] == 1049:
+            return True
+    return False
+
+
+def create_database(url: str) -> bool:
+    """Create the database of a PostgreSQL or MySQL/MariaDB URL when it does not exist yet (the URL's
+    role needs the right to create databases); True if it was created. SQLite files are created by
+    `upgrade` itself. Synchronous, like `upgrade`."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    name = parsed.database or ""
+    if backend == "sqlite" or not name:
+        return False
+
+    async def create() -> bool:
+        if backend == "postgresql":
+            engine = create_async_engine(parsed.set(database="postgres"), poolclass=pool.NullPool,
+                                         isolation_level="AUTOCOMMIT")
+            exists_sql = text("SELECT 1 FROM pg_database WHERE datname = :name")
+            create_sql = 'CREATE DATABASE "{}"'.format(name.replace('"', '""'))
+        elif backend in ("mysql", "mariadb"):
+            engine = create_async_engine(parsed.set(database=""), poolclass=pool.NullPool,
+                                         isolation_level="AUTOCOMMIT")
+            exists_sql = text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name")
+            create_sql = "CREATE DATABASE `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci".format(
+                name.replace("`", "``"))
+        else:
+            raise ValueError(f"cannot create a database on {backend}")
+        try:
+            async with engine.connect() as connection:
+                if await connection.scalar(exists_sql, {"name": name}):
+                    return False
+                await connection.execute(text(create_sql))
+                return True
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(create())
 
 
 def heads(service: str, migrations: Path) -> list[str]:
