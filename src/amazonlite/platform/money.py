@@ -1,0 +1,25 @@
+"""Money's currency: an ISO 4217 alphabetic code in force.
+
+The list is pycountry's (the Debian iso-codes project's copy of the standard, updated with it), not
+typed by hand. The schema states it as an enum, so clients and generated tests see which codes exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pycountry
+from pydantic import AfterValidator, WithJsonSchema
+
+CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+
+
+def _iso_4217(value: str) -> str:
+    if value not in CURRENCY_CODES:
+        raise ValueError("not an ISO 4217 currency code in force (three capital letters, such as INR or EUR)")
+    return value
+
+
+Currency = Annotated[str, AfterValidator(_iso_4217),
+                     WithJsonSchema({"type": "string", "enum": sorted(CURRENCY_CODES),
+                                     "description": "An ISO 4217 currency code", "examples": ["INR"]})]
