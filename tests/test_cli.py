@@ -44,3 +44,39 @@ class TestDistributedProcessesNeedTheirServers:
         result = CliRunner().invoke(app, ["seed", "--data-dir", str(tmp_path)])
         assert result.exit_code == 1
         assert "production" in result.output
+
+
+class TestTenantsCommands:
+    """An operator's way back in: a suspended tenant is reactivated from the command line, on the
+    tenants database, when nobody can sign in to do it through the API."""
+
+    def test_suspend_list_and_activate_a_tenant_but_never_suspend_default(
+            self, clean_env: pytest.MonkeyPatch, tmp_path: object) -> None:
+        clean_env.setenv("AMAZONLITE_ENVIRONMENT", "test")
+        platform_settings.cache_clear()
+        runner, data_dir = CliRunner(), ["--data-dir", str(tmp_path)]
+        for tenant in ("default", "acme"):
+            created = runner.invoke(app, ["users", "create-admin", "--tenant", tenant, "--email",
+                                          f"admin@{tenant}.example.com", "--password", "road-runner-catalog-7",
+                                          *data_dir])
+            assert created.exit_code == 0, created.output
+
+        assert runner.invoke(app, ["tenants", "suspend", "acme", *data_dir]).exit_code == 0
+        listed = runner.invoke(app, ["tenants", "list", *data_dir])
+        assert listed.exit_code == 0, listed.output
+        assert _status_of(listed.output, "acme") == "suspended"
+
+        refused = runner.invoke(app, ["tenants", "suspend", "default", *data_dir])
+        assert refused.exit_code == 1
+        assert "holds the platform's administrators" in refused.output, refused.output
+        assert runner.invoke(app, ["tenants", "suspend", "nope", *data_dir]).exit_code == 1
+
+        assert runner.invoke(app, ["tenants", "activate", "acme", *data_dir]).exit_code == 0
+        listed = runner.invoke(app, ["tenants", "list", *data_dir]).output
+        assert (_status_of(listed, "acme"), _status_of(listed, "default")) == ("active", "active")
+
+
+def _status_of(table: str, tenant: str) -> str:
+    """The status column of a tenant's row in `tenants list`'s table."""
+    row = next(line for line in table.splitlines() if f" {tenant} " in line)
+    return next(cell for cell in ("suspended", "active") if cell in row)

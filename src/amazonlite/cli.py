@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 import uvicorn
@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from amazonlite.platform.config import platform_settings
+from amazonlite.platform.errors import AppError
 from amazonlite.platform.logging import configure_logging
 from amazonlite.platform.service import ServiceRuntime
 from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
@@ -23,10 +24,12 @@ from amazonlite.topology import SERVICE_ENV, SERVICE_NAMES, UPSTREAMS_ENV, build
 app = typer.Typer(help="Amazon Lite: an e-commerce platform built as Python microservices.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants: list them, suspend or reactivate one.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: events a consumer could not apply.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys of personal data at rest.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and the catalogue.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contracts_app, name="contracts")
@@ -233,6 +236,50 @@ def create_admin(
         raise typer.Exit(1) from exc
     kind = "Platform admin" if tenant == DEFAULT_TENANT else "Tenant admin"
     console.print(f"{kind} {email} in tenant {tenant!r}: user id {user_id}")
+
+
+TenantArg = Annotated[str, typer.Argument(help="The tenant's id")]
+
+
+@tenants_app.command("list")
+def tenants_list(data_dir: DataDir = None) -> None:
+    """List every tenant with its status."""
+    from amazonlite.services.tenants.commands import all_tenants
+
+    _use_data_dir(data_dir)
+    _migrate(["tenants"])
+    table = Table("id", "name", "status", "currency", "created")
+    for tenant in asyncio.run(_with_runtime("tenants", all_tenants)):  # type: ignore[attr-defined]
+        table.add_row(tenant.id, tenant.name, tenant.status, tenant.currency,
+                      tenant.created_at.isoformat(timespec="seconds"))
+    Console().print(table)
+
+
+def _set_tenant_status(tenant: str, status: Literal["active", "suspended"], data_dir: Path | None) -> None:
+    from amazonlite.services.tenants.commands import set_status
+
+    _use_data_dir(data_dir)
+    try:
+        validate_tenant_id(tenant)
+        _migrate(["tenants"])
+        asyncio.run(_with_runtime("tenants", lambda rt: set_status(rt, tenant, status)))
+    except AppError as exc:
+        console.print(f"[red]{exc.detail}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"Tenant {tenant!r} is {status}; the gateway admits or refuses it within its tenant cache's "
+                  "lifetime (AMAZONLITE_GATEWAY_TENANT_CACHE_SECONDS)")
+
+
+@tenants_app.command("activate")
+def tenants_activate(tenant: TenantArg, data_dir: DataDir = None) -> None:
+    """Reactivate a suspended tenant (works when nobody can sign in to do it through the API)."""
+    _set_tenant_status(tenant, "active", data_dir)
+
+
+@tenants_app.command("suspend")
+def tenants_suspend(tenant: TenantArg, data_dir: DataDir = None) -> None:
+    """Suspend a tenant: the gateway refuses its requests. The `default` tenant cannot be suspended."""
+    _set_tenant_status(tenant, "suspended", data_dir)
 
 
 def _consumer_runtimes(service: str | None) -> list[str]:

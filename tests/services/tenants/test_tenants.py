@@ -146,6 +146,63 @@ class TestUpdate:
             assert response.json()["type"].endswith("/tenant-not-found")
 
 
+class TestNoLockOut:
+    async def test_the_default_tenant_cannot_be_suspended_and_nothing_is_written(
+            self, any_database_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc, platform_admin(svc) as client:
+            before = (await client.get(f"{TENANTS}/default")).json()
+            response = await client.patch(f"{TENANTS}/default", json={"status": "suspended", "name": "Renamed"})
+            assert response.status_code == 409, response.text
+            problem = response.json()
+            assert problem["type"].endswith("/platform-tenant-not-suspendable")
+            assert "default" in problem["detail"]
+            assert (await client.get(f"{TENANTS}/default")).json() == before
+            # Its other settings still change.
+            renamed = await client.patch(f"{TENANTS}/default", json={"name": "Platform", "status": "active"})
+            assert renamed.status_code == 200, renamed.text
+            assert (renamed.json()["name"], renamed.json()["status"]) == ("Platform", "active")
+
+    async def test_a_suspended_tenant_is_reactivated_by_a_platform_admin(self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await create(svc, "acme")
+            async with svc.client(tenant="acme", user_id=uuid.uuid4(), roles=TENANT_ADMIN) as admin:
+                suspended = await admin.patch(f"{TENANTS}/acme", json={"status": "suspended"})
+            assert suspended.json()["status"] == "suspended"
+            async with platform_admin(svc) as root:
+                reactivated = await root.patch(f"{TENANTS}/acme", json={"status": "active"})
+                assert reactivated.status_code == 200, reactivated.text
+                assert (await root.get(f"{TENANTS}/acme")).json()["status"] == "active"
+
+
+class TestJunkRefused:
+    async def test_names_with_control_or_format_characters_and_unknown_currencies_are_422(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        bad_names = ["Acme\x07", "Acme\nInc", "Acme\tInc", "\u202eemcA", "Ac\u200bme", "Acme\U000e0041"]
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await create(svc, "acme", currency="EUR")
+            async with platform_admin(svc) as client:
+                for name in bad_names:
+                    assert (await client.post(TENANTS, json={"id": "ok", "name": name})).status_code == 422, name
+                    assert (await client.patch(f"{TENANTS}/acme", json={"name": name})).status_code == 422, name
+                for currency in ("JED", "XYZ", "inr", "EURO"):
+                    assert (await client.post(TENANTS, json={"id": "ok", "name": "Ok", "currency": currency})
+                            ).status_code == 422, currency
+                    assert (await client.patch(f"{TENANTS}/acme", json={"currency": currency})
+                            ).status_code == 422, currency
+                assert (await client.get(f"{TENANTS}/ok")).status_code == 404
+                body = (await client.get(f"{TENANTS}/acme")).json()
+                assert (body["name"], body["currency"]) == ("Acme", "EUR")
+                # Writing keeps its joiners (Devanagari conjuncts, emoji sequences), and real codes pass.
+                kept = await client.patch(f"{TENANTS}/acme", json={"name": "क्\u200dष Mart", "currency": "JPY"})
+                assert (kept.json()["name"], kept.json()["currency"]) == ("क्\u200dष Mart", "JPY")
+
+    async def test_the_document_states_the_rules(self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            create_schema = svc.app.openapi()["components"]["schemas"]["TenantCreate"]["properties"]
+        assert "\\u0000-\\u001F" in create_schema["name"]["pattern"]
+        assert "INR" in create_schema["currency"]["enum"] and "JED" not in create_schema["currency"]["enum"]
+
+
 class TestAuthorization:
     async def test_matrix(self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc:

@@ -8,7 +8,7 @@ from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.services.tenants import service
 from amazonlite.services.tenants.auth import AdminSession, PlatformSession
-from amazonlite.services.tenants.errors import TenantExists, TenantNotFound
+from amazonlite.services.tenants.errors import PlatformTenantNotSuspendable, TenantExists, TenantNotFound
 from amazonlite.services.tenants.schemas import Tenant, TenantCreate, TenantUpdate
 
 router = APIRouter(prefix="/api/v1/admin/tenants", tags=["tenants"])
@@ -38,7 +38,10 @@ async def read_tenant(tenant_id: TenantIdPath, session: AdminSession) -> Tenant:
 
 
 @router.patch("/{tenant_id}", response_model=Tenant,
-              responses=problem_responses(Unauthorized, Forbidden, TenantNotFound, ValidationFailed))
+              responses=problem_responses(Unauthorized, Forbidden, TenantNotFound, ValidationFailed,
+                                          PlatformTenantNotSuspendable))
 async def update_tenant(tenant_id: TenantIdPath, changes: TenantUpdate, session: AdminSession) -> Tenant:
-    """Change a tenant's settings: any tenant for a platform admin, their own for a tenant admin."""
+    """Change a tenant's settings: any tenant for a platform admin, their own for a tenant admin.
+    A platform admin can always reactivate a suspended tenant; the `default` tenant (the platform
+    admins' own) cannot be suspended."""
     return await service.update_tenant(session, tenant_id, changes)

@@ -12,3 +12,9 @@ class TenantNotFound(NotFound):
 class TenantExists(Conflict):
     type = "tenant-exists"
     title = "A tenant with this id already exists"
+
+
+class PlatformTenantNotSuspendable(Conflict):
+    # Platform administration lives in the default tenant: suspended, nobody could sign in to undo it.
+    type = "platform-tenant-not-suspendable"
+    title = "The platform's own tenant cannot be suspended"

@@ -5,7 +5,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from amazonlite.platform.money import Currency
 from amazonlite.platform.tenancy import TENANT_PATTERN
+from amazonlite.platform.text import SingleLine
 
 NAME_MAX = 200
 FLAG_MAX = 64
@@ -22,17 +24,8 @@ def _tenant_id(value: str) -> str:
     return value
 
 
-def _without_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character")
-    return value
-
-
 TenantId = Annotated[str, StringConstraints(max_length=64), AfterValidator(_tenant_id)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
-                 AfterValidator(_without_nul)]
-# ISO 4217 alphabetic code (three capital letters).
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Name = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
 TaxRateBp = Annotated[int, Field(ge=0, le=10_000, strict=True, description="Tax rate in basis points (1800 = 18%)")]
 PerMinute = Annotated[int, Field(ge=1, le=MAX_PER_MINUTE, strict=True)]
 FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
-from amazonlite.platform.tenancy import TENANT_PATTERN
-from amazonlite.services.tenants.errors import TenantExists, TenantNotFound
+from amazonlite.platform.tenancy import DEFAULT_TENANT, TENANT_PATTERN
+from amazonlite.services.tenants.errors import PlatformTenantNotSuspendable, TenantExists, TenantNotFound
 from amazonlite.services.tenants.models import TenantRow
 from amazonlite.services.tenants.repository import TenantRepository
 from amazonlite.services.tenants.schemas import (
@@ -16,6 +17,8 @@ from amazonlite.services.tenants.schemas import (
     TenantCreate,
     TenantUpdate,
 )
+
+log = structlog.get_logger("amazonlite.tenants")
 
 
 def to_schema(row: TenantRow) -> Tenant:
@@ -62,10 +65,17 @@ async def read_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
 
 
 async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantUpdate) -> Tenant:
+    """Change the fields given. The `default` tenant is never suspended: its accounts are the
+    platform admins, the only ones who could reactivate it."""
     repo = TenantRepository(session)
     row = await repo.get(tenant_id)
     if row is None:
         raise TenantNotFound(f"There is no tenant {tenant_id!r}")
+    if tenant_id == DEFAULT_TENANT and changes.status == "suspended":
+        raise PlatformTenantNotSuspendable(
+            f"The tenant {DEFAULT_TENANT!r} holds the platform's administrators; suspended, nobody could "
+            "sign in to reactivate it")
+    status = row.status
     given = changes.model_dump(exclude_unset=True)
     for field, value in given.items():
         if value is None:
@@ -78,6 +88,8 @@ async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantUp
             setattr(row, field, value)
     await repo.flush()
     await session.refresh(row)
+    if row.status != status:
+        log.info("tenants.status_changed", tenant=tenant_id, status=row.status)
     return to_schema(row)
 
 
