@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -17,6 +16,7 @@ from rich.table import Table
 from amazonlite.platform.config import platform_settings
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.logging import configure_logging
+from amazonlite.platform.server import serve as serve_http
 from amazonlite.platform.service import ServiceRuntime
 from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
 from amazonlite.topology import SERVICE_ENV, SERVICE_NAMES, UPSTREAMS_ENV, build_runtime, load_service
@@ -118,8 +118,7 @@ def up(
     if demo:
         _seed(DEFAULT_TENANT)
     _print_welcome(host, port, demo)
-    uvicorn.run("amazonlite.topology:embedded_app", factory=True, host=host, port=port,
-                access_log=False, log_config=None, timeout_graceful_shutdown=5)
+    serve_http("amazonlite.topology:embedded_app", host=host, port=port)
 
 
 def _print_welcome(host: str, port: int, demo: bool) -> None:
@@ -157,8 +156,7 @@ def serve(
     if migrate:
         _migrate([service])
     os.environ[SERVICE_ENV] = service
-    uvicorn.run("amazonlite.topology:service_app", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_config=None, timeout_graceful_shutdown=5)
+    serve_http("amazonlite.topology:service_app", host=host, port=port, workers=workers)
 
 
 @app.command()
@@ -176,8 +174,7 @@ def gateway(
             raise typer.BadParameter(f"expected SERVICE=URL, got {item!r}")
         _check_service(name)
     os.environ[UPSTREAMS_ENV] = ",".join(upstream)
-    uvicorn.run("amazonlite.topology:gateway_app", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_config=None, timeout_graceful_shutdown=5)
+    serve_http("amazonlite.topology:gateway_app", host=host, port=port, workers=workers)
 
 
 @app.command()

@@ -97,3 +97,28 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
     return out
+
+
+# Refusals of the HTTP server itself (platform/server.py), before a request reaches any app.
+
+class MalformedRequest(BadRequest):
+    type = "malformed-request"
+    title = "The request is not valid HTTP/1.1"
+
+
+class RequestTimeout(AppError):
+    status = 408
+    type = "request-timeout"
+    title = "The request did not arrive in time"
+
+
+class UriTooLong(AppError):
+    status = 414
+    type = "uri-too-long"
+    title = "The request's URL is too long"
+
+
+class HeadersTooLarge(AppError):
+    status = 431
+    type = "headers-too-large"
+    title = "The request's headers are too large"

@@ -166,9 +166,12 @@ class EdgeMiddleware:
 
     async def _reject(self, scope: Scope, send: Send, err: AppError) -> None:
         body = problem_body(err.status, err.type, err.title, err.detail, _correlation(scope))
-        await send({"type": "http.response.start", "status": err.status,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode()),
-                                (b"content-length", str(len(body)).encode())]})
+        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+        if isinstance(err, PayloadTooLarge):
+            # The body is left unread: the server drains what follows and ends the connection, and
+            # says so, so that a client does not send its next request on it.
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": err.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
