@@ -163,6 +163,18 @@ class TestLinkingByEmail:
             assert problem_type(other) == "oauth-account-not-linkable"
 
 
+    async def test_a_look_alike_email_claim_is_the_local_account(
+            self, sqlite_url: str, tmp_path: Path, provider: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        async with auth_with_google(sqlite_url, tmp_path, provider, monkeypatch) as svc, svc.client() as client:
+            local = (await sign_up(client)).json()
+            assert (await client.post("/api/v1/auth/verify-email",
+                                      json={"token": await mailed_token(svc, "verify_email")})).status_code == 204
+            linked = await sign_in(client, provider, email="\uff21\uff24\uff21@example.com")  # full-width ADA
+            assert linked.status_code == 200, linked.text
+            assert (await verified_claims(client, linked.json()["access_token"]))["sub"] == local["id"]
+            assert await scalar(svc, "SELECT count(*) FROM users") == 1
+
+
 class TestRefusedCallbacks:
     async def test_an_unknown_replayed_expired_or_foreign_state_is_refused(
             self, sqlite_url: str, tmp_path: Path, provider: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.db import utcnow
+from amazonlite.platform.text import normalise_email
 from amazonlite.services.auth import keys, service
 from amazonlite.services.auth.errors import (
     InvalidIdToken,
@@ -92,7 +93,7 @@ async def _user_for(session: AsyncSession, provider: str, claims: dict[str, Any]
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email:
         raise InvalidIdToken("The ID token carries no email address")
-    email = email.strip().lower()
+    email = normalise_email(email)
     user = await users.by_email(email)
     if user is not None:
         if not (_verified_by_provider(claims) and user.email_verified):

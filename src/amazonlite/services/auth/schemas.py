@@ -4,17 +4,20 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
+
+from amazonlite.platform.text import SingleLine, normalise_email
 
 UserId = uuid.UUID
 
 
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
+def _normalised(value: object) -> object:
+    return normalise_email(value) if isinstance(value, str) else value
 
 
-# Stored and compared in one form: no surrounding spaces, all lower case.
-Email = Annotated[EmailStr, BeforeValidator(_strip), AfterValidator(str.lower)]
+# Stored and compared in one form (NFKC, no surrounding spaces, lower case), so that a look-alike
+# (`ada@example.com` in full-width letters) is the same account as `ada@example.com`.
+Email = Annotated[EmailStr, BeforeValidator(_normalised)]
 # Opaque refresh tokens are 43 characters; anything far longer is not one of ours.
 RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -26,7 +29,7 @@ class UserCreate(BaseModel):
 
     email: Email
     password: str = Field(max_length=4096)
-    name: Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=200)]
+    name: Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class User(BaseModel):
