@@ -1,10 +1,11 @@
 """The merged OpenAPI document of every upstream, served by the gateway at `/openapi.json`.
 
 Each service serves its own document. The merge keeps only the paths the routing table sends to
-that service, keeps one copy of a component that several services define identically (`Problem`,
-`HTTPValidationError`), and renames a component that two services define differently
-(`Item` of catalog becomes `CatalogItem`), rewriting that service's references to it. A service
-that does not answer is left out, and the description says so.
+that service, keeps one copy of a component that several services define identically (`Problem`),
+and renames a component that two services define differently (`Item` of catalog becomes
+`CatalogItem`), rewriting that service's references to it. A service that does not answer is left
+out, and the description says so. Every operation also documents the problems the gateway answers
+itself (a bad token, the tenant's state, its rate limit, an upstream that fails or is too slow).
 """
 
 from __future__ import annotations
@@ -17,8 +18,25 @@ from typing import Any
 
 import structlog
 
+from amazonlite.gateway.errors import (
+    InvalidAccessToken,
+    RateLimited,
+    SigningKeysUnavailable,
+    TenantMismatch,
+    TenantsUnavailable,
+    TenantSuspended,
+    UnknownTenant,
+)
 from amazonlite.gateway.proxy import UpstreamClient
 from amazonlite.gateway.routing import RouteTable
+from amazonlite.platform.openapi import BEARER_AUTH, BEARER_SCHEME, document_problems, operations, problem
+from amazonlite.platform.resilience import (
+    BulkheadFull,
+    CircuitOpen,
+    DownstreamFailed,
+    DownstreamTimeout,
+    DownstreamUnavailable,
+)
 
 log = structlog.get_logger("amazonlite.gateway")
 
@@ -30,8 +48,11 @@ DESCRIPTION = (
     "(absent: `default`). Errors are RFC 9457 `application/problem+json` documents."
 )
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
-BEARER_SCHEME = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                 "description": "An access token from `POST /api/v1/auth/login`."}
+
+# What the gateway itself answers on every route, before or instead of the service's answer.
+GATEWAY_PROBLEMS = tuple(problem(error) for error in (
+    InvalidAccessToken, TenantSuspended, TenantMismatch, UnknownTenant, RateLimited, DownstreamFailed,
+    CircuitOpen, BulkheadFull, DownstreamUnavailable, SigningKeysUnavailable, TenantsUnavailable, DownstreamTimeout))
 
 
 class MergedOpenApi:
@@ -99,7 +120,7 @@ def merge_openapi(documents: Mapping[str, Mapping[str, Any]], table: RouteTable,
             if isinstance(tag, dict) and "name" in tag:
                 tags.setdefault(tag["name"], tag)
 
-    components.setdefault("securitySchemes", {})["bearerAuth"] = BEARER_SCHEME
+    components.setdefault("securitySchemes", {})[BEARER_AUTH] = BEARER_SCHEME
     description = DESCRIPTION + "\n\nServices: " + (", ".join(sorted(documents)) or "none") + "."
     if missing:
         description += ("\n\n**Incomplete:** these services did not answer and their endpoints are missing "
@@ -109,9 +130,9 @@ def merge_openapi(documents: Mapping[str, Mapping[str, Any]], table: RouteTable,
         "info": {"title": TITLE, "version": VERSION, "description": description},
         "paths": dict(sorted(paths.items())),
         "components": components,
-        # Signed in or not: most reads are public, writes say so with a 401 problem.
-        "security": [{"bearerAuth": []}, {}],
     }
+    for _path, _method, operation in operations(merged):
+        document_problems(operation, GATEWAY_PROBLEMS)
     if tags:
         merged["tags"] = list(tags.values())
     return merged

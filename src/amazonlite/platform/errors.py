@@ -88,15 +88,28 @@ class ServiceUnavailable(AppError):
     title = "A service this request needs is unavailable"
 
 
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
 def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting the errors an endpoint can answer with."""
     out: dict[int | str, dict[str, Any]] = {}
     for error in errors:
-        out[error.status] = {
-            "description": error.title,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
+        document_problem(out, error.status, error.type, error.title)
     return out
+
+
+def document_problem(responses: dict[Any, Any], status: int, type_: str, title: str) -> None:
+    """Add one problem to an operation's `responses`, keyed by the status as a string (as in the
+    document). Problems that share a status share its entry, each named on a line of its description."""
+    key = str(status)
+    entry = responses.pop(status, None) or responses.get(key) or {}
+    responses[key] = entry
+    line = f"`{type_}`: {title}"
+    described = entry.get("description") or ""
+    if line not in described.split("\n"):
+        entry["description"] = f"{described}\n{line}" if described else line
+    entry.setdefault("content", {}).setdefault(PROBLEM_JSON, {"schema": {"$ref": PROBLEM_REF}})
 
 
 # Refusals of the HTTP server itself (platform/server.py), before a request reaches any app.

@@ -31,13 +31,13 @@ from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.db import Database
 from amazonlite.platform.errors import ServiceUnavailable
 from amazonlite.platform.http import (
-    PROBLEM_SCHEMA,
     EdgeMiddleware,
     install_problem_handlers,
     metrics_response,
     new_app,
 )
 from amazonlite.platform.messaging import messaging_tables
+from amazonlite.platform.openapi import document_kernel_problems
 from amazonlite.platform.outbox import OutboxRelay
 from amazonlite.platform.revocation import RevocationStore
 from amazonlite.platform.security import InternalTokens, Principal, get_principal
@@ -235,6 +235,5 @@ def service_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
-    app.openapi_schema = schema
+    app.openapi_schema = document_kernel_problems(schema, app.routes)
     return schema
