@@ -6,8 +6,14 @@ tansu for Kafka, Redis for revoked tokens, and `amazonlite gateway` in front.
 
 Keyword options (none by default): `google` configures the auth service's sign-in with an OpenID
 provider (a local one in tests); in the distributed topology, `gateway_env` adds settings to the
-gateway process alone and `upstream_via` makes the gateway reach a service through another address
-(a fault-injecting proxy in front of it).
+gateway process alone, `upstream_via` makes the gateway reach a service through another address
+(a fault-injecting proxy in front of it) and `database_faults` puts a fault-injecting proxy between
+each service named and its database (`Platform.database_proxies`).
+
+The distributed topology runs on a durable broker (tansu on a local S3 server): killed and started
+again, it keeps its topics, records and committed offsets, as a Kafka broker keeps its log directory.
+A test may SIGKILL any of its processes and start it again on the same port (`Platform.kill`,
+`Platform.start`): a service by name, `GATEWAY` or `BROKER`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import httpx
 
 from amazonlite.topology import SERVICE_NAMES
 from tests.support import servers
+from tests.support.fault_proxy import FaultProxy
 
 ADMIN_EMAIL = "root@platform.example.com"
 ADMIN_PASSWORD = "correct-horse-battery-9"
@@ -36,6 +43,10 @@ OTHER_ADMIN_PASSWORD = "road-runner-catalog-7"
 
 
 GOOGLE_CALLBACK = "/api/v1/auth/oauth/google/callback"
+
+# The processes of a distributed platform besides its services, as `Platform.kill` and `start` name them.
+GATEWAY = "gateway"
+BROKER = "broker"
 
 
 @dataclass(frozen=True)
@@ -61,10 +72,29 @@ class Platform:
     # An operator's command line on this platform's data (`amazonlite <args>`, same environment).
     cli: Callable[..., None] = field(repr=False)
     logs: list[Path] = field(default_factory=list)
+    # Distributed only: the processes a test may kill and start again, the broker's address (for an
+    # operator's look at consumer groups) and the proxies between services and their databases.
+    control: _Control | None = field(default=None, repr=False)
+    kafka_bootstrap: str | None = None
+    database_proxies: Mapping[str, FaultProxy] = field(default_factory=dict)
 
     @property
     def auth_database_url(self) -> str:
         return self.database_urls["auth"]
+
+    def kill(self, process: str) -> None:
+        """SIGKILL a process of the platform (a service by name, `GATEWAY` or `BROKER`): no goodbye."""
+        self._control().kill(process)
+
+    def start(self, process: str, *, empty_storage: bool = False) -> None:
+        """Start a killed process again on its port and wait until it is ready (the broker: until it
+        listens). `empty_storage`: the broker comes back with nothing, as one whose disk was lost."""
+        self._control().start(process, empty_storage=empty_storage)
+
+    def _control(self) -> _Control:
+        if self.control is None:
+            raise NotImplementedError(f"the {self.name} platform has no processes a test can kill")
+        return self.control
 
     def log_tail(self, lines: int = 60) -> str:
         out = []
@@ -74,12 +104,25 @@ class Platform:
         return "\n".join(out)
 
 
+@dataclass
+class _Server:
+    """How a server process was started, so that it can be started again the same way."""
+
+    label: str
+    args: Sequence[str]
+    env: Mapping[str, str]
+    port: int
+    proc: subprocess.Popen[bytes] | None
+    starts: int = 1
+
+
 class _Processes:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
         self.env = env
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
+        self.servers: dict[str, _Server] = {}
 
     def cli(self, *args: str, extra_env: dict[str, str] | None = None) -> None:
         result = subprocess.run([sys.executable, "-m", "amazonlite.cli", *args], env={**self.env, **(extra_env or {})},
@@ -110,10 +153,34 @@ class _Processes:
             proc = self.start(f"{label}-{attempt}" if attempt > 1 else label, *args(port), extra_env=extra_env(port))
             try:
                 wait_ready(f"http://127.0.0.1:{port}", self, own=(proc, port))
-                return port
             except PortTaken:
                 self.procs.remove(proc)
+                continue
+            self.servers[label] = _Server(label, args(port), extra_env(port), port, proc)
+            return port
         raise RuntimeError(f"{label}: no free port after {attempts} attempts")
+
+    def kill(self, label: str) -> None:
+        server = self.servers[label]
+        if server.proc is not None:
+            self.procs.remove(server.proc)
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+            server.proc = None
+
+    def serve_at(self, label: str, port: int, args: Sequence[str], extra_env: Mapping[str, str]) -> None:
+        """Start a server on a port chosen beforehand (no second attempt elsewhere), once ready."""
+        self.servers[label] = _Server(label, args, extra_env, port, None, starts=0)
+        self.restart(label)
+
+    def restart(self, label: str) -> None:
+        """Start a killed server again on its port (each start logs to a file of its own), once ready."""
+        server = self.servers[label]
+        assert server.proc is None, f"{label} is running"
+        server.starts += 1
+        log_label = label if server.starts == 1 else f"{label}-start{server.starts}"
+        server.proc = self.start(log_label, *server.args, extra_env=server.env)
+        wait_ready(f"http://127.0.0.1:{server.port}", self, own=(server.proc, server.port))
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -123,6 +190,37 @@ class _Processes:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@dataclass
+class _Control:
+    """The distributed platform's processes as a test kills and starts them: `BROKER`, `GATEWAY`, or
+    a service by name."""
+
+    procs: _Processes
+    broker: servers.TansuBroker
+
+    def kill(self, process: str) -> None:
+        if process == BROKER:
+            self.broker.kill()
+        else:
+            self.procs.kill(_label(process))
+
+    def start(self, process: str, *, empty_storage: bool = False) -> None:
+        if process == BROKER:
+            self.broker.restart(empty=empty_storage)
+            return
+        assert not empty_storage, "only the broker has storage to lose"
+        self.procs.restart(_label(process))
+
+
+def _label(process: str) -> str:
+    """The label (and log file name) of a server process of the distributed platform."""
+    if process == GATEWAY:
+        return GATEWAY
+    if process not in SERVICE_NAMES:
+        raise KeyError(f"unknown process {process!r}: a service ({', '.join(SERVICE_NAMES)}), {GATEWAY} or {BROKER}")
+    return f"serve-{process}"
 
 
 class PortTaken(Exception):
@@ -203,22 +301,24 @@ def embedded(workdir: Path, *, google: GoogleSignIn | None = None,
 @contextlib.contextmanager
 def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_env: Mapping[str, str] | None = None,
                 upstream_via: Mapping[str, Callable[[str], str]] | None = None,
-                extra_env: Mapping[str, str] | None = None) -> Iterator[Platform]:
+                extra_env: Mapping[str, str] | None = None, database_faults: Sequence[str] = ()) -> Iterator[Platform]:
     """`upstream_via[name](url)` is called with the address of service `name` and answers the
     address the gateway should use for it instead. `extra_env` goes to every process,
-    `gateway_env` to the gateway's only."""
+    `gateway_env` to the gateway's only. Each service in `database_faults` reaches its database
+    through a proxy of its own (`Platform.database_proxies[name]`); migrations and the CLI go direct."""
     with contextlib.ExitStack() as stack:
-        bootstrap = stack.enter_context(servers.tansu_broker())
+        broker = stack.enter_context(servers.durable_tansu_broker())
         urls = {name: stack.enter_context(servers.postgres_database(f"e2e_{name}")) for name in SERVICE_NAMES}
+        proxies = {name: stack.enter_context(FaultProxy().running()) for name in database_faults}
         env = _base_env(workdir)
-        env.update(AMAZONLITE_KAFKA_BOOTSTRAP=bootstrap, AMAZONLITE_REDIS_URL=servers.redis_url(),
+        env.update(AMAZONLITE_KAFKA_BOOTSTRAP=broker.bootstrap, AMAZONLITE_REDIS_URL=servers.redis_url(),
                    AMAZONLITE_REDIS_PREFIX=servers.redis_prefix(),
                    AMAZONLITE_INTERNAL_TOKEN_SECRET=secrets.token_urlsafe(48),
                    # Short enough for quick joins, long enough that heartbeats survive a loaded CI
                    # machine (missed ones evict the member and stall consumption in rebalances).
                    AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="6000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="1000")
         for name, url in urls.items():
-            env[f"AMAZONLITE_{name.upper()}_DATABASE_URL"] = url
+            env[_database_url_env(name)] = url
         env.update(extra_env or {})
         gateway_port = servers.free_port()
         base_url = f"http://127.0.0.1:{gateway_port}"
@@ -233,13 +333,22 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
         def serve_args(name: str) -> Callable[[int], Sequence[str]]:
             return lambda port: ["serve", name, "--port", str(port), "--no-migrate"]
 
-        ports = {name: procs.serve(f"serve-{name}", serve_args(name)) for name in SERVICE_NAMES}
+        def serve_env(name: str) -> Callable[[int], Mapping[str, str]]:
+            proxy = proxies.get(name)
+            via = {_database_url_env(name): proxy.forward_to(urls[name])} if proxy is not None else {}
+            return lambda _port: via
+
+        ports = {name: procs.serve(_label(name), serve_args(name), serve_env(name)) for name in SERVICE_NAMES}
         addresses = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name, via in (upstream_via or {}).items():
             addresses[name] = via(addresses[name])
         upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
         # Its port is in auth's settings already (Google's redirect URI): no second attempt elsewhere.
-        gateway = procs.start("gateway", "gateway", "--port", str(gateway_port), *upstreams,
-                              extra_env=dict(gateway_env or {}))
-        wait_ready(base_url, procs, own=(gateway, gateway_port))
-        yield Platform("distributed", base_url, urls, procs.cli, procs.logs)
+        procs.serve_at(GATEWAY, gateway_port, ["gateway", "--port", str(gateway_port), *upstreams],
+                       dict(gateway_env or {}))
+        yield Platform("distributed", base_url, urls, procs.cli, procs.logs, control=_Control(procs, broker),
+                       kafka_bootstrap=broker.bootstrap, database_proxies=proxies)
+
+
+def _database_url_env(service: str) -> str:
+    return f"AMAZONLITE_{service.upper()}_DATABASE_URL"

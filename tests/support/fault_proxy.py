@@ -1,4 +1,5 @@
-"""A TCP proxy in front of one server that a test turns into a bad network or a broken server.
+"""A TCP proxy in front of one server that a test turns into a bad network or a broken server: a
+service behind the gateway, or a database behind a service (it passes any TCP protocol on).
 
 It listens on 127.0.0.1 and is run by an asyncio loop in a thread of its own, so a synchronous test
 drives it while other processes talk through it. Modes, switched at any time (a switch first drops
@@ -27,7 +28,7 @@ import threading
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.support.servers import free_port
 
@@ -59,11 +60,13 @@ class FaultProxy:
     # Lifecycle ---------------------------------------------------------------------------------
 
     def forward_to(self, url: str) -> str:
-        """Put the proxy in front of the server at `url` (http://host:port); the URL to use instead."""
+        """Put the proxy in front of the server at `url` (`scheme://[user@]host:port[/path]`: an HTTP
+        server, a database); the same URL through the proxy, to use instead."""
         parts = urlsplit(url)
         assert parts.hostname and parts.port, url
         self._target = (parts.hostname, parts.port)
-        return self.url
+        user, at, _ = parts.netloc.rpartition("@")
+        return urlunsplit(parts._replace(netloc=f"{user}{at}127.0.0.1:{self.port}"))
 
     @contextlib.contextmanager
     def running(self) -> Iterator[FaultProxy]:
