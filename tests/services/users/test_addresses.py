@@ -134,6 +134,11 @@ class TestAddressValidation:
         address_body(postal_code="$$"),
         address_body(is_default="yes"),
         {k: v for k, v in address_body().items() if k != "city"},
+        address_body(name="Grace\nHopper"),
+        address_body(line1="221B Baker\u202eStreet"),
+        address_body(line2="Flat\x07"),
+        address_body(city="Lon\u200bdon"),
+        address_body(state="Greater\tLondon"),
     ])
     async def test_bad_bodies_are_422_and_nothing_is_stored(self, sqlite_url: str, tmp_path: Path,
                                                             body: dict[str, object]) -> None:

@@ -27,6 +27,15 @@ class TestProfileFromRegistration:
             assert (count, inbox) == (1, 1)
 
 
+    async def test_a_look_alike_email_is_kept_in_its_plain_form(self, sqlite_url: str, tmp_path: Path) -> None:
+        # An event recorded before auth normalised emails, still on its way.
+        user_id = uuid.uuid4()
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await svc.deliver(registered(user_id, email="\uff41\uff44\uff41@example.com"))
+            async with svc.client(user_id=user_id, roles=("customer",)) as client:
+                assert (await client.get("/api/v1/users/me")).json()["email"] == "ada@example.com"
+
+
 class TestMe:
     async def test_a_blank_name_is_refused_and_the_name_kept(self, sqlite_url: str, tmp_path: Path) -> None:
         user_id = uuid.uuid4()
@@ -35,6 +44,16 @@ class TestMe:
             async with svc.client(user_id=user_id, roles=("customer",)) as client:
                 response = await client.patch("/api/v1/users/me", json={"name": "   "})
                 assert response.status_code == 422, response.text
+                assert (await client.get("/api/v1/users/me")).json()["name"] == "Ada"
+
+    async def test_a_name_with_control_or_format_characters_is_refused(self, sqlite_url: str, tmp_path: Path) -> None:
+        user_id = uuid.uuid4()
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await svc.deliver(registered(user_id))
+            async with svc.client(user_id=user_id, roles=("customer",)) as client:
+                for name in ("Ada\nLovelace", "Ada\x1b[2J", "\u202eadA", "Ada\U000e0041"):
+                    response = await client.patch("/api/v1/users/me", json={"name": name})
+                    assert response.status_code == 422, (name, response.text)
                 assert (await client.get("/api/v1/users/me")).json()["name"] == "Ada"
 
     async def test_update_name_and_locale(self, sqlite_url: str, tmp_path: Path) -> None:

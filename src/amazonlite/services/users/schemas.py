@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
+import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -14,6 +15,8 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+
+from amazonlite.platform.text import SingleLine
 
 UserId = uuid.UUID
 AddressId = uuid.UUID
@@ -33,7 +36,7 @@ class UserProfile(BaseModel):
 class UserProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    name: Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
 
 
@@ -44,18 +47,8 @@ NAME_MAX = 200
 LINE_MAX = 200
 PHONE_MAX = 22  # the pattern below allows 1 + 1 + 20 characters
 
-# ISO 3166-1 alpha-2: the officially assigned codes (249).
-_ASSIGNED_COUNTRIES = """
-AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ
-CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR
-GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT
-JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY
-MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM
-PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
-SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ
-UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
-"""
-COUNTRY_CODES = frozenset(_ASSIGNED_COUNTRIES.split())
+# ISO 3166-1 alpha-2: the officially assigned codes, as pycountry keeps them current.
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 
 
 def _upper(value: Any) -> Any:
@@ -72,9 +65,9 @@ Country = Annotated[str, BeforeValidator(_upper), Field(min_length=2, max_length
                     AfterValidator(_assigned_country)]
 Phone = Annotated[str, Field(max_length=PHONE_MAX, pattern=r"^\+?[0-9][0-9 ()-]{6,20}$", examples=["+91 98765 43210"])]
 PostalCode = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
-RecipientName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX)]
-Place = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+RecipientName = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+Line = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX)]
+Place = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class Address(BaseModel):

@@ -13,6 +13,7 @@ from amazonlite.platform.db import after_commit
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import record_event
 from amazonlite.platform.tenancy import TENANT_KEY
+from amazonlite.platform.text import normalise_email
 from amazonlite.services.users import schemas
 from amazonlite.services.users.cache import ProfileCache
 from amazonlite.services.users.errors import (
@@ -72,7 +73,8 @@ async def create_profile(session: AsyncSession, event: UserRegisteredV1, *, cach
     repository = ProfileRepository(session)
     if await repository.get(event.user_id) is not None:
         return
-    await repository.add(Profile(id=event.user_id, email=event.email, name=event.name))
+    # Auth sends it normalised; an event recorded before auth did (still in a broker) is made so here.
+    await repository.add(Profile(id=event.user_id, email=normalise_email(event.email), name=event.name))
     _drop_cached_profile(session, event.user_id, cache, guard=False)
     log.info("users.profile_created", user_id=str(event.user_id))
 
