@@ -170,3 +170,35 @@ def _refused(response: Any) -> None:
     """Refused as a client error: 400 at the edge or 422 from the service's schemas."""
     assert response.status_code in (400, 422), response.text
     assert_problem(response, response.status_code)
+
+
+class TestControlCharactersAndCurrencies:
+    """Names are one line of visible text, descriptions may have lines, prices carry an ISO 4217 code."""
+
+    async def test_junk_is_422_and_nothing_is_stored(self, any_database_url: str, tmp_path: Path) -> None:
+        junk_products = [
+            product_body(name="Kettle\nBoiler"), product_body(name="Kettle\u202e"), product_body(name="Kettle\x1b[1m"),
+            product_body(description="Boils water\u0007"), product_body(description="Boils\U000e0041 water"),
+            product_body(variants=[variant(sku="K-1", name="Steel\tblue")]),
+            product_body(variants=[variant(sku="K-1", options={"colour": "Red\u200b"})]),
+            product_body(media=[{"url": "https://images.amazonlite.dev/1.jpg", "alt": "a\nb"}]),
+            product_body(variants=[variant(sku="K-1", currency="JED")]),
+            product_body(variants=[variant(sku="K-1", currency="inr")]),
+        ]
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc, admin(svc) as api:
+            for body in junk_products:
+                response = await api.post("/api/v1/products", json=body)
+                assert response.status_code == 422, (body, response.text)
+            assert await count_products(svc) == 0
+            for listing in ("/api/v1/categories", "/api/v1/brands"):
+                for name in ("Kitchen\nware", "Kitchen\u2066ware"):
+                    assert (await api.post(listing, json={"name": name})).status_code == 422, (listing, name)
+                assert (await api.get(listing)).json()["items"] == []
+
+            kept = product_body(name="चाय Kettle 👩\u200d🍳", description="Boils water.\n\n\tFast.",
+                                variants=[variant(sku="K-1", currency="EUR")])
+            created = await api.post("/api/v1/products", json=kept)
+            assert created.status_code == 201, created.text
+            body = created.json()
+        assert (body["name"], body["description"], body["variants"][0]["price"]["currency"]) == (
+            "चाय Kettle 👩\u200d🍳", "Boils water.\n\n\tFast.", "EUR")

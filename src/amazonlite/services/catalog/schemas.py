@@ -18,6 +18,10 @@ from pydantic import (
     UrlConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
+
+from amazonlite.platform.money import Currency
+from amazonlite.platform.text import MultiLine, SingleLine
 
 ProductId = uuid.UUID
 CategoryId = uuid.UUID
@@ -42,13 +46,14 @@ def _without_nul(value: str) -> str:
 # Every free-text string of the API: PostgreSQL cannot store NUL in text, and no client means one.
 Text = Annotated[str, AfterValidator(_without_nul)]
 
-Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH)]
-ShortName = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=SHORT_NAME_LENGTH)]
+# Names are one line of visible text; a description may have lines, but no other control characters.
+Name = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH)]
+ShortName = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1,
+                                                    max_length=SHORT_NAME_LENGTH)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
 ShortSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=140)]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Description = Annotated[Text, StringConstraints(max_length=10_000)]
+Description = Annotated[MultiLine, StringConstraints(max_length=10_000)]
 MediaUrl = Annotated[AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"], host_required=True)]
 
 # JSON has no NaN or Infinity: PostgreSQL and MariaDB refuse them and SQLite would store invalid JSON.
@@ -59,8 +64,8 @@ AttributeScalar = Annotated[Text, StringConstraints(max_length=500)] | StrictBoo
 AttributeValue = AttributeScalar | Annotated[list[AttributeScalar], Field(max_length=50)]
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=50)]
 
-OptionKey = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-OptionValue = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+OptionKey = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+OptionValue = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Options = Annotated[dict[OptionKey, OptionValue], Field(max_length=10)]
 
 
@@ -68,14 +73,14 @@ class Money(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: StrictInt = Field(ge=0, le=MAX_MONEY, description="Integer minor units (paise, cents)")
-    currency: Currency = Field(description="ISO 4217 code")
+    currency: Currency
 
 
 class MediaIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: MediaUrl
-    alt: Annotated[Text, StringConstraints(max_length=300)] = ""
+    alt: Annotated[SingleLine, StringConstraints(max_length=300)] = ""
 
 
 class VariantIn(BaseModel):
@@ -124,15 +129,15 @@ class ProductUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    slug: Slug | None = None
-    description: Description | None = None
-    status: ProductStatus | None = None
+    name: Name | SkipJsonSchema[None] = None
+    slug: Slug | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    status: ProductStatus | SkipJsonSchema[None] = None
     category_id: CategoryId | None = None
     brand_id: BrandId | None = None
-    attributes: Attributes | None = None
-    media: Media | None = None
-    variants: Variants | None = None
+    attributes: Attributes | SkipJsonSchema[None] = None
+    media: Media | SkipJsonSchema[None] = None
+    variants: Variants | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> ProductUpdate:
@@ -210,8 +215,8 @@ class CategoryCreate(BaseModel):
 class CategoryUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: ShortName | None = None
-    slug: ShortSlug | None = None
+    name: ShortName | SkipJsonSchema[None] = None
+    slug: ShortSlug | SkipJsonSchema[None] = None
     parent_id: CategoryId | None = None
 
     @model_validator(mode="after")
@@ -242,8 +247,8 @@ class BrandCreate(BaseModel):
 class BrandUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: ShortName | None = None
-    slug: ShortSlug | None = None
+    name: ShortName | SkipJsonSchema[None] = None
+    slug: ShortSlug | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> BrandUpdate:
