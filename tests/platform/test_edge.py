@@ -1,19 +1,28 @@
-"""The edge every service and the gateway share: input limits and database errors as problems."""
+"""The edge every service and the gateway share: input limits and database errors as problems, every
+error a problem with a URI type, 405 naming every method of the path, and log levels that mean
+something (an outage logged once when it begins and once when it ends, a bug at every request)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
+import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from amazonlite.platform.db import Database
+from amazonlite.platform.errors import PROBLEM_BASE, ServiceUnavailable
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
+from amazonlite.platform.logging import configure_logging
 from tests.support import servers
 
 
@@ -21,9 +30,25 @@ class Note(BaseModel):
     text: str
 
 
-def edge_app(db: Database | None = None) -> FastAPI:
+def edge_app(db: Database | None = None, *, service: str = "edge-test", max_body_bytes: int = 1024) -> FastAPI:
     app = new_app()
     install_problem_handlers(app)
+
+    @app.get("/me")
+    async def me() -> dict[str, str]:
+        return {"name": "Ada"}
+
+    @app.patch("/me")
+    async def change_me() -> dict[str, str]:
+        return {"name": "Ada"}
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
+    @app.get("/unavailable")
+    async def unavailable() -> None:
+        raise ServiceUnavailable("Not ready: database failing")
 
     @app.post("/notes")
     async def add_note(note: Note) -> dict[str, str]:
@@ -56,7 +81,7 @@ def edge_app(db: Database | None = None) -> FastAPI:
                 await session.execute(text("CREATE TEMPORARY TABLE t (id INT PRIMARY KEY)"))
                 await session.execute(text("INSERT INTO t VALUES (1), (1)"))
 
-    app.add_middleware(EdgeMiddleware, service="edge-test", max_body_bytes=1024)
+    app.add_middleware(EdgeMiddleware, service=service, max_body_bytes=max_body_bytes)
     return app
 
 
@@ -168,3 +193,101 @@ class TestDatabaseErrors:
         await db.dispose()
         assert down.status_code == 503 and problem_type(down) == "database-unavailable"
         assert back.status_code == 200
+
+
+class TestProblemDocuments:
+    @pytest.mark.parametrize("body", [
+        b'{"text": "caf\xe9"}',  # Latin-1, not UTF-8
+        b"[" * 1000 + b"]" * 1000,
+        b'{"text": ' + b"1" * 5000 + b"}",
+    ], ids=["invalid-utf-8", "nested-1000-deep", "integer-of-5000-digits"])
+    async def test_a_body_the_parser_gives_up_on_is_malformed_json(self, body: bytes) -> None:
+        app = edge_app(max_body_bytes=64 * 1024)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as client:
+            response = await client.post("/notes", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400
+        assert response.json()["type"] == PROBLEM_BASE + "malformed-json"
+
+    async def test_every_framework_error_has_a_uri_type(self, client: httpx.AsyncClient) -> None:
+        missing = await client.get("/nowhere")
+        assert missing.status_code == 404 and missing.json()["type"] == PROBLEM_BASE + "not-found"
+
+
+class TestMethodNotAllowed:
+    async def test_allow_names_every_method_of_the_path(self, client: httpx.AsyncClient) -> None:
+        response = await client.put("/me")
+        assert response.status_code == 405
+        assert response.json()["type"] == PROBLEM_BASE + "method-not-allowed"
+        assert {"GET", "PATCH"} <= set(response.headers["allow"].split(", ")), response.headers["allow"]
+
+
+Logs = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
+    """The JSON log lines written so far by this test (its logging configured as a server's)."""
+    configure_logging("edge-test", json=True, cache=False)
+    capsys.readouterr()
+    lines: list[dict[str, Any]] = []
+
+    def read() -> list[dict[str, Any]]:
+        lines.extend(orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{"))
+        return lines
+
+    yield read
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+
+
+def at_level(lines: list[dict[str, Any]], level: str) -> list[str]:
+    return [line["event"] for line in lines if line["level"] == level]
+
+
+class TestLogLevels:
+    async def test_a_bug_is_an_error_at_every_request(self, logs: Logs) -> None:
+        app = edge_app(service=f"bug-{uuid.uuid4().hex[:6]}")
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # as a server answers it
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
+            answers = [await client.get("/bug") for _ in range(2)]
+        assert [a.status_code for a in answers] == [500, 500]
+        assert at_level(logs(), "error").count("http.unhandled_error") == 2
+
+    async def test_a_503_is_not_an_error(self, logs: Logs, client: httpx.AsyncClient) -> None:
+        answers = [await client.get("/unavailable") for _ in range(3)]
+        assert [a.status_code for a in answers] == [503] * 3
+        assert at_level(logs(), "error") == []
+
+    async def test_an_unreachable_database_is_one_warning_not_one_per_request(self, logs: Logs) -> None:
+        service = f"gone-{uuid.uuid4().hex[:6]}"
+        db = Database(f"postgresql+asyncpg://root@127.0.0.1:{servers.free_port()}/gone", service=service)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge_app(db, service=service)),
+                                     base_url="http://edge") as client:
+            answers = [await client.get("/read") for _ in range(5)]
+        await db.dispose()
+        assert [a.status_code for a in answers] == [503] * 5
+        lines = logs()
+        assert at_level(lines, "error") == []
+        went_down = [line for line in lines if line["event"] == "outages.dependency_went_down"]
+        assert len(went_down) == 1 and went_down[0]["dependency"] == f"{service}.database", went_down
+        assert went_down[0]["level"] == "warning"
+
+    async def test_the_end_of_a_database_outage_is_logged_once(self, logs: Logs, postgres_url: str) -> None:
+        service = f"back-{uuid.uuid4().hex[:6]}"
+        db = Database(postgres_url, service=service)
+        name = make_url(postgres_url).database
+        admin = await asyncpg.connect(servers.PG_ADMIN_URL, timeout=5)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge_app(db, service=service)),
+                                     base_url="http://edge") as client:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+            try:
+                down = [(await client.get("/read")).status_code for _ in range(3)]
+            finally:
+                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                await admin.close()
+            back = [(await client.get("/read")).status_code for _ in range(3)]
+        await db.dispose()
+        assert down == [503] * 3 and back == [200] * 3
+        events = [(line["event"], line["level"]) for line in logs() if line.get("dependency") == f"{service}.database"]
+        assert events == [("outages.dependency_went_down", "warning"), ("outages.dependency_came_back", "info")]

@@ -12,6 +12,15 @@ from amazonlite.platform.http import ASGIApp, Message, Receive, Scope, Send
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Headers by which a proxy, or a client pretending to be one, names the client. None reaches a
+# service (services take the client's address from the internal token), and only the first is
+# ever read, only from a trusted proxy.
+FORWARDING_HEADERS = frozenset({
+    b"x-forwarded-for", b"forwarded", b"x-real-ip", b"x-client-ip", b"true-client-ip", b"cf-connecting-ip",
+    b"fastly-client-ip", b"x-cluster-client-ip", b"client-ip", b"x-forwarded-host", b"x-forwarded-proto",
+    b"x-forwarded-port", b"x-forwarded-prefix", b"x-forwarded-server",
+})
+
 
 class ClientAddress:
     """The end client's address of a request.
@@ -20,6 +29,11 @@ class ClientAddress:
     `X-Forwarded-For` chain is read from the right (the hop nearest the gateway), skipping trusted
     proxies, and the first address not among them is the client (with one proxy: the first hop).
     Addresses a client put at the left of the header itself are never believed over that.
+
+    `Forwarded` (RFC 7239), `X-Real-IP` and the like are never read, not even from a trusted proxy:
+    a proxy rewrites the one header it is configured to set, and passes the others on as the
+    client sent them. X-Forwarded-For is the one every proxy and load balancer can append to.
+    The HTTP server believes none of them (`platform/server.py`): the ASGI `client` is the peer.
     """
 
     def __init__(self, trusted_proxies: Iterable[str]) -> None:

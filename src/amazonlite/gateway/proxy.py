@@ -198,10 +198,9 @@ class RemoteUpstream:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string") or b""
         url = self.base_url + raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-        forwarded = _with_forwarded(scope, headers)
 
         async def send_once() -> httpx.Response:
-            request = self.client.build_request(scope["method"], url, headers=forwarded, content=body)
+            request = self.client.build_request(scope["method"], url, headers=headers, content=body)
             return await self.client.send(request, stream=True)
 
         async def discard(response: httpx.Response) -> None:
@@ -260,23 +259,6 @@ def _gateway_headers(internal_token: str) -> Headers:
     if correlation_id:
         headers.append((_CORRELATION, correlation_id.encode()))
     return headers
-
-
-def _with_forwarded(scope: Scope, headers: Headers) -> Headers:
-    """Add X-Forwarded-For/-Proto for the upstream (appending to a proxy's in front, if any)."""
-    client = scope.get("client")
-    if not client:
-        return headers
-    out: Headers = []
-    forwarded_for = client[0].encode()
-    for name, value in headers:
-        if name == b"x-forwarded-for":
-            forwarded_for = value + b", " + forwarded_for
-        elif name != b"x-forwarded-proto":
-            out.append((name, value))
-    out.append((b"x-forwarded-for", forwarded_for))
-    out.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-    return out
 
 
 async def read_body(receive: Receive) -> bytes:

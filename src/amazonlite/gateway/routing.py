@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from amazonlite.gateway.cache import ResponseCache
-from amazonlite.gateway.edge import ClientAddress
+from amazonlite.gateway.edge import FORWARDING_HEADERS, ClientAddress
 from amazonlite.gateway.errors import NoRoute
 from amazonlite.gateway.proxy import HOP_BY_HOP, ClientDisconnected, Headers, UpstreamClient
 from amazonlite.gateway.ratelimit import RateLimiter
@@ -24,6 +24,8 @@ from amazonlite.gateway.tokens import CallerResolver, InternalTokenMinter
 from amazonlite.platform.context import bind_tenant
 from amazonlite.platform.errors import PROBLEM_JSON, AppError
 from amazonlite.platform.http import ASGIApp, Message, Receive, Scope, Send, problem_body
+from amazonlite.platform.outages import DEPENDENCIES, upstream_dependency
+from amazonlite.platform.resilience import CircuitOpen, DownstreamFailed, DownstreamTimeout, DownstreamUnavailable
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, Principal
 from amazonlite.platform.tracing import inject_headers
 
@@ -41,10 +43,13 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _QUOTA_HEADERS = "amazonlite.ratelimit"
 
 # Request headers the upstream never sees from the client: the gateway sets its own (internal
-# token, correlation id, trace context), the tenant travels in the internal token, the user's
-# access token stays at the gateway, and hop-by-hop headers end here.
-_STRIPPED = HOP_BY_HOP | {b"authorization", b"x-tenant-id", INTERNAL_TOKEN_HEADER.encode(), b"x-correlation-id",
-                          b"traceparent", b"tracestate", b"expect"}
+# token, correlation id, trace context), the tenant and the client's address travel in the
+# internal token, the user's access token stays at the gateway, and hop-by-hop headers end here.
+_STRIPPED = HOP_BY_HOP | FORWARDING_HEADERS | {
+    b"authorization", b"x-tenant-id", INTERNAL_TOKEN_HEADER.encode(), b"x-correlation-id", b"traceparent",
+    b"tracestate", b"expect"}
+# An upstream that cannot be reached or does not answer in time: an outage, logged once per change.
+_UPSTREAM_OUTAGES = (CircuitOpen, DownstreamUnavailable, DownstreamTimeout, DownstreamFailed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +212,22 @@ class GatewayDispatch:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
                        upstream: UpstreamClient, principal: Principal) -> None:
         headers.append((b"x-internal-token", self._minter.token(principal, upstream.name).encode()))
+        if principal.client_address:  # for the upstream's logs: it reads the address from the token
+            headers.append((b"x-forwarded-for", principal.client_address.encode()))
+            headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
         correlation_id = scope["state"].get("correlation_id")
         if correlation_id:
             headers.append((b"x-correlation-id", correlation_id.encode()))
         for key, value in inject_headers({}).items():
             headers.append((key.encode("latin-1"), value.encode("latin-1")))
 
-        await upstream.forward(scope, receive, send, headers)
+        dependency = upstream_dependency(upstream.name)
+        try:
+            await upstream.forward(scope, receive, send, headers)
+        except _UPSTREAM_OUTAGES as exc:
+            DEPENDENCIES.unavailable(dependency, problem=exc.type, detail=exc.detail)
+            raise
+        DEPENDENCIES.available(dependency)
 
 
 def _with_headers(send: Send, extra: Headers) -> Send:

@@ -27,6 +27,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.ids import new_id
+from amazonlite.platform.outages import DEPENDENCIES, database_dependency
 from amazonlite.platform.tenancy import TENANT_KEY
 
 log = structlog.get_logger("amazonlite.db")
@@ -202,6 +203,7 @@ class Database:
         except BaseException:
             await session.rollback()
             raise
+        DEPENDENCIES.available(database_dependency(self.service))  # an outage it was in is over
         if session.info.get("outbox_written") and self.on_outbox_commit is not None:
             self.on_outbox_commit()
         for callback in session.info.pop(AFTER_COMMIT, ()):

@@ -10,6 +10,7 @@ import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from amazonlite.platform.context import (
     CORRELATION_HEADER,
@@ -28,6 +30,7 @@ from amazonlite.platform.context import (
     bind_correlation_id,
 )
 from amazonlite.platform.errors import PROBLEM_BASE, PROBLEM_JSON, AppError, BadRequest, PayloadTooLarge
+from amazonlite.platform.outages import DEPENDENCIES, database_dependency
 from amazonlite.platform.tracing import extract_context, tracer
 
 Scope = MutableMapping[str, Any]
@@ -56,7 +59,7 @@ def new_app(**kwargs: Any) -> FastAPI:
 def problem_body(status: int, type_: str, title: str, detail: str, correlation_id: str | None,
                  **extra: Any) -> bytes:
     return orjson.dumps({
-        "type": type_ if type_.startswith("http") else PROBLEM_BASE + type_,
+        "type": type_ if "://" in type_ else PROBLEM_BASE + type_,
         "title": title, "status": status, "detail": detail, "correlation_id": correlation_id, **extra,
     })
 
@@ -70,11 +73,14 @@ def _correlation(scope: Scope) -> str | None:
 # would keep it and hand it to every reader. Refused at the edge, the same on every backend.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_OUTAGE_STATUSES = frozenset({502, 503, 504})  # a dependency failed; logged per outage, not per request
+SERVICE_STATE = "amazonlite.service"  # in the request's state: the service whose edge admitted it
 
 
 class EdgeMiddleware:
     """Correlation id, a server span, input limits (body size, NUL characters), request metrics, and
-    a log line for every 5xx."""
+    an error log line for every 5xx but an expected outage's 503 or 504 (those are logged once per
+    outage, where the failing dependency is known: `platform/outages.py`)."""
 
     def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
         self.app = app
@@ -95,7 +101,9 @@ class EdgeMiddleware:
             elif key == b"content-length":
                 content_length = value
         correlation_id = accept_or_mint_correlation_id(incoming)
-        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        state = scope.setdefault("state", {})
+        state["correlation_id"] = correlation_id
+        state[SERVICE_STATE] = self.service
         bind_correlation_id(correlation_id)
         structlog.contextvars.bind_contextvars(service=self.service)
         method = scope["method"]
@@ -143,7 +151,7 @@ class EdgeMiddleware:
                 status = str(status_holder[0])
                 REQUESTS.labels(self.service, method, route, status).inc()
                 LATENCY.labels(self.service, method, route).observe(elapsed)
-                if status_holder[0] >= 500:
+                if status_holder[0] >= 500 and status_holder[0] not in _OUTAGE_STATUSES:
                     log.error("http.request_failed", method=method, path=path, status=status_holder[0],
                               duration_ms=round(elapsed * 1000, 2))
 
@@ -227,10 +235,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        titles = {404: "Not found", 405: "Method not allowed", 401: "Authentication is required"}
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, f"http-{exc.status_code}")
-        return problem_response(request, exc.status_code, slug, titles.get(exc.status_code, "Error"),
-                                str(exc.detail), dict(exc.headers or {}))
+        status = exc.status_code
+        headers = dict(exc.headers or {})
+        if status == 400 and exc.detail == _UNPARSABLE_BODY:
+            # FastAPI's answer to a body its JSON parser gave up on: not UTF-8, nested too deep,
+            # or a number too long to convert.
+            return problem_response(request, 400, "malformed-json", "The body is not valid JSON",
+                                    "The request body could not be parsed as JSON (it is not UTF-8, it is nested "
+                                    "too deep, or it holds a number too long)", headers)
+        if status == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        phrase = HTTPStatus(status).phrase if status in _STATUSES else "Error"
+        slug = _SLUGS.get(status) or phrase.lower().replace(" ", "-").replace("'", "")
+        return problem_response(request, status, slug, phrase, str(exc.detail), headers)
 
     async def database_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DBAPIError)
@@ -258,11 +275,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         return await unexpected(request, exc)
 
     async def database_unavailable(request: Request, exc: Exception) -> Response:
-        # An outage, not a bug: no stack trace per request, and the caller may come back shortly
-        # (the gateway's breaker counts these and stops sending while it lasts). Also registered for
-        # the socket errors that drivers raise unwrapped when they cannot connect (asyncpg:
+        # An outage, not a bug: no stack trace, one warning per outage rather than per request
+        # (`db.py` reports the next commit), and the caller may come back shortly (the gateway's
+        # breaker counts these and stops sending while it lasts). Also registered for the socket
+        # errors that drivers raise unwrapped when they cannot connect (asyncpg:
         # ConnectionRefusedError, or socket.gaierror when the database's host name no longer resolves).
-        log.warning("http.database_unavailable", path=request.url.path, error=repr(exc)[:300])
+        service = request.scope.get("state", {}).get(SERVICE_STATE, "unknown")
+        DEPENDENCIES.unavailable(database_dependency(service), path=request.url.path, error=repr(exc)[:300])
         return problem_response(request, 503, "database-unavailable", "The service's database is unavailable",
                                 "The service cannot reach its database right now; retry shortly",
                                 headers={"Retry-After": "1"})
@@ -279,6 +298,21 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConnectionRefusedError, database_unavailable)
     app.add_exception_handler(socket.gaierror, database_unavailable)
     app.add_exception_handler(Exception, unexpected)
+
+
+_UNPARSABLE_BODY = "There was an error parsing the body"
+_STATUSES = frozenset(HTTPStatus)
+_SLUGS = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route at the request's path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route_methods
+    return ", ".join(sorted(methods))
 
 
 # SQLSTATEs of serialization failures, deadlocks and lock timeouts; MySQL's deadlock and lock-wait codes.

@@ -519,5 +519,6 @@ class DownstreamPolicy:
         except (TimeoutError, httpx.TransportError) as exc:
             error = downstream_error(self.name, exc, timeout=budget)
             assert error is not None
-            log.warning("resilience.call_failed", downstream=self.name, error=repr(exc), problem=error.type)
+            # One line per failed call, at info: the outage itself is a warning once, when the breaker opens.
+            log.info("resilience.call_failed", downstream=self.name, error=repr(exc), problem=error.type)
             raise error from exc
