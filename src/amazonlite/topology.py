@@ -57,7 +57,9 @@ def make_transport(platform: PlatformSettings, client_id: str) -> Transport:
     return KafkaTransport(platform.kafka_bootstrap, client_id=client_id,
                           partitions=platform.kafka_topic_partitions,
                           session_timeout_ms=platform.kafka_session_timeout_ms,
-                          heartbeat_interval_ms=platform.kafka_heartbeat_interval_ms)
+                          heartbeat_interval_ms=platform.kafka_heartbeat_interval_ms,
+                          request_timeout_ms=platform.kafka_request_timeout_ms,
+                          restart_after_s=platform.kafka_consumer_restart_after_ms / 1000)
 
 
 def make_redis(platform: PlatformSettings) -> Any:

@@ -31,7 +31,8 @@ class TestHealth:
             async with client_of(gateway) as client:
                 answer = await client.get("/health/ready")
         assert answer.status_code == 200, answer.text
-        assert answer.json()["checks"] == {"users.database": "ok", "users.bus": "ok", "catalog.self": "ok"}
+        assert answer.json()["checks"] == {"users.database": "ok", "users.bus": "ok", "users.consumer.users": "ok",
+                                           "users.outbox": "ok", "catalog.self": "ok"}
 
     async def test_not_ready_when_an_embedded_upstream_fails_its_checks(
             self, platform: PlatformSettings, catalog: FastAPI) -> None:

@@ -211,16 +211,9 @@ class TestFirstPublish:
         # As on a fresh platform: the consumer's service starts (creating its topic), then the producer's,
         # and the first publish comes a little later.
         async with started([consumer], []), started([producer], []):
-            await eventually(lambda: joined(consumer), what="the consumer group to join")
+            await eventually(lambda: consumer.check_consumer("first-publish", 60) == "ok",
+                             what="the consumer group to join")
             await asyncio.sleep(5)
             await producer.publish([Message(existing, b"k", b"one"), Message(brand_new, b"k", b"two")])
             await eventually(lambda: received == [existing], what="the event on the existing topic")
         assert [r.value for r in await read_topic(kafka_bootstrap, brand_new)] == [b"two"]
-
-
-async def joined(transport: KafkaTransport) -> bool:
-    try:
-        await transport.ping()
-    except ConnectionError:
-        return False
-    return True

@@ -5,12 +5,14 @@ own CommitFailedError; the loop under test is the real one."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from amazonlite.platform.bus import Message
 from amazonlite.platform.bus.kafka import KafkaTransport, _Group
+from tests.platform.helpers import counter
 
 PARTITION = TopicPartition("orders.v1", 0)
 
@@ -37,6 +39,15 @@ class RebalancingConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         pass
 
+    def assignment(self) -> set[TopicPartition]:
+        return {PARTITION}
+
+    def last_poll_timestamp(self, partition: TopicPartition) -> int:
+        return int(time.time() * 1000)
+
+    def highwater(self, partition: TopicPartition) -> int:
+        return self.fetches + 1
+
 
 class TestConsumerLoop:
     async def test_a_failed_offset_commit_does_not_stop_consumption(self) -> None:
@@ -49,7 +60,7 @@ class TestConsumerLoop:
         transport = KafkaTransport("unused:9092", client_id="test")
         transport._running = True
         group = _Group("orders", ("orders.v1",), deliver, consumer=consumer)  # type: ignore[arg-type]
-        group.task = asyncio.create_task(transport._consume(group))
+        group.task = asyncio.create_task(transport._consume(group, time.time()))
         await asyncio.sleep(0.3)
         transport._running = False
         alive = not group.task.done()
@@ -57,3 +68,4 @@ class TestConsumerLoop:
         assert alive, "the consumer loop ended after one failed commit"
         assert len(delivered) >= 5
         assert consumer.committed[0] == -1 and consumer.committed[-1] >= 5
+        assert counter("amazonlite_consumer_commit_failures_total", group="orders") == 1

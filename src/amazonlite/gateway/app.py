@@ -115,6 +115,8 @@ def create_gateway(platform: PlatformSettings, upstreams: Sequence[Upstream], *,
         checks = {key: value for result in results for key, value in result.items()}
         if cache is not None and events is not None:
             checks["bus"] = await _bus_ready(events)
+            checks[f"consumer.{CONSUMER_GROUP}"] = events.check_consumer(
+                CONSUMER_GROUP, platform.consumer_stale_after_ms / 1000)
         return checks
 
     @asynccontextmanager

@@ -38,6 +38,12 @@ class PlatformSettings(BaseSettings):
     # partitions to the others. Shorter means faster failover (and faster group joins on tansu).
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
+    # How long one request to the broker (a send, an offset commit, a topic listing) may take before
+    # it fails and is retried (aiokafka's own default, 40 s, held the relay for minutes).
+    kafka_request_timeout_ms: int = 5_000
+    # A consumer group that has not polled or committed successfully for this long is stopped and
+    # started again, its topics recreated (a broker that came back with empty storage).
+    kafka_consumer_restart_after_ms: int = 10_000
     # Redis URL; empty means in-memory stores (embedded topology).
     redis_url: str = ""
     redis_prefix: str = "amazonlite"
@@ -52,6 +58,12 @@ class PlatformSettings(BaseSettings):
     consumer_backoff_initial_ms: int = 50
     consumer_backoff_max_ms: int = 2_000
     outbox_poll_interval_ms: int = 250
+    # The relay gives up on a batch that the bus has not accepted in this time, and tries again.
+    outbox_publish_timeout_ms: int = 5_000
+    # Readiness: a consumer group that has not polled or committed successfully for this long, and
+    # an outbox whose oldest unpublished event is older than this, fail `/health/ready`.
+    consumer_stale_after_ms: int = 30_000
+    outbox_stale_after_ms: int = 60_000
 
     @model_validator(mode="after")
     def _secrets(self) -> PlatformSettings:

@@ -4,6 +4,11 @@
 caused it or not at all. The relay publishes unpublished rows in id order (and so in order per
 aggregate; the Kafka key is the aggregate id) and marks them sent. Several relay replicas are
 safe: each locks the rows it publishes (`FOR UPDATE`), a second waits, then finds them sent.
+
+A batch the bus has not accepted within `publish_timeout` is given up (its row locks released)
+and tried again with bounded backoff; a batch that reached the bus before the deadline may be
+published twice, which the consumers' inboxes make harmless. The backlog and the age of the oldest
+unpublished event are kept current while the bus refuses, for `/metrics` and for readiness.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import asyncio
 import contextlib
 import datetime as dt
 
-import structlog
 from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,10 +27,9 @@ from amazonlite.platform.db import Database, utcnow
 from amazonlite.platform.events import Envelope, EventPayload
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.messaging import MessagingTables
+from amazonlite.platform.outages import DEPENDENCIES
 from amazonlite.platform.tenancy import TENANT_KEY, UNSCOPED
 from amazonlite.platform.tracing import current_traceparent
-
-log = structlog.get_logger("amazonlite.outbox")
 
 OUTBOX_WRITTEN = "outbox_written"
 PRODUCER = "producer"
@@ -39,6 +42,7 @@ OUTBOX_AGE = Gauge("amazonlite_outbox_oldest_age_seconds", "Age of the oldest un
                    ["service"])
 OUTBOX_FAILURES = Counter("amazonlite_outbox_publish_failures_total", "Failed relay batches",
                           ["service"])
+MAX_BACKOFF_S = 5.0
 
 
 async def record_event(session: AsyncSession, payload: EventPayload, *, aggregate_id: object) -> Envelope:
@@ -70,7 +74,7 @@ async def record_event(session: AsyncSession, payload: EventPayload, *, aggregat
 
 class OutboxRelay:
     def __init__(self, service: str, db: Database, tables: MessagingTables, transport: Transport, *,
-                 poll_interval: float = 0.25, batch_size: int = 200,
+                 poll_interval: float = 0.25, batch_size: int = 200, publish_timeout: float = 5.0,
                  retention: dt.timedelta = dt.timedelta(hours=1)) -> None:
         self.service = service
         self.db = db
@@ -78,9 +82,14 @@ class OutboxRelay:
         self.transport = transport
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        self.publish_timeout = publish_timeout
         self.retention = retention
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # When the oldest unpublished event was created, as last measured (None: nothing pending).
+        self._oldest: dt.datetime | None = None
+        self._dependency = f"{service}.outbox"
+        OUTBOX_AGE.labels(service).set_function(self.oldest_age)
 
     def wake(self) -> None:
         self._wake.set()
@@ -95,12 +104,22 @@ class OutboxRelay:
                 await self._task
             self._task = None
 
+    def oldest_age(self) -> float:
+        """Seconds since the oldest unpublished event was created; 0 when none is pending."""
+        return 0.0 if self._oldest is None else max((utcnow() - self._oldest).total_seconds(), 0.0)
+
+    def check(self, stale_after: float) -> str:
+        """Readiness: "failing" once the oldest unpublished event is older than `stale_after` seconds."""
+        age = self.oldest_age()
+        return "ok" if age <= stale_after else f"failing: the oldest unpublished event is {age:.0f} s old"
+
     async def _run(self) -> None:
         backoff = self.poll_interval
         cycles = 0
         while True:
             try:
                 published = await self.publish_pending()
+                DEPENDENCIES.available(self._dependency)
                 backoff = self.poll_interval
                 cycles += 1
                 if cycles % 200 == 0:
@@ -111,8 +130,10 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 OUTBOX_FAILURES.labels(self.service).inc()
-                log.warning("outbox.publish_failed", service=self.service, error=str(exc))
-                backoff = min(backoff * 2, 5.0)
+                DEPENDENCIES.unavailable(self._dependency, error=f"{type(exc).__name__}: {exc}")
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                with contextlib.suppress(Exception):  # its database may be what fails
+                    await self._measure_backlog()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
@@ -130,14 +151,19 @@ class OutboxRelay:
             rows = (await session.execute(query)).all()
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
-                OUTBOX_AGE.labels(self.service).set(0)
+                self._oldest = None
                 return 0
             messages = [
                 Message(row.topic, row.aggregate_id.encode(), row.envelope.encode(),
                         (("traceparent", row.traceparent.encode()),) if row.traceparent else ())
                 for row in rows
             ]
-            await self.transport.publish(messages)
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.transport.publish(messages)
+            except TimeoutError as exc:
+                raise TimeoutError(f"the bus did not accept {len(messages)} events in {self.publish_timeout:g} s"
+                                   ) from exc
             await session.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
                                   .values(published_at=utcnow()))
             for row in rows:
@@ -152,12 +178,9 @@ class OutboxRelay:
                 select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
             )).one()
         OUTBOX_BACKLOG.labels(self.service).set(count)
-        if oldest is not None:
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=dt.UTC)
-            OUTBOX_AGE.labels(self.service).set((utcnow() - oldest).total_seconds())
-        else:
-            OUTBOX_AGE.labels(self.service).set(0)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        self._oldest = oldest
 
     async def prune(self) -> None:
         outbox = self.tables.outbox

@@ -86,7 +86,8 @@ class ServiceRuntime:
                            messaging=tables, pool_size=self.settings.database_pool_size,
                            echo=self.settings.database_echo)
         self.relay = OutboxRelay(module.name, self.db, tables, transport,
-                                 poll_interval=platform.outbox_poll_interval_ms / 1000)
+                                 poll_interval=platform.outbox_poll_interval_ms / 1000,
+                                 publish_timeout=platform.outbox_publish_timeout_ms / 1000)
         self.db.on_outbox_commit = self.relay.wake
         self.consumer = Consumer(module.name, self.db, tables, module.handlers, transport, RetryPolicy(
             max_attempts=platform.consumer_max_attempts,
@@ -130,6 +131,9 @@ class ServiceRuntime:
                 log.exception("service.task_failed", task=task.name)
 
     async def check_ready(self) -> dict[str, str]:
+        """Each component by name: "ok", or "failing: <why>". Besides the stores and the bus, the
+        service's consumer group (`consumer.<service>`: it polls and commits) and its outbox (no
+        event waits too long to be published)."""
         checks: dict[str, str] = {}
         try:
             await self.db.ping()
@@ -141,6 +145,10 @@ class ServiceRuntime:
             checks["bus"] = "ok"
         except Exception as exc:
             checks["bus"] = f"failing: {type(exc).__name__}"
+        if self.module.handlers.subscriptions:
+            checks[f"consumer.{self.name}"] = self.transport.check_consumer(
+                self.name, self.platform.consumer_stale_after_ms / 1000)
+        checks["outbox"] = self.relay.check(self.platform.outbox_stale_after_ms / 1000)
         if self.redis is not None:
             try:
                 await self.redis.ping()

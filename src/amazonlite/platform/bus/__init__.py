@@ -35,3 +35,7 @@ class Transport(Protocol):
 
     async def ping(self) -> None:
         """Raise when the transport cannot publish."""
+
+    def check_consumer(self, group: str, stale_after: float) -> str:
+        """The readiness of a consumer group: "ok", or "failing: <why>" when it has not joined, or
+        not polled or committed successfully for `stale_after` seconds."""
