@@ -75,5 +75,8 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True, c
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiokafka", "kafka"):
+    for noisy in ("uvicorn.access", "kafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiokafka logs each failed attempt at `error` while a broker is away (6,600 lines in 5 minutes);
+    # the Kafka transport logs each consumer group's and each relay's outage once instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

@@ -323,6 +323,8 @@ class KafkaTransport:
                 for result in results:
                     if isinstance(result, Exception):
                         log.warning("bus.batch_failed", group=group.group, error=repr(result))
+                # The broker answered; the time spent applying the batch is no stall of the bus.
+                group.polled(time.time())
             self._observe(group, consumer)
             reason = group.stall(started, self.restart_after_s)
             if reason is not None:
