@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,10 +18,13 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
+from amazonlite.gateway.app import CachePolicy, create_gateway
 from amazonlite.platform.bus import Message
 from amazonlite.platform.bus.kafka import KafkaTransport
+from amazonlite.platform.bus.memory import InProcessTransport
 from amazonlite.platform.config import PlatformSettings
 from amazonlite.platform.outbox import record_event
+from amazonlite.platform.revocation import MemoryRevocationStore
 from amazonlite.platform.service import ServiceRuntime, create_service_app
 from tests.platform.helpers import count_rows, counter, eventually, read_topic, started
 from tests.platform.ledger import (
@@ -185,6 +188,67 @@ class TestRelayWhileTheBrokerIsDown:
         finally:
             await producer.stop()
             await bus.stop()
+
+
+class TestEmbeddedBus:
+    async def test_its_consumers_are_ok_by_construction_and_a_stuck_outbox_is_named(
+            self, sqlite_url: str, tmp_path: Path, tenant: str, unique: str) -> None:
+        payload = entry_added(unique)
+        consumer_down = True
+
+        async def downstream(message: Message) -> None:  # another service, whose database is away
+            if consumer_down:
+                raise ConnectionError("the consumer's database is down")
+
+        bus = InProcessTransport()
+        bus.subscribe("downstream", [payload.event_type], downstream)
+        service = f"ledger-{unique}"
+        producer = await build_runtime(ledger_module(service, payload=payload), platform_for(tmp_path, ""),
+                                       sqlite_url, bus)
+        async with started([bus], [producer]):
+            event_id = await add_entry(producer, payload, tenant, 1)
+            failing = await eventually(lambda: _failing(producer, "outbox"), what="readiness to name the outbox")
+            assert failing.startswith("failing: the oldest unpublished event is")
+            assert (await producer.check_ready())[f"consumer.{service}"] == "ok"
+
+            consumer_down = False
+            await eventually(lambda: published(producer, event_id), what="the event to be delivered")
+            await eventually(lambda: _ready(producer, "outbox"), what="readiness")
+
+
+class TestGatewayReadiness:
+    async def test_the_gateways_cache_invalidation_group_is_named_while_the_broker_is_away(
+            self, broker: TansuBroker, tmp_path: Path, unique: str) -> None:
+        events = transport(broker.bootstrap, "gateway")
+        gateway = create_gateway(platform_for(tmp_path, broker.bootstrap), [], revocations=MemoryRevocationStore(),
+                                 cache_policy=CachePolicy(routes=frozenset(), invalidated_by=(f"cache.{unique}.v1",)),
+                                 events=events)
+
+        async def ready() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
+                return await client.get("/health/ready")
+
+        async with started([events], []):
+            await eventually(lambda: _status(ready, 200), what="the gateway to be ready")
+            assert (await ready()).json()["checks"]["consumer.gateway"] == "ok"
+
+            broker.kill()
+
+            async def consumer_named() -> httpx.Response | None:
+                answer = await ready()
+                return answer if answer.json()["checks"]["consumer.gateway"] != "ok" else None
+
+            answer = await eventually(consumer_named, what="readiness to name the gateway's group")
+            assert answer.status_code == 503
+            assert answer.json()["checks"]["consumer.gateway"].startswith("failing: no successful poll")
+
+            broker.start()
+            await eventually(lambda: _status(ready, 200), what="the gateway to be ready again", timeout=RECOVERY)
+
+
+async def _status(ready: Callable[[], Awaitable[httpx.Response]], status: int) -> httpx.Response | None:
+    answer = await ready()
+    return answer if answer.status_code == status else None
 
 
 class TestConsumerMetrics:
