@@ -650,8 +650,9 @@ ALLOWED_BYPASSES: dict[tuple[str, str], tuple[int, str]] = {
                                                 "no SQL goes through the bind"),
     ("tenants/auth.py", "UNSCOPED"): (2, "platform admins (of the default tenant, checked before the session "
                                          "opens) manage every tenant's row"),
-    ("tenants/commands.py", "UNSCOPED"): (1, "ensure_tenant creates a tenant's row before any session of that "
-                                             "tenant can exist"),
+    ("tenants/commands.py", "UNSCOPED"): (3, "ensure_tenant creates a tenant's row before any session of that "
+                                             "tenant can exist; the operator's `tenants list/activate/suspend` "
+                                             "work across tenants, as a platform admin does"),
     ("users/cache.py", ".bind"): (1, "finds the profile cache registered for the session's engine; no SQL"),
     ("users/commands.py", ".engine"): (1, "registers the profile cache for the service's engine; no SQL"),
     ("users/commands.py", "UNSCOPED"): (1, "PII key rotation re-encrypts the addresses of every tenant"),
