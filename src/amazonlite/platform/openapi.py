@@ -117,22 +117,31 @@ def document_kernel_problems(document: dict[str, Any], routes: Iterable[Any]) ->
         schemas.pop(name, None)
     schemas["Problem"] = PROBLEM_SCHEMA
     components.setdefault("securitySchemes", {})[BEARER_AUTH] = BEARER_SCHEME
-    for _path, _method, operation in operations(document):
-        for parameter in operation.get("parameters") or ():
-            forbid_nul(parameter.get("schema"))
-    forbid_nul(schemas)
+    parameters = [p.get("schema") for _path, _method, op in operations(document) for p in op.get("parameters") or ()]
+    for node in _schemas([parameters, schemas]):
+        _keys_as_property_names(node)
+        forbid_nul(node)
+        _drop_refused_default(node)
     return document
 
 
-def forbid_nul(node: Any) -> None:
-    """Add the no-NUL pattern to every string schema under `node` that has no pattern, format or
-    fixed values of its own (those exclude NUL already), and to the keys of every open object."""
-    if isinstance(node, list):
-        for item in node:
-            forbid_nul(item)
+def _keys_as_property_names(node: dict[str, Any]) -> None:
+    """Pydantic writes a map whose keys have a pattern as `patternProperties` alone, which lets any
+    other key through with any value; the server refuses those. Stated as it is validated: every key
+    matches the pattern (`propertyNames`), every value the value schema."""
+    patterns = node.get("patternProperties")
+    if node.get("type") != "object" or not isinstance(patterns, dict) or len(patterns) != 1 \
+            or "additionalProperties" in node:
         return
-    if not isinstance(node, dict):
-        return
+    [(pattern, values)] = patterns.items()
+    del node["patternProperties"]
+    node.setdefault("propertyNames", {})["pattern"] = pattern
+    node["additionalProperties"] = values
+
+
+def forbid_nul(node: dict[str, Any]) -> None:
+    """A string schema without a pattern, format or fixed values of its own (those exclude NUL
+    already) gets the no-NUL pattern, and so do the keys of an open object."""
     if node.get("type") == "string" and not {"pattern", "format", "enum", "const"} & node.keys():
         node["pattern"] = WITHOUT_NUL
     additional = node.get("additionalProperties")
@@ -140,9 +149,32 @@ def forbid_nul(node: Any) -> None:
         names = node.setdefault("propertyNames", {})
         if "pattern" not in names:
             names["pattern"] = WITHOUT_NUL
-    for key, value in node.items():
-        if key not in ("default", "examples", "example", "const", "enum"):
-            forbid_nul(value)
+
+
+def _drop_refused_default(node: dict[str, Any]) -> None:
+    """Pydantic writes `default: null` for a field that may be omitted but not null (a partial update
+    whose field cannot be cleared); a generator would send that null as a valid value."""
+    if "default" in node and node["default"] is None and not _allows_null(node):
+        del node["default"]
+
+
+def _allows_null(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(isinstance(b, dict) and _allows_null(b) for b in node.get("anyOf", ()) + node.get("oneOf", ()))
+
+
+def _schemas(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object under `node`, but inside values (defaults, examples, fixed values)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _schemas(item)
+    elif isinstance(node, dict):
+        yield node
+        for key, value in node.items():
+            if key not in ("default", "examples", "example", "const", "enum"):
+                yield from _schemas(value)
 
 
 def _is_fastapi_422(entry: Any) -> bool:

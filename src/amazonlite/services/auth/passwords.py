@@ -8,8 +8,10 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-MIN_LENGTH = 10
-MAX_LENGTH = 128
+from amazonlite.services.auth.schemas import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+
+MIN_LENGTH = PASSWORD_MIN_LENGTH
+MAX_LENGTH = PASSWORD_MAX_LENGTH
 # A local part shorter than this ("jo@…") is not a meaningful thing to forbid inside a password.
 MIN_LOCAL_PART = 3
 

@@ -18,17 +18,26 @@ def _normalised(value: object) -> object:
 # Stored and compared in one form (NFKC, no surrounding spaces, lower case), so that a look-alike
 # (`ada@example.com` in full-width letters) is the same account as `ada@example.com`.
 Email = Annotated[EmailStr, BeforeValidator(_normalised)]
+# The password policy (passwords.policy_violation, checked by the service: 422 weak-password). The
+# schema states its lengths and describes the rest, which depends on the email; the field itself
+# takes up to 4096 characters, so that a longer one is refused by the policy, with its reason.
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 128
+NewPassword = Annotated[str, Field(max_length=4096, json_schema_extra={
+    "minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH,
+    "description": f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters, not only letters nor only digits, "
+                   "and not containing the part of the email before the @ (when it has 3 characters or more)"})]
 # Opaque refresh tokens are 43 characters; anything far longer is not one of ours.
 RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class UserCreate(BaseModel):
-    """The signup body. The password policy is a domain rule (checked by the service)."""
+    """The signup body."""
 
     model_config = ConfigDict(extra="forbid")
 
     email: Email
-    password: str = Field(max_length=4096)
+    password: NewPassword
     name: Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -94,12 +103,10 @@ class ForgotPasswordAccepted(BaseModel):
 
 
 class ResetPasswordBody(BaseModel):
-    """The password policy is a domain rule (checked by the service)."""
-
     model_config = ConfigDict(extra="forbid")
 
     token: EmailTokenValue
-    password: str = Field(max_length=4096)
+    password: NewPassword
 
 
 class JsonWebKey(BaseModel):

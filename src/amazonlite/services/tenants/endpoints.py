@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path
 
 from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
+from amazonlite.platform.tenancy import TENANT_PATTERN
 from amazonlite.services.tenants import service
 from amazonlite.services.tenants.auth import AdminSession, PlatformSession
 from amazonlite.services.tenants.errors import PlatformTenantNotSuspendable, TenantExists, TenantNotFound
@@ -13,7 +14,8 @@ from amazonlite.services.tenants.schemas import Tenant, TenantCreate, TenantUpda
 
 router = APIRouter(prefix="/api/v1/admin/tenants", tags=["tenants"])
 
-TenantIdPath = Annotated[str, Path(max_length=64, description="The tenant's id (a slug)")]
+TenantIdPath = Annotated[str, Path(max_length=64, pattern=TENANT_PATTERN.pattern,
+                                   description="The tenant's id (a slug)")]
 
 
 @router.post("", status_code=201, response_model=Tenant,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from amazonlite.platform.money import Currency
 from amazonlite.platform.tenancy import TENANT_PATTERN
@@ -17,14 +17,9 @@ MAX_PER_MINUTE = 1_000_000
 TenantStatus = Literal["active", "suspended"]
 
 
-def _tenant_id(value: str) -> str:
-    # The kernel's rule for tenant ids (`platform.tenancy.validate_tenant_id`), as a validation error.
-    if not TENANT_PATTERN.fullmatch(value):
-        raise ValueError("a tenant id is 1-64 lowercase letters, digits and inner hyphens")
-    return value
-
-
-TenantId = Annotated[str, StringConstraints(max_length=64), AfterValidator(_tenant_id)]
+# The kernel's rule for tenant ids (`platform.tenancy.validate_tenant_id`), as a pattern the
+# document states: 1-64 lowercase letters, digits and inner hyphens.
+TenantId = Annotated[str, StringConstraints(max_length=64, pattern=TENANT_PATTERN.pattern)]
 Name = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
 TaxRateBp = Annotated[int, Field(ge=0, le=10_000, strict=True, description="Tax rate in basis points (1800 = 18%)")]
 PerMinute = Annotated[int, Field(ge=1, le=MAX_PER_MINUTE, strict=True)]

@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from amazonlite.platform.text import SingleLine
 
@@ -61,8 +62,9 @@ def _assigned_country(value: str) -> str:
     return value
 
 
-Country = Annotated[str, BeforeValidator(_upper), Field(min_length=2, max_length=2, examples=["IN"]),
-                    AfterValidator(_assigned_country)]
+Country = Annotated[str, BeforeValidator(_upper), AfterValidator(_assigned_country), Field(
+    min_length=2, max_length=2, examples=["IN"], description="ISO 3166-1 alpha-2 (any case: stored in capitals)",
+    json_schema_extra={"enum": sorted(COUNTRY_CODES)})]
 Phone = Annotated[str, Field(max_length=PHONE_MAX, pattern=r"^\+?[0-9][0-9 ()-]{6,20}$", examples=["+91 98765 43210"])]
 PostalCode = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
 RecipientName = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
@@ -106,16 +108,17 @@ CLEARABLE_ADDRESS_FIELDS = frozenset({"line2", "state", "phone"})
 class AddressUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: RecipientName | None = None
-    line1: Line | None = None
+    # Fields that cannot be cleared may be omitted, and their schema has no null (SkipJsonSchema).
+    name: RecipientName | SkipJsonSchema[None] = None
+    line1: Line | SkipJsonSchema[None] = None
     line2: Line | None = None
-    city: Place | None = None
+    city: Place | SkipJsonSchema[None] = None
     state: Place | None = None
-    postal_code: PostalCode | None = None
-    country: Country | None = None
+    postal_code: PostalCode | SkipJsonSchema[None] = None
+    country: Country | SkipJsonSchema[None] = None
     phone: Phone | None = None
     # true makes this the default address; false is refused on the default (choose another instead).
-    is_default: StrictBool | None = None
+    is_default: StrictBool | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _no_required_field_cleared(self) -> AddressUpdate:
@@ -137,10 +140,19 @@ class Channels(BaseModel):
     sms: StrictBool
 
 
-def _security_email_stays_on(value: Channels) -> Channels:
-    if not value.email:
+def _stays_on(value: bool) -> bool:
+    if not value:
         raise ValueError("account security emails cannot be turned off")
     return value
+
+
+class SecurityChannels(BaseModel):
+    """Account security notifications: by email always (the schema says `const: true`), by SMS if wanted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[StrictBool, AfterValidator(_stays_on), Field(json_schema_extra={"const": True})]
+    sms: StrictBool
 
 
 class NotificationPreferences(BaseModel):
@@ -150,7 +162,7 @@ class NotificationPreferences(BaseModel):
 
     order_updates: Channels
     shipping_updates: Channels
-    account_security: Annotated[Channels, AfterValidator(_security_email_stays_on)]
+    account_security: SecurityChannels
     marketing: Channels
 
 
@@ -166,6 +178,6 @@ class Preferences(BaseModel):
 DEFAULT_PREFERENCES = Preferences(notifications=NotificationPreferences(
     order_updates=Channels(email=True, sms=False),
     shipping_updates=Channels(email=True, sms=False),
-    account_security=Channels(email=True, sms=False),
+    account_security=SecurityChannels(email=True, sms=False),
     marketing=Channels(email=False, sms=False),
 ))
