@@ -52,6 +52,8 @@ class _Group:
     # Set once the group coordinator has given this member its partitions (maybe none): before that
     # the process is not ready, its consumer is not consuming yet.
     joined: bool = False
+    # Whether it holds an assignment now (not between a revocation and the next assignment).
+    assigned: bool = False
     # Unix times: the last fetch answered for every assigned partition, and the first of the offset
     # commits failing since the last one that succeeded.
     polled_at: float = 0.0
@@ -98,6 +100,7 @@ class _JoinListener(ConsumerRebalanceListener):
         self.group = group
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        self.group.assigned = False
         for tp in revoked:
             self.group.next_offsets.pop(tp, None)
             with contextlib.suppress(KeyError):
@@ -106,7 +109,7 @@ class _JoinListener(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: object) -> None:
         if not self.group.joined:
             self.group.polled(time.time())
-        self.group.joined = True
+        self.group.joined = self.group.assigned = True
 
 
 class KafkaTransport:
@@ -281,7 +284,11 @@ class KafkaTransport:
         backoff = self.retry_backoff_s
         while self._running:
             started = time.time()
-            reason = await self._consume(group, started)
+            try:
+                reason = await self._consume(group, started)
+            except Exception as exc:  # a bug: logged as one, and the consumer replaced as a stalled one
+                log.exception("bus.consumer_failed", group=group.group)
+                reason = f"{type(exc).__name__}: {exc}"
             DEPENDENCIES.unavailable(group.dependency, error=reason)
             RESTARTS.labels(group.group).inc()
             if time.time() - started > 2 * self.restart_after_s:
@@ -337,8 +344,8 @@ class KafkaTransport:
         assigned = consumer.assignment()
         if not assigned:
             # No partitions to fetch (more members than partitions): the coordinator's heartbeats
-            # keep the membership, a lost one makes the member join again.
-            if group.joined:
+            # keep the membership, a lost one revokes the assignment and makes the member join again.
+            if group.assigned:
                 group.polled(time.time())
             return
         stamps = [consumer.last_poll_timestamp(tp) for tp in assigned]
