@@ -47,16 +47,30 @@ def _without(allowed: frozenset[int], extra: tuple[int, ...] = ()) -> str:
             refused[-1] = (refused[-1][0], code)
         else:
             refused.append((code, code))
-    return f"^[^{_refused_class(refused)}]*$"
+    return _refused_class(refused)
 
 
+_NOT_ONE_LINE = _without(JOINERS, LINE_SEPARATORS)
 # One line: no control or format character (tabs and line breaks included) but the joiners.
-SINGLE_LINE_PATTERN = _without(JOINERS, LINE_SEPARATORS)
+SINGLE_LINE_PATTERN = f"^[^{_NOT_ONE_LINE}]*$"
 # Lines: as one line, but tabs and line breaks are kept.
-MULTI_LINE_PATTERN = _without(JOINERS | LINE_BREAKS)
+MULTI_LINE_PATTERN = f"^[^{_without(JOINERS | LINE_BREAKS)}]*$"
+# What pydantic's `strip_whitespace` removes (Unicode's White_Space, as Rust's `trim`; not quite
+# Python's `str.strip()`, which also removes U+001C-U+001F), as inclusive ranges.
+WHITE_SPACE: tuple[tuple[int, int], ...] = (
+    (0x0009, 0x000D), (0x0020, 0x0020), (0x0085, 0x0085), (0x00A0, 0x00A0), (0x1680, 0x1680), (0x2000, 0x200A),
+    (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000),
+)
+_SPACE = _refused_class(list(WHITE_SPACE))
+# A name as a client may send it: white space around (stripped: tabs and line breaks there too),
+# then one line with a character that is not white space, as a blank name is refused.
+NAME_PATTERN = f"^[{_SPACE}]*[^{_NOT_ONE_LINE}]*[^{_NOT_ONE_LINE}{_SPACE}][^{_NOT_ONE_LINE}]*[{_SPACE}]*$"
 
 SingleLine = Annotated[str, StringConstraints(pattern=SINGLE_LINE_PATTERN)]
 """A name, a title, an address line: no control or format characters, no line breaks."""
+
+NonBlankLine = Annotated[str, StringConstraints(strip_whitespace=True, pattern=NAME_PATTERN)]
+"""A name (of a person, a product, a place), an address line: one line, stripped, not blank."""
 
 MultiLine = Annotated[str, StringConstraints(pattern=MULTI_LINE_PATTERN)]
 """A description: lines and tabs, but no other control or format characters."""

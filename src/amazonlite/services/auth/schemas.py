@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
-from amazonlite.platform.text import SingleLine, normalise_email
+from amazonlite.platform.text import NonBlankLine, normalise_email
 
 UserId = uuid.UUID
 
@@ -38,7 +38,7 @@ class UserCreate(BaseModel):
 
     email: Email
     password: NewPassword
-    name: Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class User(BaseModel):

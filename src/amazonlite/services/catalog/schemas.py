@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from amazonlite.platform.money import Currency
-from amazonlite.platform.text import MultiLine, SingleLine
+from amazonlite.platform.text import MultiLine, NonBlankLine, SingleLine
 
 ProductId = uuid.UUID
 CategoryId = uuid.UUID
@@ -47,8 +47,8 @@ def _without_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_without_nul)]
 
 # Names are one line of visible text; a description may have lines, but no other control characters.
-Name = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH)]
-ShortName = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1,
+Name = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH)]
+ShortName = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1,
                                                     max_length=SHORT_NAME_LENGTH)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
 ShortSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=140)]
@@ -64,8 +64,8 @@ AttributeScalar = Annotated[Text, StringConstraints(max_length=500)] | StrictBoo
 AttributeValue = AttributeScalar | Annotated[list[AttributeScalar], Field(max_length=50)]
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=50)]
 
-OptionKey = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-OptionValue = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+OptionKey = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+OptionValue = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Options = Annotated[dict[OptionKey, OptionValue], Field(max_length=10)]
 
 

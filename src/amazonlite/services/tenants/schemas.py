@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from amazonlite.platform.money import Currency
 from amazonlite.platform.tenancy import TENANT_PATTERN
-from amazonlite.platform.text import SingleLine
+from amazonlite.platform.text import NonBlankLine
 
 NAME_MAX = 200
 FLAG_MAX = 64
@@ -20,7 +20,7 @@ TenantStatus = Literal["active", "suspended"]
 # The kernel's rule for tenant ids (`platform.tenancy.validate_tenant_id`), as a pattern the
 # document states: 1-64 lowercase letters, digits and inner hyphens.
 TenantId = Annotated[str, StringConstraints(max_length=64, pattern=TENANT_PATTERN.pattern)]
-Name = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
+Name = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
 TaxRateBp = Annotated[int, Field(ge=0, le=10_000, strict=True, description="Tax rate in basis points (1800 = 18%)")]
 PerMinute = Annotated[int, Field(ge=1, le=MAX_PER_MINUTE, strict=True)]
 FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
