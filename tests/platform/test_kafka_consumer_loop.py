@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiokafka.errors import CommitFailedError
+import pytest
+from aiokafka.errors import CommitFailedError, KafkaError, NotCoordinatorForGroupError, UnknownTopicOrPartitionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from amazonlite.platform.bus import Message
@@ -49,6 +50,17 @@ class RebalancingConsumer:
         return self.fetches + 1
 
 
+class RefusingConsumer(RebalancingConsumer):
+    """Every offset commit fails with `error`."""
+
+    def __init__(self, error: KafkaError) -> None:
+        super().__init__()
+        self.error = error
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        raise self.error
+
+
 class TestConsumerLoop:
     async def test_a_failed_offset_commit_does_not_stop_consumption(self) -> None:
         delivered: list[Message] = []
@@ -69,3 +81,17 @@ class TestConsumerLoop:
         assert len(delivered) >= 5
         assert consumer.committed[0] == -1 and consumer.committed[-1] >= 5
         assert counter("amazonlite_consumer_commit_failures_total", group="orders") == 1
+
+    @pytest.mark.parametrize(("error", "reason"), [
+        (UnknownTopicOrPartitionError(), "the broker does not know a topic of the group"),
+        (NotCoordinatorForGroupError(), "offset commits failing for"),
+    ])
+    async def test_a_group_whose_commits_keep_failing_stops_consuming_to_be_replaced(
+            self, error: KafkaError, reason: str) -> None:
+        async def deliver(message: Message) -> None:
+            pass
+
+        transport = KafkaTransport("unused:9092", client_id="test", restart_after_s=0.3)
+        group = _Group("refused", ("orders.v1",), deliver, consumer=RefusingConsumer(error))  # type: ignore[arg-type]
+        stalled = await asyncio.wait_for(transport._consume(group, time.time()), timeout=10)
+        assert stalled.startswith(reason)
