@@ -4,7 +4,12 @@ problem (or a close) within seconds, and the client reads that answer before the
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -266,3 +271,41 @@ class TestForwardingHeaders:
                                                                        header: str) -> None:
         answer = exchange(address, request("GET", "/", header, "Connection: close"))
         assert answer.status == 200 and orjson.loads(answer.body) == {"client": "127.0.0.1"}
+
+
+class TestWorkers:
+    def test_the_workers_end_with_their_supervisor_killed_with_sigkill(self) -> None:
+        """An orphan worker would keep the port, and a restarted server could not bind it."""
+        port = free_port()
+        code = ("from amazonlite.platform.server import serve; "
+                f"serve('tests.platform.test_server:app', host='127.0.0.1', port={port}, workers=2)")
+        supervisor = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert supervisor.poll() is None and time.monotonic() < deadline, "the server did not start"
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            supervisor.send_signal(signal.SIGKILL)
+            supervisor.wait()
+            deadline = time.monotonic() + GENEROUS
+            while not port_is_free(port):
+                assert time.monotonic() < deadline, "a worker still holds the port"
+                time.sleep(0.2)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(supervisor.pid, signal.SIGKILL)  # its session: whatever is left of it
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

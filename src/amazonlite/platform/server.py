@@ -15,6 +15,8 @@ with the limits a server facing hostile clients needs and that uvicorn does not 
   `drain_max_bytes` more during at most `drain_seconds`, then closes.
 - No forwarding header is believed: uvicorn's `proxy_headers` is off, so `scope["client"]` is the
   peer of the connection; only the gateway reads `X-Forwarded-For`, from trusted proxies.
+- With several workers, a worker ends when its supervisor does, even if that was killed with
+  SIGKILL, so no orphan keeps the port.
 
 Each of these answers is an RFC 9457 problem with its correlation id. The deadlines are checked by
 one sweep per process every half second over the open connections, so a request costs the server
@@ -24,6 +26,11 @@ two float assignments rather than two timers.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
 import time
 from functools import cache
 from typing import Any
@@ -34,8 +41,10 @@ import structlog
 import uvicorn
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
+from uvicorn.supervisors import Multiprocess
 
 from amazonlite.platform.context import CORRELATION_HEADER, accept_or_mint_correlation_id
 from amazonlite.platform.errors import (
@@ -74,7 +83,35 @@ def server_settings() -> ServerSettings:
 
 def serve(app: str, *, host: str, port: int, workers: int = 1) -> None:
     """Serve the ASGI app factory at `app` ("module:function") until interrupted."""
-    uvicorn.run(app, factory=True, host=host, port=port, workers=workers, **uvicorn_options())
+    config = _Config(app, factory=True, host=host, port=port, workers=workers, **uvicorn_options())
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+class _Config(uvicorn.Config):
+    def load(self) -> None:  # in each worker process, as it starts
+        _end_with_supervisor()
+        super().load()
+
+
+def _end_with_supervisor() -> None:
+    """A worker process ends when its supervisor does, even one killed with SIGKILL: an orphan
+    worker would keep serving, and keep the port, after its server is gone (a restart could not
+    bind it). Linux's parent-death signal; elsewhere, and in a single-process server, nothing."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # graceful: listeners close first
+    if not supervisor.is_alive():  # it died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def uvicorn_options() -> dict[str, Any]:
