@@ -162,13 +162,26 @@ class TestNoLockOut:
             assert renamed.status_code == 200, renamed.text
             assert (renamed.json()["name"], renamed.json()["status"]) == ("Platform", "active")
 
-    async def test_a_suspended_tenant_is_reactivated_by_a_platform_admin(self, sqlite_url: str, tmp_path: Path) -> None:
+    async def test_a_tenant_admin_cannot_suspend_their_own_tenant_and_nothing_is_written(
+            self, sqlite_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
             await create(svc, "acme")
             async with svc.client(tenant="acme", user_id=uuid.uuid4(), roles=TENANT_ADMIN) as admin:
-                suspended = await admin.patch(f"{TENANTS}/acme", json={"status": "suspended"})
-            assert suspended.json()["status"] == "suspended"
+                refused = await admin.patch(f"{TENANTS}/acme", json={"status": "suspended", "name": "Gone"})
+                assert refused.status_code == 403, refused.text
+                assert refused.json()["type"].endswith("/tenant-status-change-forbidden")
+                body = (await admin.get(f"{TENANTS}/acme")).json()
+                assert (body["status"], body["name"]) == ("active", "Acme")
+                # Naming the status it already has is no change.
+                same = await admin.patch(f"{TENANTS}/acme", json={"status": "active", "name": "Acme Inc"})
+                assert same.status_code == 200, same.text
+
+    async def test_a_suspended_tenant_is_reactivated_by_a_platform_admin(self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await create(svc, "acme")
             async with platform_admin(svc) as root:
+                suspended = await root.patch(f"{TENANTS}/acme", json={"status": "suspended"})
+                assert suspended.json()["status"] == "suspended"
                 reactivated = await root.patch(f"{TENANTS}/acme", json={"status": "active"})
                 assert reactivated.status_code == 200, reactivated.text
                 assert (await root.get(f"{TENANTS}/acme")).json()["status"] == "active"

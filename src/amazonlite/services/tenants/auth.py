@@ -33,6 +33,10 @@ async def platform_admin(principal: Annotated[Principal, require(Role.PLATFORM_A
 PlatformAdmin = Annotated[Principal, Depends(platform_admin)]
 
 
+def is_platform_admin(principal: Principal) -> bool:
+    return principal.has_any(PLATFORM_ROLES) and principal.tenant_id == DEFAULT_TENANT
+
+
 async def platform_session(principal: PlatformAdmin, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """An unscoped unit of work, for platform admins only (checked before it opens)."""
     bind_tenant(principal.tenant_id)
@@ -43,8 +47,7 @@ async def platform_session(principal: PlatformAdmin, runtime: RuntimeDep) -> Asy
 async def admin_session(principal: AdminUser, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """Unscoped for a platform admin; scoped to their own tenant for a tenant admin."""
     bind_tenant(principal.tenant_id)
-    platform_wide = principal.has_any(PLATFORM_ROLES) and principal.tenant_id == DEFAULT_TENANT
-    scope = UNSCOPED if platform_wide else principal.tenant_id
+    scope = UNSCOPED if is_platform_admin(principal) else principal.tenant_id
     async with runtime.db.session(tenant_id=scope) as session:
         yield session
 

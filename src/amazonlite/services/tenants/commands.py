@@ -39,7 +39,7 @@ async def set_status(runtime: ServiceRuntime, tenant_id: str, status: TenantStat
     is not suspended: `PlatformTenantNotSuspendable`). The gateway notices within its tenant cache's
     lifetime."""
     async with runtime.db.session(tenant_id=UNSCOPED) as session:
-        return await service.update_tenant(session, tenant_id, TenantUpdate(status=status))
+        return await service.update_tenant(session, tenant_id, TenantUpdate(status=status), by_platform_admin=True)
 
 
 async def on_startup(runtime: ServiceRuntime) -> None:

@@ -6,10 +6,16 @@ from fastapi import APIRouter, Path
 
 from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
+from amazonlite.platform.security import AdminUser
 from amazonlite.platform.tenancy import TENANT_PATTERN
 from amazonlite.services.tenants import service
-from amazonlite.services.tenants.auth import AdminSession, PlatformSession
-from amazonlite.services.tenants.errors import PlatformTenantNotSuspendable, TenantExists, TenantNotFound
+from amazonlite.services.tenants.auth import AdminSession, PlatformSession, is_platform_admin
+from amazonlite.services.tenants.errors import (
+    PlatformTenantNotSuspendable,
+    StatusChangeForbidden,
+    TenantExists,
+    TenantNotFound,
+)
 from amazonlite.services.tenants.schemas import Tenant, TenantCreate, TenantUpdate
 
 router = APIRouter(prefix="/api/v1/admin/tenants", tags=["tenants"])
@@ -41,9 +47,10 @@ async def read_tenant(tenant_id: TenantIdPath, session: AdminSession) -> Tenant:
 
 @router.patch("/{tenant_id}", response_model=Tenant,
               responses=problem_responses(Unauthorized, Forbidden, TenantNotFound, ValidationFailed,
-                                          PlatformTenantNotSuspendable))
-async def update_tenant(tenant_id: TenantIdPath, changes: TenantUpdate, session: AdminSession) -> Tenant:
+                                          PlatformTenantNotSuspendable, StatusChangeForbidden))
+async def update_tenant(tenant_id: TenantIdPath, changes: TenantUpdate, principal: AdminUser,
+                        session: AdminSession) -> Tenant:
     """Change a tenant's settings: any tenant for a platform admin, their own for a tenant admin.
-    A platform admin can always reactivate a suspended tenant; the `default` tenant (the platform
-    admins' own) cannot be suspended."""
-    return await service.update_tenant(session, tenant_id, changes)
+    Only a platform admin changes a status: it can always reactivate a suspended tenant, and the
+    `default` tenant (the platform admins' own) cannot be suspended."""
+    return await service.update_tenant(session, tenant_id, changes, by_platform_admin=is_platform_admin(principal))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from amazonlite.platform.errors import Conflict, NotFound
+from amazonlite.platform.errors import Conflict, Forbidden, NotFound
 
 
 class TenantNotFound(NotFound):
@@ -18,3 +18,9 @@ class PlatformTenantNotSuspendable(Conflict):
     # Platform administration lives in the default tenant: suspended, nobody could sign in to undo it.
     type = "platform-tenant-not-suspendable"
     title = "The platform's own tenant cannot be suspended"
+
+
+class StatusChangeForbidden(Forbidden):
+    # A tenant admin who suspended their own tenant could not sign in to undo it.
+    type = "tenant-status-change-forbidden"
+    title = "Only a platform admin changes a tenant's status"

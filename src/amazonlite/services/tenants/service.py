@@ -7,7 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from amazonlite.platform.tenancy import DEFAULT_TENANT, TENANT_PATTERN
-from amazonlite.services.tenants.errors import PlatformTenantNotSuspendable, TenantExists, TenantNotFound
+from amazonlite.services.tenants.errors import (
+    PlatformTenantNotSuspendable,
+    StatusChangeForbidden,
+    TenantExists,
+    TenantNotFound,
+)
 from amazonlite.services.tenants.models import TenantRow
 from amazonlite.services.tenants.repository import TenantRepository
 from amazonlite.services.tenants.schemas import (
@@ -64,13 +69,17 @@ async def read_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
     return to_schema(row)
 
 
-async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantUpdate) -> Tenant:
-    """Change the fields given. The `default` tenant is never suspended: its accounts are the
-    platform admins, the only ones who could reactivate it."""
+async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantUpdate, *,
+                        by_platform_admin: bool) -> Tenant:
+    """Change the fields given. Only a platform admin changes a status (a tenant admin who suspended
+    their own tenant could not sign in to undo it), and the `default` tenant is never suspended: its
+    accounts are the platform admins, the only ones who could reactivate it."""
     repo = TenantRepository(session)
     row = await repo.get(tenant_id)
     if row is None:
         raise TenantNotFound(f"There is no tenant {tenant_id!r}")
+    if changes.status is not None and changes.status != row.status and not by_platform_admin:
+        raise StatusChangeForbidden("A tenant's status is changed by a platform admin")
     if tenant_id == DEFAULT_TENANT and changes.status == "suspended":
         raise PlatformTenantNotSuspendable(
             f"The tenant {DEFAULT_TENANT!r} holds the platform's administrators; suspended, nobody could "
