@@ -191,6 +191,10 @@ class TestOversizeHeads:
         answer = exchange(address, request("GET", "/", *(f"X-{i}: 1" for i in range(500))))
         assert answer.status == 431 and "headers" in str(answer.problem()["detail"])
 
+    def test_a_head_over_the_limit_in_one_piece_is_431(self, address: tuple[str, int]) -> None:
+        answer = exchange(address, request("GET", "/", *(f"X-{i}: {'a' * 1024}" for i in range(20))))
+        assert answer.status == 431 and answer.problem()["type"] == PROBLEM_BASE + "headers-too-large"
+
     def test_a_path_of_1_mb_is_414(self, address: tuple[str, int]) -> None:
         answer = exchange(address, request("GET", "/" + "a" * (1024 * 1024)), concurrently=True)
         assert answer.status == 414 and answer.problem()["type"] == PROBLEM_BASE + "uri-too-long"

@@ -160,6 +160,7 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._waiting_for = _IDLE
         self._deadline: float | None = None
         self._head_bytes = 0
+        self._chunk_bytes = 0
         self._drain_left = 0
         self._cycle_transport: _CycleTransport | None = None
 
@@ -181,6 +182,7 @@ class EdgeHttpProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         self._unset_keepalive_if_required()
+        self._chunk_bytes = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -229,7 +231,9 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         limit = self.settings.max_header_bytes
         if len(self.headers) > self.settings.max_headers:
             raise _Refused(HeadersTooLarge(f"The request has more than {self.settings.max_headers} headers"))
-        if len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers) > limit:
+        # Measured exactly only when what arrived could exceed the limit (a head whole in one chunk).
+        if (self._head_bytes + self._chunk_bytes > limit
+                and len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers) > limit):
             raise _Refused(HeadersTooLarge(f"The request's head is larger than {limit} bytes"))
         super().on_headers_complete()
         if self.cycle is not None and self._cycle_transport is not None:
