@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 # Every control (Cc) and format (Cf) character of Unicode 14 (Python 3.11's `unicodedata`), as
 # inclusive ranges; tests/platform/test_text.py checks it against the running Python's data.
@@ -69,8 +69,13 @@ NAME_PATTERN = f"^[{_SPACE}]*[^{_NOT_ONE_LINE}]*[^{_NOT_ONE_LINE}{_SPACE}][^{_NO
 SingleLine = Annotated[str, StringConstraints(pattern=SINGLE_LINE_PATTERN)]
 """A name, a title, an address line: no control or format characters, no line breaks."""
 
-NonBlankLine = Annotated[str, StringConstraints(strip_whitespace=True, pattern=NAME_PATTERN)]
-"""A name (of a person, a product, a place), an address line: one line, stripped, not blank."""
+NonBlankLine = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+"""A name (of a person, a product, a place), an address line: one line, not blank; white space
+around it is allowed, and removed by `STRIPPED` after the length is checked:
+`Annotated[NonBlankLine, StringConstraints(max_length=200), STRIPPED]`. (pydantic's own
+`strip_whitespace` strips first: a value the schema calls too long would be taken.)"""
+
+STRIPPED = AfterValidator(str.strip)
 
 MultiLine = Annotated[str, StringConstraints(pattern=MULTI_LINE_PATTERN)]
 """A description: lines and tabs, but no other control or format characters."""

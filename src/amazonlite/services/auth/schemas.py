@@ -4,9 +4,10 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
 
-from amazonlite.platform.text import NonBlankLine, normalise_email
+from amazonlite.platform.text import STRIPPED, NonBlankLine, normalise_email
 
 UserId = uuid.UUID
 
@@ -15,9 +16,18 @@ def _normalised(value: object) -> object:
     return normalise_email(value) if isinstance(value, str) else value
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+# email-validator refuses domains reserved for special use (`a@b.test`, `a@x.local`): said in the
+# schema, so that an address the document allows is one the server takes.
+_SPECIAL_USE = "|".join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAIN_NAMES))
+EMAIL_SCHEMA = {"type": "string", "format": "email", "pattern": rf"^(?!.*@(?:.*\.)?(?:{_SPECIAL_USE})$)",
+                "description": "Compared in NFKC form and lower case; no special-use domain (.test, .local, …)"}
 # Stored and compared in one form (NFKC, no surrounding spaces, lower case), so that a look-alike
 # (`ada@example.com` in full-width letters) is the same account as `ada@example.com`.
-Email = Annotated[EmailStr, BeforeValidator(_normalised)]
+Email = Annotated[EmailStr, BeforeValidator(_normalised), WithJsonSchema(EMAIL_SCHEMA)]
 # The password policy (passwords.policy_violation, checked by the service: 422 weak-password). The
 # schema states its lengths and describes the rest, which depends on the email; the field itself
 # takes up to 4096 characters, so that a longer one is refused by the policy, with its reason.
@@ -38,7 +48,7 @@ class UserCreate(BaseModel):
 
     email: Email
     password: NewPassword
-    name: Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=200), STRIPPED]
 
 
 class User(BaseModel):

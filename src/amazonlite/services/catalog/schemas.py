@@ -21,7 +21,8 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from amazonlite.platform.money import Currency
-from amazonlite.platform.text import MultiLine, NonBlankLine, SingleLine
+from amazonlite.platform.numbers import JSON_INTEGER
+from amazonlite.platform.text import STRIPPED, MultiLine, NonBlankLine, SingleLine
 
 ProductId = uuid.UUID
 CategoryId = uuid.UUID
@@ -47,9 +48,9 @@ def _without_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_without_nul)]
 
 # Names are one line of visible text; a description may have lines, but no other control characters.
-Name = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LENGTH)]
-ShortName = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1,
-                                                    max_length=SHORT_NAME_LENGTH)]
+Name = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=NAME_LENGTH), STRIPPED]
+ShortName = Annotated[NonBlankLine, StringConstraints(min_length=1,
+                                                    max_length=SHORT_NAME_LENGTH), STRIPPED]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)]
 ShortSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=140)]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -64,15 +65,15 @@ AttributeScalar = Annotated[Text, StringConstraints(max_length=500)] | StrictBoo
 AttributeValue = AttributeScalar | Annotated[list[AttributeScalar], Field(max_length=50)]
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=50)]
 
-OptionKey = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-OptionValue = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+OptionKey = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=40), STRIPPED]
+OptionValue = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=100), STRIPPED]
 Options = Annotated[dict[OptionKey, OptionValue], Field(max_length=10)]
 
 
 class Money(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: StrictInt = Field(ge=0, le=MAX_MONEY, description="Integer minor units (paise, cents)")
+    amount: Annotated[int, Field(ge=0, le=MAX_MONEY, description="Integer minor units (paise, cents)"), JSON_INTEGER]
     currency: Currency
 
 
@@ -92,7 +93,8 @@ class VariantIn(BaseModel):
     price: Money
 
 
-Variants = Annotated[list[VariantIn], Field(min_length=1, max_length=MAX_VARIANTS)]
+Variants = Annotated[list[VariantIn], Field(min_length=1, max_length=MAX_VARIANTS, description=(
+    "Each variant has its own SKU, and all share one currency (422 otherwise)"))]
 Media = Annotated[list[MediaIn], Field(max_length=20)]
 
 

@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from amazonlite.platform.money import Currency
+from amazonlite.platform.numbers import JSON_INTEGER
 from amazonlite.platform.tenancy import TENANT_PATTERN
-from amazonlite.platform.text import NonBlankLine
+from amazonlite.platform.text import STRIPPED, NonBlankLine
 
 NAME_MAX = 200
 FLAG_MAX = 64
@@ -20,9 +21,9 @@ TenantStatus = Literal["active", "suspended"]
 # The kernel's rule for tenant ids (`platform.tenancy.validate_tenant_id`), as a pattern the
 # document states: 1-64 lowercase letters, digits and inner hyphens.
 TenantId = Annotated[str, StringConstraints(max_length=64, pattern=TENANT_PATTERN.pattern)]
-Name = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
-TaxRateBp = Annotated[int, Field(ge=0, le=10_000, strict=True, description="Tax rate in basis points (1800 = 18%)")]
-PerMinute = Annotated[int, Field(ge=1, le=MAX_PER_MINUTE, strict=True)]
+Name = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=NAME_MAX), STRIPPED]
+TaxRateBp = Annotated[int, Field(ge=0, le=10_000, description="Tax rate in basis points (1800 = 18%)"), JSON_INTEGER]
+PerMinute = Annotated[int, Field(ge=1, le=MAX_PER_MINUTE), JSON_INTEGER]
 FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 FeatureFlags = Annotated[dict[FlagName, StrictBool], Field(max_length=MAX_FLAGS)]
 

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from amazonlite.platform.text import NonBlankLine
+from amazonlite.platform.text import STRIPPED, NonBlankLine
 
 UserId = uuid.UUID
 AddressId = uuid.UUID
@@ -37,7 +37,7 @@ class UserProfile(BaseModel):
 class UserProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    name: Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=200), STRIPPED] | None = None
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
 
 
@@ -67,9 +67,9 @@ Country = Annotated[str, BeforeValidator(_upper), AfterValidator(_assigned_count
     json_schema_extra={"enum": sorted(COUNTRY_CODES)})]
 Phone = Annotated[str, Field(max_length=PHONE_MAX, pattern=r"^\+?[0-9][0-9 ()-]{6,20}$", examples=["+91 98765 43210"])]
 PostalCode = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
-RecipientName = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX)]
-Line = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=LINE_MAX)]
-Place = Annotated[NonBlankLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+RecipientName = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=NAME_MAX), STRIPPED]
+Line = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=LINE_MAX), STRIPPED]
+Place = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=100), STRIPPED]
 
 
 class Address(BaseModel):
@@ -88,7 +88,7 @@ class Address(BaseModel):
 
 
 class AddressCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     name: RecipientName
     line1: Line
@@ -106,7 +106,7 @@ CLEARABLE_ADDRESS_FIELDS = frozenset({"line2", "state", "phone"})
 
 
 class AddressUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     # Fields that cannot be cleared may be omitted, and their schema has no null (SkipJsonSchema).
     name: RecipientName | SkipJsonSchema[None] = None
