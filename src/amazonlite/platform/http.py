@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from opentelemetry import trace
@@ -308,7 +308,8 @@ _SLUGS = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}
 def _allowed_methods(request: Request) -> str:
     """Every method of every route at the request's path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    # Every route, those of included routers too (FastAPI nests them: not in `router.routes`).
+    for route in routing.iter_route_contexts(request.app.router.routes):
         route_methods = getattr(route, "methods", None)
         if route_methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route_methods
