@@ -26,6 +26,7 @@ two float assignments rather than two timers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -84,11 +85,12 @@ def server_settings() -> ServerSettings:
 def serve(app: str, *, host: str, port: int, workers: int = 1) -> None:
     """Serve the ASGI app factory at `app` ("module:function") until interrupted."""
     config = _Config(app, factory=True, host=host, port=port, workers=workers, **uvicorn_options())
-    if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-        return
     server = uvicorn.Server(config)
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn shut down gracefully, then re-raised it
+        if workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return
+        server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
