@@ -7,8 +7,8 @@ serialisation of a document of the same shape and size. Nothing else.
 
     BENCH_PRODUCT_JSON=/path/to/product.json python bench/bare_app.py --port 8001
 
-It runs under uvicorn with the same settings as `amazonlite up`: one worker, the loop and HTTP
-parser `uvicorn[standard]` picks (uvloop, httptools), access log off.
+It runs under the same server as `amazonlite up` (`platform/server.py`: uvicorn with httptools and
+the edge limits, one worker, uvloop, access log off).
 
 The models are a copy, not an import of the catalog's schemas, on purpose: the ceiling must not
 move when the platform's code does. `extra="allow"` keeps a field the catalog adds later in the
@@ -29,6 +29,8 @@ from typing import Any, Literal
 import uvicorn
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
+
+from amazonlite.platform.server import uvicorn_options
 
 PRODUCT_ENV = "BENCH_PRODUCT_JSON"
 
@@ -113,9 +115,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    # The same uvicorn settings as `amazonlite up` (src/amazonlite/cli.py), one worker.
-    uvicorn.run(app_from_env(), host=args.host, port=args.port, access_log=False, log_config=None,
-                timeout_graceful_shutdown=5)
+    # The same server settings as `amazonlite up` (platform/server.py), one worker.
+    uvicorn.run(app_from_env(), host=args.host, port=args.port, **uvicorn_options())
 
 
 if __name__ == "__main__":

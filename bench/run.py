@@ -769,8 +769,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
             "wait_quiet_seconds": args.wait_quiet,
             "client": wrk_version(wrk),
             "client_command": client_cmd,
-            "server": (f"uvicorn {_package_version('uvicorn')}, 1 worker, loop auto (uvloop "
-                       f"{_package_version('uvloop')}), http auto (httptools {_package_version('httptools')}), "
+            "server": (f"uvicorn {_package_version('uvicorn')} with the platform's edge limits (platform/server.py), "
+                       f"1 worker, loop auto (uvloop {_package_version('uvloop')}), httptools "
+                       f"{_package_version('httptools')}, "
                        f"access log off; FastAPI {_package_version('fastapi')}, Pydantic {_package_version('pydantic')}"
                        "; platform: `amazonlite up` (embedded: SQLite, in-process bus, no Redis), environment "
                        + (", ".join(args.platform_env) or "default")),
