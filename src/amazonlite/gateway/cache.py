@@ -40,9 +40,11 @@ from amazonlite.platform.bus import Message
 from amazonlite.platform.events import Envelope
 from amazonlite.platform.http import Message as AsgiMessage
 from amazonlite.platform.http import Send
+from amazonlite.platform.outages import DEPENDENCIES, redis_dependency
 from amazonlite.platform.security import ADMIN_ROLES, Principal
 
 log = structlog.get_logger("amazonlite.gateway")
+_REDIS = redis_dependency("gateway")  # its outages are logged once, when they begin and end
 
 LOOKUPS = Counter("amazonlite_gateway_cache_lookups_total", "Response cache lookups by outcome",
                   ["outcome"])  # hit, miss, error
@@ -178,7 +180,6 @@ class ResponseCache:
         self.store = store
         self._ttl = ttl_seconds
         self._max_body = max_body_bytes
-        self._last_error_logged = float("-inf")
 
     def covers(self, route: str) -> bool:
         return route in self.policy.routes
@@ -202,6 +203,7 @@ class ResponseCache:
             self._store_failed("lookup", exc)
             LOOKUPS.labels("error").inc()
             return None, None
+        DEPENDENCIES.available(_REDIS)
         LOOKUPS.labels("hit" if entry is not None else "miss").inc()
         return entry, generation
 
@@ -256,10 +258,7 @@ class ResponseCache:
         await self.invalidate(tenant, "event")
 
     def _store_failed(self, operation: str, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_error_logged > 10:
-            self._last_error_logged = now
-            log.warning("gateway.cache_store_failed", operation=operation, error=repr(exc))
+        DEPENDENCIES.unavailable(_REDIS, operation=f"response cache {operation}", error=repr(exc))
 
 
 class _Recorder:

@@ -23,16 +23,16 @@ import math
 import time
 from dataclasses import dataclass
 
-import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from amazonlite.gateway.errors import RateLimited
 from amazonlite.gateway.tenants import TenantInfo
+from amazonlite.platform.outages import DEPENDENCIES, redis_dependency
 from amazonlite.platform.security import Principal
 
-log = structlog.get_logger("amazonlite.gateway")
+_REDIS = redis_dependency("gateway")  # its outages are logged once, when they begin and end
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -65,7 +65,6 @@ class RateLimiter:
         self._limiter = SlidingWindowCounterRateLimiter(self.storage)
         self._window = window_seconds
         self._items: dict[int, RateLimitItem] = {}
-        self._last_error_logged = float("-inf")
 
     async def aclose(self) -> None:
         """Close the Redis connections, if any (the `limits` storage has no close of its own)."""
@@ -101,11 +100,9 @@ class RateLimiter:
         except RateLimited:
             raise
         except Exception as exc:
-            now = time.monotonic()
-            if now - self._last_error_logged > 10:
-                self._last_error_logged = now
-                log.warning("gateway.rate_limit_storage_failed", error=repr(exc))
+            DEPENDENCIES.unavailable(_REDIS, operation="rate limit", error=repr(exc))
             return None
+        DEPENDENCIES.available(_REDIS)
         return min(quotas, key=lambda q: (q.remaining, -q.limit))
 
     async def _quota(self, item: RateLimitItem, keys: tuple[str, ...]) -> Quota:

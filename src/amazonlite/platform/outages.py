@@ -57,3 +57,7 @@ def database_dependency(service: str) -> str:
 
 def upstream_dependency(service: str) -> str:
     return f"gateway.upstream.{service}"
+
+
+def redis_dependency(owner: str) -> str:
+    return f"{owner}.redis"
