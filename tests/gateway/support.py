@@ -203,10 +203,10 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def uvicorn_server(app: Any) -> AsyncIterator[str]:
-    """Serve `app` with a real uvicorn on a free port, in this event loop; yields its base URL."""
+async def uvicorn_server(app: Any, port: int = 0) -> AsyncIterator[str]:
+    """Serve `app` with a real uvicorn on `port` (default: a free one), in this event loop; yields its base URL."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,11 +20,16 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from amazonlite.gateway.app import Upstream, create_gateway
 from amazonlite.platform.db import Database
 from amazonlite.platform.errors import PROBLEM_BASE, ServiceUnavailable
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
 from amazonlite.platform.logging import configure_logging
+from amazonlite.platform.resilience import ResilienceSettings
+from amazonlite.platform.revocation import MemoryRevocationStore
+from tests.gateway.support import client_of, echo_app, uvicorn_server
 from tests.support import servers
+from tests.support.harness import fast_platform_settings
 
 
 class Note(BaseModel):
@@ -290,4 +296,24 @@ class TestLogLevels:
         await db.dispose()
         assert down == [503] * 3 and back == [200] * 3
         events = [(line["event"], line["level"]) for line in logs() if line.get("dependency") == f"{service}.database"]
+        assert events == [("outages.dependency_went_down", "warning"), ("outages.dependency_came_back", "info")]
+
+
+class TestUpstreamOutageLogs:
+    async def test_an_unreachable_upstream_is_one_warning_and_its_return_one_info(
+            self, logs: Logs, tmp_path: Path) -> None:
+        platform = fast_platform_settings(tmp_path)
+        port = servers.free_port()
+        gateway = create_gateway(platform, [Upstream("catalog", url=f"http://127.0.0.1:{port}")],
+                                 revocations=MemoryRevocationStore(),
+                                 resilience=ResilienceSettings(retries=0, breaker_failure_threshold=100))
+        async with client_of(gateway) as client:
+            down = [(await client.get("/api/v1/products")).status_code for _ in range(4)]
+            async with uvicorn_server(echo_app("catalog", platform), port):
+                back = [(await client.get("/api/v1/products")).status_code for _ in range(2)]
+        assert down == [503] * 4 and back == [200] * 2
+        lines = logs()
+        assert at_level(lines, "error") == []
+        events = [(line["event"], line["level"]) for line in lines
+                  if line.get("dependency") == "gateway.upstream.catalog"]
         assert events == [("outages.dependency_went_down", "warning"), ("outages.dependency_came_back", "info")]
