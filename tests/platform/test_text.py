@@ -17,6 +17,7 @@ from amazonlite.platform.text import (
     SINGLE_LINE_PATTERN,
     MultiLine,
     SingleLine,
+    as_one_line,
     normalise_email,
 )
 
@@ -58,6 +59,16 @@ class TestControlAndFormatCharacters:
                                      ("a\U000e0041", False, False), ("a\u200db", True, True)):
             assert (bool(re.search(SINGLE_LINE_PATTERN, value)), bool(re.search(MULTI_LINE_PATTERN, value))) == (
                 single, multi), repr(value)
+
+
+class TestNamesFromElsewhere:
+    @pytest.mark.parametrize(("claimed", "kept"), [
+        ("Ada\nLovelace", "Ada Lovelace"), ("\u202eecilA\u200b", "ecilA"), (" x\x00\x07y ", "x y"),
+        ("\u0915\u094d\u200d\u0937", "\u0915\u094d\u200d\u0937"),  # a conjunct keeps its joiner
+    ])
+    def test_an_identity_providers_name_is_made_one_line(self, claimed: str, kept: str) -> None:
+        assert as_one_line(claimed) == kept
+        assert re.fullmatch(SINGLE_LINE_PATTERN, kept)
 
 
 class TestEmails:

@@ -10,6 +10,7 @@ sequences), so they are allowed.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated
 
@@ -79,6 +80,15 @@ STRIPPED = AfterValidator(str.strip)
 
 MultiLine = Annotated[str, StringConstraints(pattern=MULTI_LINE_PATTERN)]
 """A description: lines and tabs, but no other control or format characters."""
+
+
+_REFUSED_IN_ONE_LINE = re.compile(f"[{_NOT_ONE_LINE}]+")
+
+
+def as_one_line(value: str) -> str:
+    """A name from elsewhere (an identity provider's claim) made to follow `SingleLine`: control and
+    format characters become one space each run, then surrounding white space goes."""
+    return _REFUSED_IN_ONE_LINE.sub(" ", value).strip()
 
 
 def normalise_email(value: str) -> str:

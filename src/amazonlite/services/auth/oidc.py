@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.db import utcnow
-from amazonlite.platform.text import normalise_email
+from amazonlite.platform.text import as_one_line, normalise_email
 from amazonlite.services.auth import keys, service
 from amazonlite.services.auth.errors import (
     InvalidIdToken,
@@ -102,7 +102,7 @@ async def _user_for(session: AsyncSession, provider: str, claims: dict[str, Any]
             # Another identity of this provider is linked already: never re-link by email.
             raise OAuthAccountNotLinkable
     else:
-        name = str(claims.get("name") or email.split("@", 1)[0])[:200]
+        name = as_one_line(str(claims.get("name") or ""))[:200] or email.split("@", 1)[0][:200]
         user = await service.create_external_user(session, email=email, name=name,
                                                    email_verified=_verified_by_provider(claims))
     try:
