@@ -20,14 +20,14 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from amazonlite.gateway.app import Upstream, create_gateway
+from amazonlite.gateway.app import GatewaySettings, Upstream, create_gateway
 from amazonlite.platform.db import Database
 from amazonlite.platform.errors import PROBLEM_BASE, ServiceUnavailable
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
 from amazonlite.platform.logging import configure_logging
 from amazonlite.platform.resilience import ResilienceSettings
 from amazonlite.platform.revocation import MemoryRevocationStore
-from tests.gateway.support import client_of, echo_app, uvicorn_server
+from tests.gateway.support import client_of, echo_app, received, uvicorn_server
 from tests.support import servers
 from tests.support.harness import fast_platform_settings
 
@@ -317,3 +317,24 @@ class TestUpstreamOutageLogs:
         events = [(line["event"], line["level"]) for line in lines
                   if line.get("dependency") == "gateway.upstream.catalog"]
         assert events == [("outages.dependency_went_down", "warning"), ("outages.dependency_came_back", "info")]
+
+
+class TestForwardingHeadersAtTheGateway:
+    async def test_only_x_forwarded_for_from_a_trusted_proxy_names_the_client_and_none_reaches_a_service(
+            self, tmp_path: Path) -> None:
+        platform = fast_platform_settings(tmp_path)
+        gateway = create_gateway(platform, [Upstream("catalog", app=echo_app("catalog", platform))],
+                                 revocations=MemoryRevocationStore(),
+                                 settings=GatewaySettings(trusted_proxies=["10.0.0.0/8"]))
+        transport = httpx.ASGITransport(app=gateway, client=("10.1.2.3", 40000))  # a trusted proxy
+        async with gateway.router.lifespan_context(gateway), httpx.AsyncClient(
+                transport=transport, base_url="http://gateway") as proxy:
+            other_headers = await proxy.get("/api/v1/products", headers={
+                "X-Real-IP": "198.51.100.7", "Forwarded": "for=198.51.100.8", "True-Client-IP": "198.51.100.9"})
+            forwarded_for = await proxy.get("/api/v1/products", headers={"X-Forwarded-For": "198.51.100.66"})
+        assert other_headers.json()["principal"]["client_address"] == "10.1.2.3"
+        assert forwarded_for.json()["principal"]["client_address"] == "198.51.100.66"
+        for name in ("x-real-ip", "forwarded", "true-client-ip"):
+            assert received(other_headers, name) == [], name
+        assert received(other_headers, "x-forwarded-for") == ["10.1.2.3"]  # what the gateway decided
+        assert received(forwarded_for, "x-forwarded-for") == ["198.51.100.66"]

@@ -66,7 +66,8 @@ class GatewaySettings(BaseSettings):
     response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
 
     # Addresses (or CIDR networks) of reverse proxies in front of the gateway. Only a request that
-    # arrives from one of them has its `X-Forwarded-For` believed; empty: the peer address is the client.
+    # arrives from one of them has its `X-Forwarded-For` believed (never `Forwarded`, `X-Real-IP` and
+    # the like: gateway/edge.py); empty: the peer address is the client.
     trusted_proxies: list[str] = Field(default_factory=list)
     # The deployment is served over TLS (directly or by a proxy): send Strict-Transport-Security.
     behind_tls: bool = False
