@@ -133,6 +133,25 @@ class TestBodySize:
         assert response.status_code == 413
         assert problem_type(response) == "payload-too-large"
 
+    async def test_a_body_cut_short_by_a_disconnect_never_reaches_the_app(self) -> None:
+        reached = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            reached.append(scope["path"])
+
+        messages = iter([{"type": "http.request", "body": b'{"text": ', "more_body": True},
+                         {"type": "http.disconnect"}])
+
+        async def receive() -> Any:
+            return next(messages)
+
+        async def send(message: Any) -> None:
+            raise AssertionError(f"nobody is there to answer: {message}")
+
+        scope = {"type": "http", "method": "POST", "path": "/notes", "headers": [], "query_string": b""}
+        await EdgeMiddleware(app, service="edge-test", max_body_bytes=1024)(scope, receive, send)
+        assert reached == []
+
     async def test_a_body_under_the_limit_reaches_the_app_whole(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/notes", json={"text": "y" * 900})
         assert response.status_code == 200

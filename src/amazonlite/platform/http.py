@@ -127,7 +127,10 @@ class EdgeMiddleware:
             return
         if method in _BODY_METHODS:
             # Bodies are small (bounded above): read them whole, check them, replay them to the app.
-            body = await self._read_body(receive)
+            try:
+                body = await self._read_body(receive)
+            except _ClientGone:
+                return  # went away mid-body (or the server cut it off as too slow): nobody to answer
             if body is None:
                 await self._reject(scope, send_wrapper, PayloadTooLarge(
                     f"The body is larger than {self.max_body_bytes} bytes"))
@@ -162,7 +165,7 @@ class EdgeMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break  # the client went away; the app sees an empty body
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -181,6 +184,10 @@ class EdgeMiddleware:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": err.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class _ClientGone(Exception):
+    pass
 
 
 class NulCharacter(BadRequest):
