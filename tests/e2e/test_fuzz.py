@@ -10,12 +10,15 @@ there, authentication enforced, 405 with `Allow` for an undocumented method. Thr
 anonymous one, a signed-in customer and a platform admin.
 
 The run is `schemathesis run` (its CLI: the phases and the checks of the coverage phase exist only
-there), against a running embedded platform. Its configuration is below, with a reason for each
-expectation that differs from schemathesis's defaults.
+there), against a running embedded platform. Signed-in callers are Web Fuzzing Commons identities,
+so that schemathesis knows the credentials (the ignored-auth check then also sends each request
+without them, and with forged ones) and, for a customer, a peer. Its configuration is below, with a
+reason for each expectation that differs from schemathesis's defaults.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,20 +84,37 @@ def fuzzed_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[platfo
         yield running
 
 
-def _caller_headers(platform: platforms.Platform, caller: str) -> dict[str, str]:
+def _identities(platform: platforms.Platform, caller: str) -> list[tuple[str, str]]:
+    """The caller's access token, and for a customer another customer's: schemathesis's
+    object-level authorization check replays each of the caller's reads as that peer, who must
+    not get the caller's objects (a profile, addresses, preferences). A platform admin has no such
+    peer: it may read every tenant's objects, and another tenant's admin reads its own tenant."""
     with httpx.Client(base_url=f"{platform.base_url}/api/v1", timeout=30) as api:
         if caller == "admin":
-            return actors.sign_in(api, platforms.ADMIN_EMAIL, platforms.ADMIN_PASSWORD, "default").auth
+            return [("admin", actors.sign_in(api, platforms.ADMIN_EMAIL, platforms.ADMIN_PASSWORD,
+                                             "default").access_token)]
         if caller == "customer":
-            return actors.sign_up(api, "default", name="Fuzzed Customer").auth
-    return {}
+            return [("customer", actors.sign_up(api, "default", name="Fuzzed Customer").access_token),
+                    ("other-customer", actors.sign_up(api, "default", name="Other Customer").access_token)]
+    return []
+
+
+def _wfc_auth(identities: list[tuple[str, str]], path: Path) -> str:
+    """A Web Fuzzing Commons auth document of the identities, and its `[auth.wfc]` section: every
+    request as the first; the others loaded as its peers."""
+    path.write_text(json.dumps({"auth": [
+        {"name": name, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {token}"}]}
+        for name, token in identities]}))
+    names = [name for name, _ in identities]
+    peers = f"peers = {names!r}\n" if len(names) > 1 else ""
+    return f'[auth.wfc]\npath = "{path}"\nuser = "{names[0]}"\n{peers}'
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "customer", "admin"])
 def test_the_document_tells_the_truth(fuzzed_platform: platforms.Platform, caller: str, tmp_path: Path) -> None:
-    headers = _caller_headers(fuzzed_platform, caller)
+    identities = _identities(fuzzed_platform, caller)
     config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG + "\n" + (_wfc_auth(identities, tmp_path / "auth.json") if identities else ""))
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run",
         f"{fuzzed_platform.base_url}/openapi.json", "--checks", "all",
@@ -102,9 +122,7 @@ def test_the_document_tells_the_truth(fuzzed_platform: platforms.Platform, calle
         "--seed", str(SEED), "--workers", "1", "--request-timeout", "30",
         "--report", "junit", "--report-dir", str(tmp_path / "report"),
     ]
-    for name, value in headers.items():
-        command += ["--header", f"{name}: {value}"]
-    if headers:
+    if identities:
         # Logout revokes the access token every later request of the run carries; the anonymous
         # caller fuzzes it (401 for every body, as documented).
         command += ["--exclude-path", "/api/v1/auth/logout"]
