@@ -11,9 +11,10 @@ from amazonlite.gateway.app import ROUTES, Upstream, create_gateway
 from amazonlite.gateway.openapi import merge_openapi
 from amazonlite.gateway.routing import RouteTable
 from amazonlite.platform.config import PlatformSettings
+from amazonlite.platform.errors import PROBLEM_JSON
 from amazonlite.platform.revocation import MemoryRevocationStore
 from amazonlite.services.users.app import SERVICE as USERS
-from tests.gateway.support import client_of, free_port
+from tests.gateway.support import bearer, client_of, free_port
 from tests.support.harness import running_service
 
 
@@ -55,6 +56,21 @@ class TestMergedDocument:
         assert not any(path.startswith("/api/v1/users") for path in document["paths"])
         assert "did not answer" in document["info"]["description"]
         assert "users" in document["info"]["description"].split("Incomplete")[1]
+
+    async def test_every_operation_documents_the_problems_the_gateway_answers_itself(self, gateway: FastAPI) -> None:
+        async with client_of(gateway) as client:
+            document = (await client.get("/openapi.json")).json()
+            forged = await client.get("/api/v1/products/items", headers=bearer("not-a-token"))
+        operation = document["paths"]["/api/v1/products/items"]["get"]
+        assert forged.status_code == 401
+        assert f"`{forged.json()['type'].rsplit('/', 1)[1]}`" in operation["responses"]["401"]["description"]
+        for status, problem_type in [(401, "unauthorized"), (403, "tenant-suspended"), (403, "tenant-mismatch"),
+                                     (404, "unknown-tenant"), (429, "rate-limited"), (502, "bad-gateway"),
+                                     (503, "circuit-open"), (503, "service-busy"), (504, "upstream-timeout")]:
+            response = operation["responses"][str(status)]
+            assert response["content"] == {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            assert f"`{problem_type}`: " in response["description"], (status, response["description"])
+        assert operation["responses"]["429"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
 
     async def test_the_docs_page_loads_the_merged_document(self, gateway: FastAPI) -> None:
         async with client_of(gateway) as client:
