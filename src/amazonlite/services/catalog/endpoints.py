@@ -62,7 +62,8 @@ async def read_product(product_id: uuid.UUID, session: SessionDep, principal: Ca
 
 
 @router.post("/products", status_code=201, response_model=schemas.Product, tags=["products"],
-             responses=problem_responses(*WRITE_ERRORS, DuplicateSku, DuplicateSlug, CatalogConflict))
+             responses=problem_responses(*WRITE_ERRORS, DuplicateSku, DuplicateSlug, CatalogConflict, UnknownCategory,
+                                         UnknownBrand))
 async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, session: SessionDep) -> schemas.Product:
     product = await service.create_product(session, data)
     return schemas.Product.model_validate(product)
@@ -70,7 +71,7 @@ async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, sess
 
 @router.patch("/products/{product_id}", response_model=schemas.Product, tags=["products"],
               responses=problem_responses(*WRITE_ERRORS, ProductNotFound, DuplicateSku, DuplicateSlug,
-                                          UnknownCategory, UnknownBrand))
+                                          UnknownCategory, UnknownBrand, CatalogConflict))
 async def update_product(_admin: CatalogAdmin, product_id: uuid.UUID, changes: schemas.ProductUpdate,
                          session: SessionDep) -> schemas.Product:
     product = await service.update_product(session, product_id, changes)
@@ -78,7 +79,7 @@ async def update_product(_admin: CatalogAdmin, product_id: uuid.UUID, changes: s
 
 
 @router.delete("/products/{product_id}", status_code=204, tags=["products"],
-               responses=problem_responses(*WRITE_ERRORS, ProductNotFound))
+               responses=problem_responses(*WRITE_ERRORS, ProductNotFound, CatalogConflict))
 async def delete_product(_admin: CatalogAdmin, product_id: uuid.UUID, session: SessionDep) -> None:
     await service.delete_product(session, product_id)
 
@@ -95,14 +96,15 @@ async def list_categories(session: SessionDep, limit: Limit = 100, cursor: Curso
 
 
 @router.post("/categories", status_code=201, response_model=schemas.Category, tags=["categories"],
-             responses=problem_responses(*WRITE_ERRORS, DuplicateSlug))
+             responses=problem_responses(*WRITE_ERRORS, DuplicateSlug, UnknownCategory, CatalogConflict))
 async def create_category(_admin: CatalogAdmin, data: schemas.CategoryCreate, session: SessionDep
                           ) -> schemas.Category:
     return schemas.Category.model_validate(await service.create_category(session, data))
 
 
 @router.patch("/categories/{category_id}", response_model=schemas.Category, tags=["categories"],
-              responses=problem_responses(*WRITE_ERRORS, CategoryNotFound, DuplicateSlug, InvalidCategoryParent))
+              responses=problem_responses(*WRITE_ERRORS, CategoryNotFound, DuplicateSlug, UnknownCategory,
+                                          InvalidCategoryParent, CatalogConflict))
 async def update_category(_admin: CatalogAdmin, category_id: uuid.UUID, changes: schemas.CategoryUpdate,
                           session: SessionDep) -> schemas.Category:
     return schemas.Category.model_validate(await service.update_category(session, category_id, changes))
@@ -124,13 +126,13 @@ async def list_brands(session: SessionDep, limit: Limit = 100, cursor: CursorPar
 
 
 @router.post("/brands", status_code=201, response_model=schemas.Brand, tags=["brands"],
-             responses=problem_responses(*WRITE_ERRORS, DuplicateSlug))
+             responses=problem_responses(*WRITE_ERRORS, DuplicateSlug, CatalogConflict))
 async def create_brand(_admin: CatalogAdmin, data: schemas.BrandCreate, session: SessionDep) -> schemas.Brand:
     return schemas.Brand.model_validate(await service.create_brand(session, data))
 
 
 @router.patch("/brands/{brand_id}", response_model=schemas.Brand, tags=["brands"],
-              responses=problem_responses(*WRITE_ERRORS, BrandNotFound, DuplicateSlug))
+              responses=problem_responses(*WRITE_ERRORS, BrandNotFound, DuplicateSlug, CatalogConflict))
 async def update_brand(_admin: CatalogAdmin, brand_id: uuid.UUID, changes: schemas.BrandUpdate,
                        session: SessionDep) -> schemas.Brand:
     return schemas.Brand.model_validate(await service.update_brand(session, brand_id, changes))

@@ -89,7 +89,7 @@ async def update_address(address_id: uuid.UUID, changes: AddressUpdate, session:
 
 
 @router.delete("/me/addresses/{address_id}", status_code=204, tags=["addresses"],
-               responses=problem_responses(Unauthorized, ValidationFailed, AddressNotFound))
+               responses=problem_responses(Unauthorized, ValidationFailed, ProfileNotFound, AddressNotFound))
 async def delete_address(address_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Response:
     await service.delete_address(session, _user_id(user), address_id)
     return Response(status_code=204)
