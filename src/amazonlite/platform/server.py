@@ -18,9 +18,14 @@ with the limits a server facing hostile clients needs and that uvicorn does not 
 - With several workers, a worker ends when its supervisor does, even if that was killed with
   SIGKILL, so no orphan keeps the port.
 
-Each of these answers is an RFC 9457 problem with its correlation id. The deadlines are checked by
-one sweep per process every half second over the open connections, so a request costs the server
-two float assignments rather than two timers.
+Each of these answers is an RFC 9457 problem with its correlation id (also in `X-Correlation-ID`,
+and in the `server.request_refused` log line). What no answer can be given to: a connection idle
+before its first byte is closed silently (there is no request to answer); a client that sends more
+than `drain_max_bytes` after its answer may see a reset before it reads the answer; TLS and HTTP/2
+are not served here (a proxy in front terminates them, with its own error pages).
+
+The deadlines are checked by one sweep per process every half second over the open connections,
+so a request costs the server two float assignments rather than two timers.
 """
 
 from __future__ import annotations
