@@ -29,7 +29,14 @@ from amazonlite.gateway.errors import (
 )
 from amazonlite.gateway.proxy import UpstreamClient
 from amazonlite.gateway.routing import RouteTable
-from amazonlite.platform.openapi import BEARER_AUTH, BEARER_SCHEME, document_problems, operations, problem
+from amazonlite.platform.openapi import (
+    BEARER_AUTH,
+    BEARER_SCHEME,
+    HTTP_METHODS,
+    document_problems,
+    operations,
+    problem,
+)
 from amazonlite.platform.resilience import (
     BulkheadFull,
     CircuitOpen,
@@ -47,8 +54,6 @@ DESCRIPTION = (
     "`Authorization: Bearer <access_token>`; an anonymous request names its tenant with `X-Tenant-ID` "
     "(absent: `default`). Errors are RFC 9457 `application/problem+json` documents."
 )
-HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
-
 # What the gateway itself answers on every route, before or instead of the service's answer.
 GATEWAY_PROBLEMS = tuple(problem(error) for error in (
     InvalidAccessToken, TenantSuspended, TenantMismatch, UnknownTenant, RateLimited, DownstreamFailed,

@@ -36,10 +36,11 @@ Problem = tuple[int, str, str]  # status, type, title
 BEARER_AUTH = "bearerAuth"
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                  "description": "An access token from `POST /api/v1/auth/login`."}
-# Both alternatives: the route serves anonymous callers and signed-in users alike.
 SIGNED_IN: list[dict[str, list[str]]] = [{BEARER_AUTH: []}]
+# Either alternative: the route serves anonymous callers and signed-in users alike.
 ANYONE: list[dict[str, list[str]]] = [{BEARER_AUTH: []}, {}]
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
 # The edge refuses a JSON `\u0000` with 400 nul-character before any schema is checked; a pattern on
 # every free-text string (and object key) says so, so that a request the schema allows is accepted.
@@ -86,7 +87,7 @@ def document_problems(operation: dict[str, Any], problems: Iterable[Problem]) ->
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for path, item in (document.get("paths") or {}).items():
         for method, operation in item.items():
-            if method in {"get", "put", "post", "delete", "options", "head", "patch", "trace"}:
+            if method in HTTP_METHODS:
                 yield path, method, operation
 
 
@@ -120,7 +121,7 @@ def document_kernel_problems(document: dict[str, Any], routes: Iterable[Any]) ->
     parameters = [p.get("schema") for _path, _method, op in operations(document) for p in op.get("parameters") or ()]
     for node in _schemas([parameters, schemas]):
         _keys_as_property_names(node)
-        forbid_nul(node)
+        _forbid_nul(node)
         _drop_refused_default(node)
     return document
 
@@ -139,7 +140,7 @@ def _keys_as_property_names(node: dict[str, Any]) -> None:
     node["additionalProperties"] = values
 
 
-def forbid_nul(node: dict[str, Any]) -> None:
+def _forbid_nul(node: dict[str, Any]) -> None:
     """A string schema without a pattern, format or fixed values of its own (those exclude NUL
     already) gets the no-NUL pattern, and so do the keys of an open object."""
     if node.get("type") == "string" and not {"pattern", "format", "enum", "const"} & node.keys():
