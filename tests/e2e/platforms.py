@@ -108,7 +108,6 @@ class Platform:
 class _Server:
     """How a server process was started, so that it can be started again the same way."""
 
-    label: str
     args: Sequence[str]
     env: Mapping[str, str]
     port: int
@@ -156,7 +155,7 @@ class _Processes:
             except PortTaken:
                 self.procs.remove(proc)
                 continue
-            self.servers[label] = _Server(label, args(port), extra_env(port), port, proc)
+            self.servers[label] = _Server(args(port), extra_env(port), port, proc)
             return port
         raise RuntimeError(f"{label}: no free port after {attempts} attempts")
 
@@ -170,7 +169,7 @@ class _Processes:
 
     def serve_at(self, label: str, port: int, args: Sequence[str], extra_env: Mapping[str, str]) -> None:
         """Start a server on a port chosen beforehand (no second attempt elsewhere), once ready."""
-        self.servers[label] = _Server(label, args, extra_env, port, None, starts=0)
+        self.servers[label] = _Server(args, extra_env, port, None, starts=0)
         self.restart(label)
 
     def restart(self, label: str) -> None:
