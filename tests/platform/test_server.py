@@ -235,6 +235,32 @@ class TestOversizeBodies:
         assert answer.status == 413 and answer.problem()["type"] == PROBLEM_BASE + "payload-too-large"
         assert answer.closed
 
+    def test_the_server_stops_reading_a_refused_body_after_a_bounded_amount(self, address: tuple[str, int]) -> None:
+        announced = 200 * 1024 * 1024
+        sent = [0]
+        with socket.create_connection(address, timeout=GENEROUS) as sock:
+
+            def send_until_refused() -> None:
+                chunk = b"x" * 65536
+                try:
+                    sock.sendall(request("POST", "/echo", f"Content-Length: {announced}"))
+                    while sent[0] < announced:
+                        sock.sendall(chunk)
+                        sent[0] += len(chunk)
+                except OSError:
+                    pass  # the server closed: it read what it was willing to
+
+            sender = threading.Thread(target=send_until_refused, daemon=True)
+            sender.start()
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    received += chunk
+            sender.join(timeout=GENEROUS)
+        assert received.startswith(b"HTTP/1.1 413 "), received[:100]
+        # The drain bound (8 MiB by default), plus what the sockets' buffers held on the way.
+        assert sent[0] < 40 * 1024 * 1024, sent[0]
+
     def test_expect_100_continue_with_a_too_large_length_is_answered_at_once(self, address: tuple[str, int]) -> None:
         with socket.create_connection(address, timeout=GENEROUS) as sock:
             sock.sendall(request("POST", "/echo", "Content-Type: application/json", "Expect: 100-continue",
