@@ -12,9 +12,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from amazonlite.platform.bus.memory import InProcessTransport
+from amazonlite.platform.consumer import EventContext
 from amazonlite.platform.outbox import record_event
 from tests.platform.helpers import count_rows, eventually
-from tests.platform.ledger import build_runtime, entry_added, entry_amounts, ledger_module, published
+from tests.platform.ledger import (
+    EntryAddedV1,
+    build_runtime,
+    copy_entry,
+    entry_added,
+    entry_amounts,
+    ledger_module,
+    published,
+)
 from tests.support.harness import fast_platform_settings as platform_for
 from tests.support.servers import PG_ADMIN_URL
 
@@ -64,6 +73,44 @@ class TestConsumerStoreOutage:
             assert await entry_amounts(consumer, tenant) == [42]
             assert await count_rows(consumer.db.engine, "dead_letters") == 0
             assert await count_rows(consumer.db.engine, "inbox") == 1
+        finally:
+            await producer.stop()
+            await consumer.stop()
+            await bus.stop()
+
+
+class TestAnOutageIsNotTheEventsFault:
+    async def test_an_outage_longer_than_the_retries_dead_letters_nothing_and_the_event_applies_once_back(
+            self, sqlite_url: str, tmp_path: Path, tenant: str, unique: str) -> None:
+        """The consumer's database refuses connections for more attempts than the retry budget (the
+        driver's own error, as asyncpg raises it when it cannot connect): the event is delivered
+        again until it applies, never dead-lettered, however the outage and the retries line up."""
+        payload = entry_added(unique)
+        refusals = 5  # more than consumer_max_attempts
+
+        async def copy_once_the_database_is_back(ctx: EventContext, event: EntryAddedV1) -> None:
+            nonlocal refusals
+            if refusals:
+                refusals -= 1
+                raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+            await copy_entry(ctx, event)
+
+        platform = platform_for(tmp_path, consumer_max_attempts=2)
+        bus = InProcessTransport()
+        producer = await build_runtime(ledger_module(), platform, sqlite_url, bus)
+        consumer = await build_runtime(ledger_module(f"audit-{unique}", payload=payload,
+                                                     on_entry=copy_once_the_database_is_back),
+                                       platform, f"sqlite+aiosqlite:///{tmp_path / 'consumer.sqlite3'}", bus)
+        await bus.start()
+        try:
+            entry_id = uuid.uuid4()
+            async with producer.db.session(tenant_id=tenant) as session:
+                envelope = await record_event(session, payload(entry_id=entry_id, amount=7), aggregate_id=entry_id)
+            await producer.start()  # its relay retries a batch the consumer could not apply
+            await eventually(lambda: published(producer, envelope.event_id), what="the event to be applied")
+            assert refusals == 0
+            assert await entry_amounts(consumer, tenant) == [7]
+            assert await count_rows(consumer.db.engine, "dead_letters") == 0
         finally:
             await producer.stop()
             await consumer.stop()

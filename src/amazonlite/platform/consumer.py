@@ -33,10 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.bus import Message, Transport
 from amazonlite.platform.context import bind_correlation_id, bind_tenant
-from amazonlite.platform.db import Database, utcnow
+from amazonlite.platform.db import Database, is_database_outage, utcnow
 from amazonlite.platform.events import Envelope, dead_letter_topic
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.messaging import MessagingTables
+from amazonlite.platform.outages import DEPENDENCIES, database_dependency
 from amazonlite.platform.tenancy import UNSCOPED
 from amazonlite.platform.tracing import extract_context, tracer
 
@@ -162,6 +163,12 @@ class Consumer:
                 await self._dead_letter(message, envelope, envelope.tenant_id, _describe(exc), attempt)
                 return
             except Exception as exc:
+                if is_database_outage(exc):
+                    # Not the event's fault: nothing is dead-lettered for an outage. The transport
+                    # delivers it again later (Kafka: from the uncommitted offset; in-process: the
+                    # relay's next try), and the outage is logged once, not per event.
+                    DEPENDENCIES.unavailable(database_dependency(self.service), error=repr(exc)[:300])
+                    raise
                 if attempt >= self.retry.max_attempts:
                     await self._dead_letter(message, envelope, envelope.tenant_id, _describe(exc), attempt)
                     return

@@ -8,6 +8,7 @@ matters for migrations.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,7 @@ import structlog
 from sqlalchemy import DateTime, MetaData, Uuid, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import NullPool
@@ -124,6 +126,38 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine)
     return engine
+
+
+# SQLSTATEs of a database that cannot be reached or will not take the connection: class 08
+# (connection exception), shutdowns and start-ups (57P01-57P03), too many connections (53300), and a
+# database not accepting connections (55000, from ALTER DATABASE ... ALLOW_CONNECTIONS false).
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "55000"})
+# MySQL/MariaDB: cannot connect (2002, 2003), server gone or connection lost (2006, 2013), too many
+# connections (1040), shutting down (1053).
+_UNAVAILABLE_MYSQL_CODES = frozenset({2002, 2003, 2006, 2013, 1040, 1053})
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or will not serve now (an outage, which
+    passes), rather than that a statement is wrong: a driver error with a connection-class code, or
+    the socket error a driver raises unwrapped when it cannot connect (asyncpg: ConnectionRefusedError,
+    or socket.gaierror when the database's host name no longer resolves)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if isinstance(candidate, (ConnectionError, TimeoutError)):
+            return True
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES):
+            return True
+        args = getattr(candidate, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _UNAVAILABLE_MYSQL_CODES:
+            return True
+    return False
 
 
 def _is_locked(exc: BaseException) -> bool:

@@ -29,6 +29,7 @@ from amazonlite.platform.context import (
     accept_or_mint_correlation_id,
     bind_correlation_id,
 )
+from amazonlite.platform.db import is_database_outage
 from amazonlite.platform.errors import PROBLEM_BASE, PROBLEM_JSON, AppError, BadRequest, PayloadTooLarge
 from amazonlite.platform.outages import DEPENDENCIES, database_dependency
 from amazonlite.platform.tracing import extract_context, tracer
@@ -270,7 +271,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(request, 409, "concurrent-update", "Another change got there first",
                                     "The request collided with a concurrent change and was undone; retry it",
                                     headers={"Retry-After": "1"})
-        if _is_unavailable(exc):
+        if is_database_outage(exc):
             return await database_unavailable(request, exc)
         if _is_data_error(exc):
             # The store refused a value (out of range, too long, not representable): the input's
@@ -337,30 +338,6 @@ def _is_lock_conflict(exc: DBAPIError) -> bool:
         if args and isinstance(args[0], int) and args[0] in _LOCK_MYSQL_CODES:
             return True
     return "database is locked" in str(exc.orig)
-
-
-# SQLSTATEs of a database that cannot be reached or will not take the connection: class 08
-# (connection exception), shutdowns and start-ups (57P01-57P03), too many connections (53300), and a
-# database not accepting connections (55000, from ALTER DATABASE ... ALLOW_CONNECTIONS false).
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "55000"})
-# MySQL/MariaDB: cannot connect (2002, 2003), server gone or connection lost (2006, 2013), too many
-# connections (1040), shutting down (1053).
-_UNAVAILABLE_MYSQL_CODES = frozenset({2002, 2003, 2006, 2013, 1040, 1053})
-
-
-def _is_unavailable(exc: DBAPIError) -> bool:
-    if exc.connection_invalidated:
-        return True
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        if isinstance(candidate, (ConnectionError, TimeoutError)):
-            return True
-        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES):
-            return True
-        args = getattr(candidate, "args", ())
-        if args and isinstance(args[0], int) and args[0] in _UNAVAILABLE_MYSQL_CODES:
-            return True
-    return False
 
 
 def _is_data_error(exc: DBAPIError) -> bool:
