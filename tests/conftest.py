@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import servers
+from tests.support.logs import Logs, json_logs
 
 
 @pytest.fixture
@@ -42,3 +43,9 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 def kafka_bootstrap() -> Iterator[str]:
     with servers.tansu_broker() as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture
+def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
+    """The JSON log lines written so far by this test (its logging configured as a server's)."""
+    yield from json_logs(capsys)

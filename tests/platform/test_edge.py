@@ -4,17 +4,14 @@ something (an outage logged once when it begins and once when it ends, a bug at 
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 import pytest
-import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -24,12 +21,12 @@ from amazonlite.gateway.app import GatewaySettings, Upstream, create_gateway
 from amazonlite.platform.db import Database
 from amazonlite.platform.errors import PROBLEM_BASE, ServiceUnavailable
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
-from amazonlite.platform.logging import configure_logging
 from amazonlite.platform.resilience import ResilienceSettings
 from amazonlite.platform.revocation import MemoryRevocationStore
 from tests.gateway.support import client_of, echo_app, received, uvicorn_server
 from tests.support import servers
 from tests.support.harness import fast_platform_settings
+from tests.support.logs import Logs, at_level
 
 
 class Note(BaseModel):
@@ -244,29 +241,6 @@ class TestMethodNotAllowed:
         assert response.status_code == 405
         assert response.json()["type"] == PROBLEM_BASE + "method-not-allowed"
         assert {"GET", "PATCH"} <= set(response.headers["allow"].split(", ")), response.headers["allow"]
-
-
-Logs = Callable[[], list[dict[str, Any]]]
-
-
-@pytest.fixture
-def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
-    """The JSON log lines written so far by this test (its logging configured as a server's)."""
-    configure_logging("edge-test", json=True, cache=False)
-    capsys.readouterr()
-    lines: list[dict[str, Any]] = []
-
-    def read() -> list[dict[str, Any]]:
-        lines.extend(orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{"))
-        return lines
-
-    yield read
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-
-
-def at_level(lines: list[dict[str, Any]], level: str) -> list[str]:
-    return [line["event"] for line in lines if line["level"] == level]
 
 
 class TestLogLevels:

@@ -20,9 +20,12 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
+from amazonlite.platform.outages import DEPENDENCIES, redis_dependency
 from amazonlite.services.auth.errors import TooManyLoginAttempts
 
 log = structlog.get_logger("amazonlite.auth")
+# An outage of the counters' store is logged once when it begins and once when it ends, not per login.
+_REDIS = redis_dependency("auth")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class LoginThrottle:
 
     async def check(self, attempt: LoginAttempt) -> None:
         """Raise `TooManyLoginAttempts` (with `Retry-After`) if any counter of the attempt is full.
-        If the counter store is unreachable, logins go on unthrottled (and a warning is logged)."""
+        If the counter store is unreachable, logins go on unthrottled (the outage is logged once)."""
         try:
             for item, keys in self._counters(attempt):
                 if not await self._limiter.test(item, *keys):
@@ -74,11 +77,13 @@ class LoginThrottle:
                         f"Too many failed logins; try again in {retry_after} seconds",
                         headers={"Retry-After": str(retry_after)})
         except StorageError as exc:
-            log.warning("auth.login_throttle_unavailable", error=type(exc.storage_error).__name__)
+            DEPENDENCIES.unavailable(_REDIS, operation="login throttle", error=type(exc.storage_error).__name__)
+            return
+        DEPENDENCIES.available(_REDIS)
 
     async def record_failure(self, attempt: LoginAttempt) -> None:
         try:
             for item, keys in self._counters(attempt):
                 await self._limiter.hit(item, *keys)
         except StorageError as exc:
-            log.warning("auth.login_throttle_unavailable", error=type(exc.storage_error).__name__)
+            DEPENDENCIES.unavailable(_REDIS, operation="login throttle", error=type(exc.storage_error).__name__)
