@@ -126,6 +126,6 @@ def test_the_document_tells_the_truth(fuzzed_platform: platforms.Platform, calle
         # Logout revokes the access token every later request of the run carries; the anonymous
         # caller fuzzes it (401 for every body, as documented).
         command += ["--exclude-path", "/api/v1/auth/logout"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900,
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, f"schemathesis as {caller}:\n{result.stdout[-20000:]}\n{result.stderr[-3000:]}"
