@@ -59,7 +59,8 @@ def make_transport(platform: PlatformSettings, client_id: str) -> Transport:
                           session_timeout_ms=platform.kafka_session_timeout_ms,
                           heartbeat_interval_ms=platform.kafka_heartbeat_interval_ms,
                           request_timeout_ms=platform.kafka_request_timeout_ms,
-                          restart_after_s=platform.kafka_consumer_restart_after_ms / 1000)
+                          restart_after_s=platform.kafka_consumer_restart_after_ms / 1000,
+                          fetch_max_wait_ms=platform.kafka_fetch_max_wait_ms)
 
 
 def make_redis(platform: PlatformSettings) -> Any:

@@ -315,7 +315,10 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
                    AMAZONLITE_INTERNAL_TOKEN_SECRET=secrets.token_urlsafe(48),
                    # Short enough for quick joins, long enough that heartbeats survive a loaded CI
                    # machine (missed ones evict the member and stall consumption in rebalances).
-                   AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="6000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="1000")
+                   AMAZONLITE_KAFKA_SESSION_TIMEOUT_MS="6000", AMAZONLITE_KAFKA_HEARTBEAT_INTERVAL_MS="1000",
+                   # tansu on object storage answers a fetch empty when reading its records back takes
+                   # longer than the fetch wait (after a restart they come from S3, not its cache).
+                   AMAZONLITE_KAFKA_FETCH_MAX_WAIT_MS="100")
         for name, url in urls.items():
             env[_database_url_env(name)] = url
         env.update(extra_env or {})

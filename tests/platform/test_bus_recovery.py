@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
@@ -251,6 +251,49 @@ async def _status(ready: Callable[[], Awaitable[httpx.Response]], status: int) -
     return answer if answer.status_code == status else None
 
 
+class TestMessagesWaitingUnconsumed:
+    async def test_a_group_whose_fetches_bring_nothing_while_messages_wait_is_named_and_replaced(
+            self, broker: TansuBroker, unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Polls that succeed are not enough: a broker can answer every fetch empty while messages
+        wait (tansu on object storage, whose reads outlast a short fetch wait). Here the records of
+        every fetch are lost on their way to the loop, as if the broker had answered empty."""
+        topic, group = f"empty.{unique}.v1", f"starved-{unique}"
+        applied: list[bytes] = []
+
+        async def deliver(message: Message) -> None:
+            applied.append(message.value)
+
+        consumer_bus, producer_bus = transport(broker.bootstrap, group), transport(broker.bootstrap, "producer")
+        consumer_bus.subscribe(group, [topic], deliver)
+
+        async def readiness() -> str:
+            return consumer_bus.check_consumer(group, STALE_AFTER_S)
+
+        async with started([consumer_bus, producer_bus], []):
+            await producer_bus.publish([Message(topic, b"k", b"first")])
+            await eventually(lambda: applied == [b"first"], what="the first message")
+            restarts = counter("amazonlite_consumer_restarts_total", group=group)
+
+            real_getmany = AIOKafkaConsumer.getmany
+            starving = True
+
+            async def empty_answers(self: AIOKafkaConsumer, *partitions: object, **kwargs: object) -> object:
+                records = await real_getmany(self, *partitions, **kwargs)  # type: ignore[arg-type]
+                return {} if starving else records
+
+            monkeypatch.setattr(AIOKafkaConsumer, "getmany", empty_answers)
+            await asyncio.sleep(1.0)  # past the fetch that was in flight unpatched (0.5 s at most)
+            await producer_bus.publish([Message(topic, b"k", b"second")])
+            failing = await eventually(lambda: _not_ok(readiness), what="readiness to name the group")
+            assert failing.startswith(f"failing: messages wait on {topic}["), failing
+            await eventually(lambda: counter("amazonlite_consumer_restarts_total", group=group) > restarts,
+                             what="a new consumer")
+
+            starving = False  # a new consumer starts from the committed offset: nothing is lost
+            await eventually(lambda: applied[-1:] == [b"second"], what="the waiting message", timeout=RECOVERY)
+            await eventually(lambda: _is_ok(readiness), what="readiness to say ok again", timeout=RECOVERY)
+
+
 class TestConsumerMetrics:
     async def test_lag_last_poll_and_commit_failures_are_on_metrics(
             self, broker: TansuBroker, sqlite_url: str, tmp_path: Path, unique: str) -> None:
@@ -304,6 +347,15 @@ def _lag(group: str, topic: str) -> float:
 async def _failing(runtime: ServiceRuntime, check: str) -> str | None:
     value = (await runtime.check_ready())[check]
     return value if value != "ok" else None
+
+
+async def _not_ok(check: Callable[[], Awaitable[str]]) -> str | None:
+    value = await check()
+    return value if value != "ok" else None
+
+
+async def _is_ok(check: Callable[[], Awaitable[str]]) -> bool:
+    return await check() == "ok"
 
 
 async def _ready(runtime: ServiceRuntime, check: str) -> bool:

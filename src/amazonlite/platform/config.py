@@ -41,9 +41,14 @@ class PlatformSettings(BaseSettings):
     # How long one request to the broker (a send, an offset commit, a topic listing) may take before
     # it fails and is retried (aiokafka's own default, 40 s, held the relay for minutes).
     kafka_request_timeout_ms: int = 5_000
-    # A consumer group that has not polled or committed successfully for this long is stopped and
-    # started again, its topics recreated (a broker that came back with empty storage).
+    # A consumer group that has not polled or committed successfully for this long, or has messages
+    # waiting that it has not consumed for this long, is stopped and started again, its topics
+    # recreated (a broker that came back with empty storage).
     kafka_consumer_restart_after_ms: int = 10_000
+    # The longest a fetch waits for messages at the broker. Short keeps each saga step quick (the
+    # client's 500 ms default makes every hop wait); a broker that answers fetches empty while
+    # messages wait (tansu on object storage reads slower than 10 ms) needs it longer.
+    kafka_fetch_max_wait_ms: int = Field(default=10, ge=1)
     # Redis URL; empty means in-memory stores (embedded topology).
     redis_url: str = ""
     redis_prefix: str = "amazonlite"

@@ -62,6 +62,13 @@ class _Group:
     unknown_topic: bool = False
     # The next offset to consume per partition (after the last message applied, or the one to retry).
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    # Per partition with messages waiting: the position it waits at, and since when (Unix time). A
+    # broker can answer every fetch, empty, while messages wait (tansu on object storage when its
+    # reads take longer than the fetch wait): polls succeed, nothing is consumed.
+    waiting: dict[TopicPartition, tuple[int, float]] = field(default_factory=dict)
+    # Why the group last stalled, until it is seen working again (readiness says it meanwhile: a
+    # replaced consumer is not well because it was replaced).
+    stalled: str | None = None
 
     def __post_init__(self) -> None:
         COMMIT_FAILURES.labels(self.group)  # exported from 0, not from the first failure
@@ -83,6 +90,13 @@ class _Group:
         if isinstance(exc, UnknownTopicOrPartitionError):
             self.unknown_topic = True
 
+    def observe_position(self, tp: TopicPartition, position: int, highwater: int, now: float) -> None:
+        LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+        if position >= highwater:
+            self.waiting.pop(tp, None)
+        elif self.waiting.get(tp, (None, 0.0))[0] != position:
+            self.waiting[tp] = (position, now)
+
     def stall(self, since: float, limit: float) -> str | None:
         """Why the group counts as stalled when nothing went right for `limit` seconds after `since`."""
         now = time.time()
@@ -92,6 +106,10 @@ class _Group:
             return f"no successful poll for {now - self.polled_at:.0f} s"
         if self.commits_failing_since is not None and now - max(self.commits_failing_since, since) > limit:
             return f"offset commits failing for {now - self.commits_failing_since:.0f} s"
+        for tp, (position, waiting_since) in self.waiting.items():
+            if now - max(waiting_since, since) > limit:
+                return f"messages wait on {tp.topic}[{tp.partition}] at offset {position}, none consumed for " \
+                       f"{now - waiting_since:.0f} s"
         return None
 
 
@@ -103,6 +121,7 @@ class _JoinListener(ConsumerRebalanceListener):
         self.group.assigned = False
         for tp in revoked:
             self.group.next_offsets.pop(tp, None)
+            self.group.waiting.pop(tp, None)
             with contextlib.suppress(KeyError):
                 LAG.remove(self.group.group, tp.topic, str(tp.partition))
 
@@ -232,12 +251,8 @@ class KafkaTransport:
             return "failing: not running"
         if not state.joined:
             return "failing: has not joined its group yet"
-        now = time.time()
-        if now - state.polled_at > stale_after:
-            return f"failing: no successful poll for {now - state.polled_at:.0f} s"
-        if state.commits_failing_since is not None and now - state.commits_failing_since > stale_after:
-            return f"failing: offset commits failing for {now - state.commits_failing_since:.0f} s"
-        return "ok"
+        reason = state.stall(0.0, stale_after) or state.stalled
+        return "ok" if reason is None else f"failing: {reason}"
 
     def _new_consumer(self, group: _Group) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
@@ -258,6 +273,8 @@ class KafkaTransport:
     async def _start_consumer(self, group: _Group) -> None:
         group.consumer = self._new_consumer(group)
         group.unknown_topic = False
+        group.next_offsets.clear()  # the new consumer starts where the group committed
+        group.waiting.clear()
         # Joining waits for the group's assignment, up to a session timeout on tansu.
         async with asyncio.timeout(self._request_timeout_s + 2 * self.session_timeout_ms / 1000):
             await group.consumer.start()
@@ -289,6 +306,7 @@ class KafkaTransport:
             except Exception as exc:  # a bug: logged as one, and the consumer replaced as a stalled one
                 log.exception("bus.consumer_failed", group=group.group)
                 reason = f"{type(exc).__name__}: {exc}"
+            group.stalled = reason
             DEPENDENCIES.unavailable(group.dependency, error=reason)
             RESTARTS.labels(group.group).inc()
             if time.time() - started > 2 * self.restart_after_s:
@@ -323,6 +341,7 @@ class KafkaTransport:
                 log.debug("bus.fetch_failed", group=group.group, error=str(exc))
                 batches = {}
                 await asyncio.sleep(self.retry_backoff_s)
+            progressed = False
             if batches:
                 # return_exceptions: one partition's failure must not end the others, nor the loop.
                 results = await asyncio.gather(*(self._apply(group, consumer, tp, records)
@@ -330,17 +349,20 @@ class KafkaTransport:
                 for result in results:
                     if isinstance(result, Exception):
                         log.warning("bus.batch_failed", group=group.group, error=repr(result))
+                progressed = any(result is True for result in results)
                 # The broker answered; the time spent applying the batch is no stall of the bus.
                 group.polled(time.time())
-            self._observe(group, consumer)
+            await self._observe(group, consumer)
             reason = group.stall(started, self.restart_after_s)
             if reason is not None:
                 return reason
-            if group.commits_failing_since is None and time.time() - group.polled_at < self.restart_after_s:
+            working = group.commits_failing_since is None and time.time() - group.polled_at < self.restart_after_s
+            if working and (progressed or not group.waiting):  # consuming, or nothing waits for it
+                group.stalled = None
                 DEPENDENCIES.available(group.dependency)
 
-    def _observe(self, group: _Group, consumer: AIOKafkaConsumer) -> None:
-        """Note the last successful fetch of the group and its lag per partition."""
+    async def _observe(self, group: _Group, consumer: AIOKafkaConsumer) -> None:
+        """Note the last successful fetch of the group, and its position and lag per partition."""
         assigned = consumer.assignment()
         if not assigned:
             # No partitions to fetch (more members than partitions): the coordinator's heartbeats
@@ -351,14 +373,23 @@ class KafkaTransport:
         stamps = [consumer.last_poll_timestamp(tp) for tp in assigned]
         if all(stamps):
             group.polled(min(s for s in stamps if s) / 1000)
+        now = time.time()
         for tp in assigned:
             highwater = consumer.highwater(tp)
-            if highwater is not None:
-                position = group.next_offsets.get(tp, highwater)
-                LAG.labels(group.group, tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+            if highwater is None:
+                continue  # not fetched yet
+            position = group.next_offsets.get(tp)
+            if position is None:  # nothing consumed since the assignment: where the consumer stands
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self._request_timeout_s):
+                        position = await consumer.position(tp)
+            if position is not None:
+                group.observe_position(tp, position, highwater, now)
 
     async def _apply(self, group: _Group, consumer: AIOKafkaConsumer, tp: TopicPartition,
-                     records: list[ConsumerRecord[bytes, bytes]]) -> None:
+                     records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """Deliver a partition's records in order and commit after the last one applied; whether
+        any was."""
         done: int | None = None
         for record in records:
             message = Message(record.topic, record.key or b"", record.value or b"",
@@ -370,6 +401,9 @@ class KafkaTransport:
                             offset=record.offset, error=str(exc))
                 consumer.seek(tp, record.offset)
                 group.next_offsets[tp] = record.offset
+                # Waiting on its own store, not on the broker: readiness names the database, and a
+                # new consumer would not help.
+                group.waiting[tp] = (record.offset, time.time())
                 await asyncio.sleep(self.retry_backoff_s)
                 break
             done = record.offset
@@ -389,6 +423,7 @@ class KafkaTransport:
                     await self._check_topics(group, consumer)
             else:
                 group.commits_failing_since = None
+        return done is not None
 
     async def _check_topics(self, group: _Group, consumer: AIOKafkaConsumer) -> None:
         """A commit that times out may be one the broker keeps refusing because it lost the topic
