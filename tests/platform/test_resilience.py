@@ -447,3 +447,18 @@ class TestProblems:
             body = refused.json()
             assert body["type"].endswith("/circuit-open") and TARGET in body["detail"]
         assert downstream.hits == 1
+
+
+class TestAConnectionResetWhileOpening:
+    async def test_is_the_downstream_being_unavailable_not_a_bug(
+            self, make_client: Callable[..., ServiceClient], url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """anyio (4.16) can fail a connect that the peer resets at once with an AttributeError from
+        deep inside httpcore (seen from the gateway under the fault proxy's resets): the caller gets
+        the 503 of a downstream it cannot reach, as for any refused connection, never a 500."""
+        async def reset_while_opening(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+            raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+        monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", reset_while_opening)
+        client = make_client(url, retries=0)
+        with pytest.raises(DownstreamUnavailable):
+            await get(client)

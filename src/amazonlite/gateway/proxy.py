@@ -29,7 +29,7 @@ import structlog
 from amazonlite.gateway.settings import GatewaySettings
 from amazonlite.platform.context import CORRELATION_HEADER, current_correlation_id
 from amazonlite.platform.http import ASGIApp, Message, Receive, Scope, Send
-from amazonlite.platform.resilience import DownstreamPolicy, DownstreamTimeout, is_idempotent
+from amazonlite.platform.resilience import DownstreamPolicy, DownstreamTimeout, NetworkTransport, is_idempotent
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, Principal
 from amazonlite.platform.tenancy import DEFAULT_TENANT
 
@@ -187,7 +187,7 @@ class RemoteUpstream:
             limits = httpx.Limits(max_connections=s.upstream_max_connections,
                                   max_keepalive_connections=s.upstream_max_keepalive_connections)
             self._client = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(limits=limits),  # retries: the policy's
+                transport=NetworkTransport(limits=limits),  # retries: the policy's
                 timeout=self.policy.httpx_timeout(),
                 follow_redirects=False,
             )

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from amazonlite.platform.context import CORRELATION_HEADER, current_correlation_id
-from amazonlite.platform.resilience import DownstreamPolicy, ResilienceSettings, is_idempotent
+from amazonlite.platform.resilience import DownstreamPolicy, NetworkTransport, ResilienceSettings, is_idempotent
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, InternalTokens, Principal
 from amazonlite.platform.tracing import inject_headers
 
@@ -43,9 +43,12 @@ class ServiceClient:
             target, _settings(resilience, timeout), caller=caller)
         self._tokens = tokens
         # Over ASGI an unhandled error in the target comes back as its 500 answer, as over the network.
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False) if app is not None else None
+        limits = self.policy.httpx_limits()
+        transport: httpx.AsyncBaseTransport = (
+            httpx.ASGITransport(app=app, raise_app_exceptions=False) if app is not None
+            else NetworkTransport(limits=limits))
         self._client = httpx.AsyncClient(base_url=base_url or "http://embedded", transport=transport,
-                                         timeout=self.policy.httpx_timeout(), limits=self.policy.httpx_limits())
+                                         timeout=self.policy.httpx_timeout())
 
     async def request(self, method: str, path: str, *, principal: Principal, **kwargs: Any) -> httpx.Response:
         """One call under the target's policy; retried only when `is_idempotent(method, headers)`.

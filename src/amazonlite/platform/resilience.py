@@ -170,6 +170,21 @@ def downstream_error(downstream: str, exc: BaseException, *, timeout: float) -> 
     return None
 
 
+class NetworkTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport for calls over the network, with one library fault turned into what it
+    is. A peer that resets a connection while it is being opened can make anyio (4.16) fail with
+    `AttributeError: 'NoneType' object has no attribute 'getpeername'` inside httpcore's connect;
+    escaping as a bug, it was a 500 from the gateway instead of the 503 of a refused connection."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except AttributeError as exc:
+            if "getpeername" not in str(exc):
+                raise
+            raise httpx.ConnectError(f"the connection was reset while it opened ({exc})", request=request) from exc
+
+
 # Classification -----------------------------------------------------------------------------
 
 def is_idempotent(method: str, headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]] | None = None) -> bool:
