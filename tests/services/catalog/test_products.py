@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from amazonlite.services.catalog.app import SERVICE
 from amazonlite.services.catalog.repository import ProductRepository
@@ -426,3 +427,23 @@ class TestQueryCount:
             event.remove(svc.runtime.db.engine.sync_engine, "before_cursor_execute", record)
             assert one == 1
             assert small == large == 2
+
+
+class TestStoredCurrencies:
+    async def test_a_price_in_a_code_withdrawn_since_it_was_written_still_reads(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        """Writes take only ISO 4217 codes in force; a product written in a code that has been
+        withdrawn since (the Croatian kuna, HRK, in 2023) must stay readable, not become a 500."""
+        async with (running_service(SERVICE, sqlite_url, tmp_path) as svc,
+                    admin(svc) as api, anonymous(svc) as public):
+            created = await api.post("/api/v1/products", json=product_body(name="Old Stock", sku="OLD-1"))
+            assert created.status_code == 201, created.text
+            product_id = created.json()["id"]
+            async with svc.runtime.db.engine.begin() as conn:  # as the row was written back then
+                await conn.execute(text("UPDATE variants SET currency = 'HRK'"))
+                await conn.execute(text("UPDATE products SET currency = 'HRK'"))
+            shown = await public.get(f"/api/v1/products/{product_id}")
+            assert shown.status_code == 200, shown.text
+            assert shown.json()["variants"][0]["price"]["currency"] == "HRK"
+            listed = await public.get("/api/v1/products")
+            assert listed.status_code == 200 and product_id in ids(listed)

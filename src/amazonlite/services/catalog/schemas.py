@@ -70,11 +70,19 @@ OptionValue = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length
 Options = Annotated[dict[OptionKey, OptionValue], Field(max_length=10)]
 
 
-class Money(BaseModel):
+class MoneyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Annotated[int, Field(ge=0, le=MAX_MONEY, description="Integer minor units (paise, cents)"), JSON_INTEGER]
     currency: Currency
+
+
+class Money(BaseModel):
+    """A stored price as it reads: its currency was a code in force when it was written (a code
+    withdrawn since must not make the product unreadable)."""
+
+    amount: int = Field(description="Integer minor units (paise, cents)")
+    currency: str
 
 
 class MediaIn(BaseModel):
@@ -90,7 +98,7 @@ class VariantIn(BaseModel):
     sku: Sku
     name: Name
     options: Options = Field(default_factory=dict)
-    price: Money
+    price: MoneyIn
 
 
 Variants = Annotated[list[VariantIn], Field(min_length=1, max_length=MAX_VARIANTS, description=(
