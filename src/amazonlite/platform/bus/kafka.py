@@ -69,6 +69,7 @@ class _Group:
     # Why the group last stalled, until it is seen working again (readiness says it meanwhile: a
     # replaced consumer is not well because it was replaced).
     stalled: str | None = None
+    stalled_since: float = 0.0
 
     def __post_init__(self) -> None:
         COMMIT_FAILURES.labels(self.group)  # exported from 0, not from the first failure
@@ -97,12 +98,14 @@ class _Group:
         elif self.waiting.get(tp, (None, 0.0))[0] != position:
             self.waiting[tp] = (position, now)
 
-    def stall(self, since: float, limit: float) -> str | None:
-        """Why the group counts as stalled when nothing went right for `limit` seconds after `since`."""
+    def stall(self, since: float, limit: float, *, joining_grace: float = 0.0) -> str | None:
+        """Why the group counts as stalled when nothing went right for `limit` seconds after `since`
+        (polls: `joining_grace` longer while it waits for an assignment, which a rebalance can hold
+        for a session timeout)."""
         now = time.time()
         if self.unknown_topic:
             return "the broker does not know a topic of the group"
-        if now - max(self.polled_at, since) > limit:
+        if now - max(self.polled_at, since) > limit + (0.0 if self.assigned else joining_grace):
             return f"no successful poll for {now - self.polled_at:.0f} s"
         if self.commits_failing_since is not None and now - max(self.commits_failing_since, since) > limit:
             return f"offset commits failing for {now - self.commits_failing_since:.0f} s"
@@ -119,6 +122,7 @@ class _JoinListener(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         self.group.assigned = False
+        self.group.commits_failing_since = None  # failures of commits on partitions it no longer has
         for tp in revoked:
             self.group.next_offsets.pop(tp, None)
             self.group.waiting.pop(tp, None)
@@ -156,6 +160,11 @@ class KafkaTransport:
     @property
     def _request_timeout_s(self) -> float:
         return self.request_timeout_ms / 1000
+
+    @property
+    def _joining_grace_s(self) -> float:
+        """How long a join may wait for the group's other members (a dead one: a session timeout)."""
+        return self.session_timeout_ms / 1000 + self._request_timeout_s
 
     def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
         self._groups.append(_Group(group, tuple(topics), deliver))
@@ -251,7 +260,11 @@ class KafkaTransport:
             return "failing: not running"
         if not state.joined:
             return "failing: has not joined its group yet"
-        reason = state.stall(0.0, stale_after) or state.stalled
+        reason = state.stall(0.0, stale_after, joining_grace=self._joining_grace_s)
+        # Or replaced after `restart_after_s` without working, and not working since, for long enough.
+        not_working_for = time.time() - state.stalled_since + self.restart_after_s
+        if reason is None and state.stalled is not None and not_working_for > stale_after:
+            reason = state.stalled
         return "ok" if reason is None else f"failing: {reason}"
 
     def _new_consumer(self, group: _Group) -> AIOKafkaConsumer:
@@ -273,6 +286,7 @@ class KafkaTransport:
     async def _start_consumer(self, group: _Group) -> None:
         group.consumer = self._new_consumer(group)
         group.unknown_topic = False
+        group.commits_failing_since = None  # the old consumer's
         group.next_offsets.clear()  # the new consumer starts where the group committed
         group.waiting.clear()
         # Joining waits for the group's assignment, up to a session timeout on tansu.
@@ -306,6 +320,8 @@ class KafkaTransport:
             except Exception as exc:  # a bug: logged as one, and the consumer replaced as a stalled one
                 log.exception("bus.consumer_failed", group=group.group)
                 reason = f"{type(exc).__name__}: {exc}"
+            if group.stalled is None:
+                group.stalled_since = time.time()
             group.stalled = reason
             DEPENDENCIES.unavailable(group.dependency, error=reason)
             RESTARTS.labels(group.group).inc()
@@ -353,7 +369,7 @@ class KafkaTransport:
                 # The broker answered; the time spent applying the batch is no stall of the bus.
                 group.polled(time.time())
             await self._observe(group, consumer)
-            reason = group.stall(started, self.restart_after_s)
+            reason = group.stall(started, self.restart_after_s, joining_grace=self._joining_grace_s)
             if reason is not None:
                 return reason
             working = group.commits_failing_since is None and time.time() - group.polled_at < self.restart_after_s
