@@ -8,15 +8,11 @@ notifications service then does with it; published rows stay in it for an hour.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
-
 from tests.e2e.actors import eventually
+from tests.e2e.operator import query
 
 EMAIL_REQUESTED = "notification.email.requested.v1"
 
@@ -25,19 +21,12 @@ class Mailbox:
     def __init__(self, auth_database_url: str) -> None:
         self.database_url = auth_database_url
 
-    async def _mails(self) -> list[dict[str, Any]]:
-        engine = create_async_engine(self.database_url, poolclass=NullPool)
-        try:
-            async with engine.connect() as conn:
-                rows = (await conn.execute(text("SELECT envelope FROM outbox WHERE topic = :topic ORDER BY id"),
-                                           {"topic": EMAIL_REQUESTED})).scalars().all()
-        finally:
-            await engine.dispose()
-        return [json.loads(row)["payload"] for row in rows]
-
     def mails(self, *, to: str, template: str) -> list[dict[str, Any]]:
         """The emails of `template` the platform asked to send to `to`, oldest first."""
-        return [m for m in asyncio.run(self._mails()) if m["to"] == to and m["template"] == template]
+        rows = query(self.database_url, "SELECT envelope FROM outbox WHERE topic = :topic ORDER BY id",
+                     {"topic": EMAIL_REQUESTED})
+        mails = [json.loads(row.envelope)["payload"] for row in rows]
+        return [m for m in mails if m["to"] == to and m["template"] == template]
 
     def token(self, *, to: str, template: str, after: int = 0) -> str:
         """The token of the newest email of `template` to `to`, once there are more than `after` of them."""

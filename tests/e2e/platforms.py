@@ -132,10 +132,10 @@ class _Processes:
     def start(self, label: str, *args: str, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = self.workdir / f"{label}.log"
         self.logs.append(log)
-        handle = log.open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "amazonlite.cli", *args],
-                                env={**self.env, **(extra_env or {})}, cwd=self.workdir,
-                                stdout=handle, stderr=subprocess.STDOUT)
+        with log.open("wb") as handle:  # the process has its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "amazonlite.cli", *args],
+                                    env={**self.env, **(extra_env or {})}, cwd=self.workdir,
+                                    stdout=handle, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
 

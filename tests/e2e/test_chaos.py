@@ -47,9 +47,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from amazonlite.gateway.cache import CONSUMER_GROUP as GATEWAY_GROUP
 from amazonlite.topology import CATALOG_CACHE
@@ -64,6 +61,7 @@ from tests.e2e.actors import (
     sign_up,
     tenant_header,
 )
+from tests.e2e.operator import query
 
 pytestmark = [pytest.mark.xdist_group("e2e"), pytest.mark.distributed]
 
@@ -218,20 +216,6 @@ def catalog_write_step(admin: Actor, product_id: str) -> Step:
 
 
 # What an operator reads ---------------------------------------------------------------------------
-
-async def _query(database_url: str, sql: str) -> list[Any]:
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(text(sql))).all())
-    finally:
-        await engine.dispose()
-
-
-def query(database_url: str, sql: str) -> list[Any]:
-    """Rows as an operator reads them, straight from a service's database (no tenant scope)."""
-    return asyncio.run(_query(database_url, sql))
-
 
 def signed_up(platform: platforms.Platform) -> set[str]:
     """The accounts the load has signed up so far (auth's database: whatever their answer said)."""

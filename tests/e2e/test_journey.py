@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -13,13 +12,11 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from amazonlite.services.auth.keys import decrypt_private_key, key_encryption_key
 from amazonlite.services.auth.settings import DEVELOPMENT_KEY_ENCRYPTION_SECRET
 from tests.e2e.actors import assert_ok, assert_problem, bearer, eventually, login, sign_up
+from tests.e2e.operator import query
 from tests.e2e.platforms import ADMIN_EMAIL, ADMIN_PASSWORD, Platform
 from tests.gateway.support import b64url, hs256_token, unsigned_token
 
@@ -198,7 +195,7 @@ class TestPersonalDataAtRest:
         assert created.status_code == 201, created.text
         assert api.get("/users/me/addresses", headers=customer.auth).json()["items"][0]["line1"] == address["line1"]
 
-        rows = asyncio.run(raw_rows(platform.database_urls["users"], "addresses"))
+        rows = raw_rows(platform.database_urls["users"], "addresses")
         stored = [row for row in rows if str(row["id"]).replace("-", "") == created.json()["id"].replace("-", "")]
         assert len(stored) == 1, "the address row is in the users database"
         raw = " ".join(str(value) for value in stored[0].values())
@@ -206,15 +203,9 @@ class TestPersonalDataAtRest:
             assert secret not in raw, f"{secret!r} is stored in plaintext"
 
 
-async def raw_rows(database_url: str, table: str) -> list[dict[str, Any]]:
+def raw_rows(database_url: str, table: str) -> list[dict[str, Any]]:
     """A table's rows as an operator (or a thief of the disk or a backup) reads them: plain SQL."""
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            result = await conn.execute(text(f"SELECT * FROM {table}"))
-            return [{key: value for key, value in row._mapping.items()} for row in result]
-    finally:
-        await engine.dispose()
+    return [dict(row._mapping) for row in query(database_url, f"SELECT * FROM {table}")]
 
 
 class TestTokensSignedWithThePlatformsOwnKey:
@@ -222,7 +213,7 @@ class TestTokensSignedWithThePlatformsOwnKey:
             self, api: httpx.Client, platform: Platform) -> None:
         """An operator who holds the key-encryption secret (these platforms use the development one)
         can sign with the platform's own key: the signature is genuine, so only the claims decide."""
-        kid, key = asyncio.run(platform_signing_key(platform.auth_database_url))
+        kid, key = platform_signing_key(platform.auth_database_url)
         genuine = login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
         claims = jwt.decode(genuine, options={"verify_signature": False})
         now = int(time.time())
@@ -239,13 +230,8 @@ class TestTokensSignedWithThePlatformsOwnKey:
             assert refused.status_code == 401, f"{name}: {refused.text}"
 
 
-async def platform_signing_key(auth_database_url: str) -> tuple[str, Ed25519PrivateKey]:
-    engine = create_async_engine(auth_database_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            row = (await conn.execute(text("SELECT kid, public_key, private_key_encrypted FROM signing_keys "
-                                           "WHERE retired_at IS NULL ORDER BY created_at LIMIT 1"))).one()
-    finally:
-        await engine.dispose()
+def platform_signing_key(auth_database_url: str) -> tuple[str, Ed25519PrivateKey]:
+    row = query(auth_database_url, "SELECT kid, public_key, private_key_encrypted FROM signing_keys "
+                                   "WHERE retired_at IS NULL ORDER BY created_at LIMIT 1")[0]
     kek = key_encryption_key(DEVELOPMENT_KEY_ENCRYPTION_SECRET)
     return row.kid, decrypt_private_key(kek, row.kid, row.public_key, row.private_key_encrypted)
