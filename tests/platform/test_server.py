@@ -176,6 +176,16 @@ class TestSlowClients:
         assert time.monotonic() - started < GENEROUS
 
 
+    def test_a_connection_that_sends_only_blank_lines_is_answered_408_and_closed(
+            self, address: tuple[str, int]) -> None:
+        answer = exchange(address, b"\r\n")  # skipped by the parser: no request begins
+        assert answer.status == 408 and answer.closed and answer.after < GENEROUS
+
+    def test_blank_lines_before_a_request_line_are_no_harm(self, address: tuple[str, int]) -> None:
+        answer = exchange(address, b"\r\n" + request("GET", "/"))
+        assert answer.status == 200
+
+
 class TestOversizeHeads:
     def test_one_header_of_16_mb_is_431(self, address: tuple[str, int]) -> None:
         huge = b"X-Huge: " + b"a" * (16 * 1024 * 1024) + b"\r\n\r\n"

@@ -209,6 +209,12 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
+        if self._waiting_for is _IDLE and (self.cycle is None or self.cycle.response_complete):
+            # Bytes that began no request (blank lines the parser skips before a request line): the
+            # keep-alive timer is off, so the head's deadline runs from them, or they hold it open.
+            self._waiting_for = _HEAD
+            self._head_bytes = 0
+            self._deadline = time.monotonic() + self.settings.header_timeout_seconds
         if self._waiting_for is _HEAD:
             # Counted per chunk (a chunk may also hold the end of the previous request): the parser
             # keeps a header it has not finished in memory, so this bounds that too.
