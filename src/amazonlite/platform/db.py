@@ -232,12 +232,14 @@ class Database:
             await self._commit(session)
 
     async def _commit(self, session: AsyncSession) -> None:
+        reached_the_database = session.in_transaction()  # a session that did nothing proves nothing
         try:
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
-        DEPENDENCIES.available(database_dependency(self.service))  # an outage it was in is over
+        if reached_the_database:
+            DEPENDENCIES.available(database_dependency(self.service))  # an outage it was in is over
         if session.info.get("outbox_written") and self.on_outbox_commit is not None:
             self.on_outbox_commit()
         for callback in session.info.pop(AFTER_COMMIT, ()):
