@@ -3,6 +3,7 @@ and the relay publishes it to Kafka in the envelope of ARCHITECTURE §4."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -12,10 +13,20 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from amazonlite.platform.bus.kafka import KafkaTransport
+from amazonlite.platform.bus.memory import InProcessTransport
+from amazonlite.platform.consumer import EventContext
 from amazonlite.platform.context import bind_correlation_id
 from amazonlite.platform.outbox import record_event
 from tests.platform.helpers import count_rows, eventually, read_topic, started
-from tests.platform.ledger import Entry, build_runtime, entry_added, ledger_module, published
+from tests.platform.ledger import (
+    Entry,
+    EntryAddedV1,
+    build_runtime,
+    copy_entry,
+    entry_added,
+    ledger_module,
+    published,
+)
 from tests.support.harness import fast_platform_settings as platform_for
 from tests.support.servers import FAST_GROUPS
 
@@ -101,3 +112,33 @@ class TestCommitTogetherOrNotAtAll:
         assert abs(dt.datetime.now(dt.UTC) - occurred) < dt.timedelta(minutes=1)
         headers = dict(record.headers)
         assert headers["traceparent"].decode().startswith(f"00-{trace_id}-{span_id}-")
+
+
+class TestTheInProcessBusDeadline:
+    async def test_is_per_event_so_a_batch_slower_than_it_in_all_is_published_at_the_first_try(
+            self, sqlite_url: str, tmp_path: Path, tenant: str, unique: str) -> None:
+        """The in-process bus applies each event in every consumer before `publish` returns: a batch
+        of events that together take longer than the deadline, each well within it, is one success,
+        not a timeout that throws the applied ones back and starts again."""
+        payload = entry_added(unique)
+
+        async def slow_copy(ctx: EventContext, event: EntryAddedV1) -> None:
+            await asyncio.sleep(0.4)
+            await copy_entry(ctx, event)
+
+        platform = platform_for(tmp_path, outbox_publish_timeout_ms=1000)
+        bus = InProcessTransport()
+        producer = await build_runtime(ledger_module(), platform, sqlite_url, bus)
+        consumer = await build_runtime(ledger_module(f"slow-{unique}", payload=payload, on_entry=slow_copy),
+                                       platform, f"sqlite+aiosqlite:///{tmp_path / 'consumer.sqlite3'}", bus)
+        await bus.start()
+        try:
+            async with producer.db.session(tenant_id=tenant) as session:
+                for amount in range(4):  # 1.6 s in all, 0.4 s each
+                    entry_id = uuid.uuid4()
+                    await record_event(session, payload(entry_id=entry_id, amount=amount), aggregate_id=entry_id)
+            assert await producer.relay.publish_pending() == 4
+        finally:
+            await bus.stop()
+            await producer.db.dispose()
+            await consumer.db.dispose()

@@ -22,6 +22,9 @@ Deliver = Callable[[Message], Awaitable[None]]
 
 class Transport(Protocol):
     name: str
+    # Whether `publish` returns only once every subscribed group has applied the messages (the
+    # in-process bus), rather than once a broker has accepted them.
+    delivers_inline: bool
 
     def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
         """Register a consumer group before `start()`."""

@@ -137,6 +137,7 @@ class _JoinListener(ConsumerRebalanceListener):
 
 class KafkaTransport:
     name = "kafka"
+    delivers_inline = False
 
     def __init__(self, bootstrap: str, *, client_id: str, partitions: int = 3,
                  fetch_max_wait_ms: int = 10, retry_backoff_s: float = 0.5, session_timeout_ms: int = 10_000,

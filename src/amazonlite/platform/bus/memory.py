@@ -17,6 +17,7 @@ from amazonlite.platform.bus import Deliver, Message
 
 class InProcessTransport:
     name = "in-process"
+    delivers_inline = True
 
     def __init__(self) -> None:
         self._subscribers: dict[str, list[tuple[str, Deliver]]] = defaultdict(list)
