@@ -22,6 +22,7 @@ import structlog
 
 from amazonlite.gateway.errors import TenantsUnavailable, TenantSuspended, UnknownTenant
 from amazonlite.gateway.proxy import Fetched
+from amazonlite.platform.outages import DEPENDENCIES, upstream_dependency
 from amazonlite.platform.security import Principal, Role
 from amazonlite.platform.tenancy import DEFAULT_TENANT
 
@@ -98,13 +99,15 @@ class TenantDirectory:
             info = await self._ask(tenant_id)
         except TenantLookupFailed as exc:
             stale = self._cache.get(tenant_id)
-            log.warning("gateway.tenant_lookup_failed", tenant=tenant_id, error=str(exc),
-                        using_stale=stale is not None)
+            # Logged once per outage of the tenants service, not per tenant and refresh.
+            DEPENDENCIES.unavailable(upstream_dependency(TENANTS), operation="tenant lookup", tenant=tenant_id,
+                                     error=str(exc), using_stale=stale is not None)
             if stale is None:
                 raise TenantsUnavailable("The tenant's settings cannot be read right now; try again shortly",
                                          headers={"Retry-After": "2"}) from exc
             stale.expires = self._clock() + RETRY_AFTER_FAILURE_SECONDS
             return stale.info
+        DEPENDENCIES.available(upstream_dependency(TENANTS))
         self._remember(tenant_id, info)
         return info
 

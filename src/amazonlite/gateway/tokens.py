@@ -21,6 +21,7 @@ import structlog
 
 from amazonlite.gateway.errors import InvalidAccessToken, SigningKeysUnavailable, TenantMismatch
 from amazonlite.platform.errors import BadRequest
+from amazonlite.platform.outages import DEPENDENCIES, upstream_dependency
 from amazonlite.platform.revocation import RevocationStore
 from amazonlite.platform.security import InternalTokens, Principal
 from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
@@ -73,10 +74,11 @@ class KeySet:
             self._last_attempt = time.monotonic()
             try:
                 keys = parse_jwks(await self._fetch())
-            except Exception as exc:
-                log.warning("gateway.jwks_fetch_failed", error=repr(exc))
+            except Exception as exc:  # logged once per outage of auth, not per refetch
+                DEPENDENCIES.unavailable(upstream_dependency("auth"), operation="signing keys", error=repr(exc))
                 self._raise_if_never_loaded()
                 return
+            DEPENDENCIES.available(upstream_dependency("auth"))
             removed = self._keys.keys() - keys.keys()
             self._keys = keys
             self._loaded_at = time.monotonic()
