@@ -305,7 +305,8 @@ class Chaos:
         self.healthy()
         fault()
         fault_started = time.monotonic()
-        time.sleep(down_for)
+        felt = self._felt(until=fault_started + down_for)
+        time.sleep(max(0.0, fault_started + down_for - time.monotonic()))
         fault_ended = time.monotonic()
         end_fault()
         recovery = self._recovery(fault_ended)
@@ -321,6 +322,7 @@ class Chaos:
         self.say(f"chaos, {name}: recovered after the fault ended: "
                  + ", ".join(f"{what} {seconds}s" for what, seconds in recovery.items()) + f" (report: {REPORT})")
 
+        assert felt, f"{name}: the fault never showed in the gateway's readiness: was it injected at all?"
         failed = {flow: seconds for flow, seconds in recovery.items() if seconds is None}
         assert not failed, (f"{name}: not recovered within {RECOVERY_BOUND}s: {sorted(failed)}\n"
                             f"{self.platform.log_tail(15)}")
@@ -339,6 +341,18 @@ class Chaos:
         assert not dead_letters(self.platform), dead_letters(self.platform)
         settled(lambda: unpublished_catalog_events(self.platform), deadline, "catalog events not published")
         settled(lambda: gateway_lag(self.platform), deadline, "product events the gateway has not applied")
+
+    def _felt(self, *, until: float) -> bool:
+        """Whether the fault showed while it lasted, as an orchestrator sees it: the gateway's
+        readiness (every upstream's stores, bus and consumers) not ok, or no gateway at all."""
+        while time.monotonic() < until:
+            try:
+                if httpx.get(f"{self.platform.base_url}/health/ready", timeout=2).status_code != 200:
+                    return True
+            except httpx.HTTPError:
+                return True
+            time.sleep(0.2)
+        return False
 
     def _recovery(self, fault_ended: float) -> dict[str, float | None]:
         """Seconds from the fault's end to the first success of each flow that started after it, and
