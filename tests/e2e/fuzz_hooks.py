@@ -14,10 +14,11 @@ from typing import Any
 
 import schemathesis
 
-from amazonlite.services.auth.passwords import MAX_LENGTH, MIN_LENGTH, policy_violation
+from amazonlite.services.auth.passwords import policy_violation
+from amazonlite.services.auth.schemas import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 NEW_PASSWORD_PATHS = frozenset({"/api/v1/auth/signup", "/api/v1/auth/password/reset"})
-STRONG = ("Pw-1" * MAX_LENGTH, "Zq+9" * MAX_LENGTH)  # one of them avoids any email's name part
+STRONG = ("Pw-1" * PASSWORD_MAX_LENGTH, "Zq+9" * PASSWORD_MAX_LENGTH)  # one of them avoids any email's name part
 
 
 @schemathesis.hook
@@ -26,7 +27,8 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     if context.operation is None or context.operation.path not in NEW_PASSWORD_PATHS or not isinstance(body, dict):
         return
     password, email = body.get("password"), body.get("email", "")
-    if not isinstance(password, str) or not isinstance(email, str) or not MIN_LENGTH <= len(password) <= MAX_LENGTH:
+    if not (isinstance(password, str) and isinstance(email, str)
+            and PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH):
         return
     if policy_violation(password, email) is not None:
         body["password"] = next(p[:len(password)] for p in STRONG if policy_violation(p[:len(password)], email) is None)

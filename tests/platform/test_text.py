@@ -88,7 +88,7 @@ class TestCurrencies:
     def test_codes_in_force_pass(self, code: str) -> None:
         assert CURRENCY.validate_python(code) == code
 
-    @pytest.mark.parametrize("code", ["JED", "ABC", "inr", "EURO", "", "DEM"])
+    @pytest.mark.parametrize("code", ["JED", "ABC", "inr", "EURO", "", "DEM", "XAU", "XTS", "XXX", "XDR"])
     def test_anything_else_is_refused(self, code: str) -> None:
         assert not accepted(CURRENCY, code)
 

@@ -11,7 +11,11 @@ from typing import Annotated
 import pycountry
 from pydantic import AfterValidator, WithJsonSchema
 
-CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+# ISO 4217's codes for what no shop prices in: precious metals, bond-market and accounting units,
+# special drawing rights, the testing code and "no currency".
+NOT_MONEY = frozenset({"XAD", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA",
+                       "XXX"})
+CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies) - NOT_MONEY
 
 
 def _iso_4217(value: str) -> str:

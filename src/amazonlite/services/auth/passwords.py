@@ -10,8 +10,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from amazonlite.services.auth.schemas import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
-MIN_LENGTH = PASSWORD_MIN_LENGTH
-MAX_LENGTH = PASSWORD_MAX_LENGTH
 # A local part shorter than this ("jo@…") is not a meaningful thing to forbid inside a password.
 MIN_LOCAL_PART = 3
 
@@ -25,10 +23,10 @@ _dummy_hash: str | None = None
 
 def policy_violation(password: str, email: str) -> str | None:
     """Why `password` is not acceptable for the account `email`, or None if it is."""
-    if len(password) < MIN_LENGTH:
-        return f"A password needs at least {MIN_LENGTH} characters"
-    if len(password) > MAX_LENGTH:
-        return f"A password has at most {MAX_LENGTH} characters"
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"A password needs at least {PASSWORD_MIN_LENGTH} characters"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return f"A password has at most {PASSWORD_MAX_LENGTH} characters"
     if password.isalpha():
         return "A password cannot be only letters; add a digit or a symbol"
     if password.isdigit():
