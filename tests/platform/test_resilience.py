@@ -5,7 +5,6 @@ flaky, or not listening at all. The downstream counts the requests that reach it
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,7 +33,7 @@ from amazonlite.platform.resilience import (
 )
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, InternalTokens, Principal
 from tests.platform.helpers import eventually
-from tests.support.servers import free_port
+from tests.support.servers import free_port, uvicorn_in_thread
 
 TARGET = "inventory"
 TOKENS = InternalTokens("resilience-tests-secret-" + "x" * 32)
@@ -101,22 +99,12 @@ class Switch:
 def served() -> Iterator[tuple[Switch, str]]:
     """The downstream behind a real uvicorn server on a free port, in a thread with its own loop."""
     switch = Switch(Downstream())
-    port = free_port()
 
     async def endpoint(request: Request) -> JSONResponse:
         return await switch.current.handle(request)
 
-    server = uvicorn.Server(uvicorn.Config(_app(endpoint), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, name="downstream", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the downstream server did not start"
-        time.sleep(0.02)
-    yield switch, f"http://127.0.0.1:{port}"
-    server.should_exit = server.force_exit = True
-    thread.join(timeout=5)
+    with uvicorn_in_thread(_app(endpoint), log_level="warning") as port:
+        yield switch, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

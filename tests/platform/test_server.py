@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import httpx
 import orjson
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
 from amazonlite.platform.errors import PROBLEM_BASE
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
 from amazonlite.platform.server import server_settings, uvicorn_options
 from tests.gateway.support import free_port
+from tests.support.servers import uvicorn_in_thread
 
 MAX_BODY = 1024 * 1024
 THREE_MB = b"x" * (3 * 1024 * 1024)
@@ -63,20 +63,8 @@ def address() -> Iterator[tuple[str, int]]:
         for key, value in SHORT.items():
             env.setenv(key, value)
         server_settings.cache_clear()
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app(), host="127.0.0.1", port=port, lifespan="off",
-                                               **uvicorn_options()))
-        thread = threading.Thread(target=server.run, name="server-under-test", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        try:
+        with uvicorn_in_thread(app(), **uvicorn_options()) as port:
             yield "127.0.0.1", port
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
     server_settings.cache_clear()
 
 
