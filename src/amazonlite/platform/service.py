@@ -244,4 +244,4 @@ def service_openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     app.openapi_schema = document_kernel_problems(schema, app.routes)
-    return schema
+    return app.openapi_schema
