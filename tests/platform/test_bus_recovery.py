@@ -322,6 +322,9 @@ class TestConsumerMetrics:
             assert f'amazonlite_consumer_lag{{group="{group}",partition=' in text
 
             assert f'amazonlite_consumer_commit_failures_total{{group="{group}"}} 0.0' in text
+        # A consumer that is gone reports no lag: its partitions are someone else's now.
+        assert not [s for metric in REGISTRY.collect() if metric.name == "amazonlite_consumer_lag"
+                    for s in metric.samples if s.labels.get("group") == group]
 
 
 async def _metrics(app: FastAPI) -> str:

@@ -91,6 +91,13 @@ class _Group:
         if isinstance(exc, UnknownTopicOrPartitionError):
             self.unknown_topic = True
 
+    def forget_partition(self, tp: TopicPartition) -> None:
+        """The partition is no longer this member's (revoked, or its consumer thrown away)."""
+        self.next_offsets.pop(tp, None)
+        self.waiting.pop(tp, None)
+        with contextlib.suppress(KeyError):
+            LAG.remove(self.group, tp.topic, str(tp.partition))
+
     def observe_position(self, tp: TopicPartition, position: int, highwater: int, now: float) -> None:
         LAG.labels(self.group, tp.topic, str(tp.partition)).set(max(highwater - position, 0))
         if position >= highwater:
@@ -124,10 +131,7 @@ class _JoinListener(ConsumerRebalanceListener):
         self.group.assigned = False
         self.group.commits_failing_since = None  # failures of commits on partitions it no longer has
         for tp in revoked:
-            self.group.next_offsets.pop(tp, None)
-            self.group.waiting.pop(tp, None)
-            with contextlib.suppress(KeyError):
-                LAG.remove(self.group.group, tp.topic, str(tp.partition))
+            self.group.forget_partition(tp)
 
     async def on_partitions_assigned(self, assigned: object) -> None:
         if not self.group.joined:
@@ -298,6 +302,8 @@ class KafkaTransport:
         consumer, group.consumer = group.consumer, None
         if consumer is None:
             return
+        for tp in consumer.assignment():  # its lag is no longer this member's to report
+            group.forget_partition(tp)
         try:
             async with asyncio.timeout(self._request_timeout_s):
                 await consumer.stop()
