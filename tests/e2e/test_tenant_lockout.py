@@ -16,7 +16,16 @@ import httpx
 import pytest
 
 from tests.e2e import platforms
-from tests.e2e.actors import assert_ok, assert_problem, bearer, eventually, login, problem_type, tenant_header
+from tests.e2e.actors import (
+    assert_ok,
+    assert_problem,
+    bearer,
+    create_tenant,
+    eventually,
+    login,
+    problem_type,
+    tenant_header,
+)
 
 pytestmark = [pytest.mark.xdist_group("e2e")]
 
@@ -47,7 +56,7 @@ def root(api: httpx.Client) -> dict[str, str]:
 def new_tenant(api: httpx.Client, root: dict[str, str]) -> str:
     """A tenant of its own for the test, once the gateway admits it."""
     tenant = f"shop-{uuid.uuid4().hex[:8]}"
-    assert_ok(api.post("/admin/tenants", headers=root, json={"id": tenant, "name": "Shop"}), 201)
+    assert create_tenant(api, root, tenant)
     admitted(api, tenant)
     return tenant
 
