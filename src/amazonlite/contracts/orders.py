@@ -38,7 +38,7 @@ class OrderTotalsV1(BaseModel):
 
 
 class OrderCreatedV1(EventPayload):
-    """Inventory reserves every line (all or none); the cart forgets the checked-out cart."""
+    """Inventory reserves every line (all or none)."""
 
     event_type: ClassVar[str] = "order.created.v1"
     producer: ClassVar[str] = "orders"
