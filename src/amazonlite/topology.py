@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
 from amazonlite.gateway.app import CachePolicy, Upstream, create_gateway
-from amazonlite.platform.bus import Transport
+from amazonlite.platform.bus import Message, Transport
 from amazonlite.platform.bus.kafka import KafkaTransport
 from amazonlite.platform.bus.memory import InProcessTransport
 from amazonlite.platform.config import PlatformSettings, platform_settings
@@ -89,16 +89,26 @@ def migrate(names: Sequence[str], platform: PlatformSettings) -> None:
 
 
 async def seed(names: Sequence[str], platform: PlatformSettings, tenant_id: str) -> None:
-    """Load each service's demo data; the events it records are published when the service runs."""
+    """Load each service's demo data, in order. The events a service records stay in its outbox and
+    are published when it runs; the services seeded after it also get them now, through their own
+    consumers (so inventory's seed sees the SKUs the catalog's seed created). Their inboxes remember
+    the events, so the bus delivering them again later has no second effect."""
     transport = InProcessTransport()
     revocations = MemoryRevocationStore()
+    recorded: list[Message] = []
     for name in names:
         runtime = build_runtime(name, platform, transport=transport, revocations=revocations, redis=None)
         try:
-            if runtime.module.seed is not None:
-                if runtime.module.on_startup is not None:
-                    await runtime.module.on_startup(runtime)
-                await runtime.module.seed(runtime, tenant_id)
+            if runtime.module.seed is None:
+                continue
+            if runtime.module.on_startup is not None:
+                await runtime.module.on_startup(runtime)
+            topics = runtime.module.handlers.subscriptions
+            for message in recorded:
+                if message.topic in topics:
+                    await runtime.consumer.deliver(message)
+            await runtime.module.seed(runtime, tenant_id)
+            recorded.extend(await runtime.relay.unpublished(tenant_id))
         finally:
             await runtime.db.dispose()
 

@@ -139,6 +139,17 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 
+    async def unpublished(self, tenant_id: str) -> list[Message]:
+        """A tenant's events not yet published, in order, as the bus would carry them; they stay
+        unpublished. For seeding: `topology.seed` hands them to the services seeded after this one."""
+        outbox = self.tables.outbox
+        async with self.db.session(tenant_id=UNSCOPED) as session:
+            rows = (await session.execute(
+                select(outbox.c.topic, outbox.c.aggregate_id, outbox.c.envelope)
+                .where(outbox.c.published_at.is_(None), outbox.c.tenant_id == tenant_id)
+                .order_by(outbox.c.id))).all()
+        return [Message(row.topic, row.aggregate_id.encode(), row.envelope.encode()) for row in rows]
+
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished events; return how many were published."""
         outbox = self.tables.outbox
