@@ -38,10 +38,10 @@ from amazonlite.platform.service import ops_router
 
 __all__ = ["ROUTES", "CachePolicy", "GatewaySettings", "Upstream", "create_gateway"]
 
-CORS_REQUEST_HEADERS = ["authorization", "content-type", "idempotency-key", "x-cart-id", "x-correlation-id",
-                        "x-tenant-id", "traceparent", "tracestate"]
-CORS_RESPONSE_HEADERS = ["x-cart-id", "x-correlation-id", "location", "retry-after", "ratelimit-limit",
-                         "ratelimit-remaining", "ratelimit-reset"]
+CORS_REQUEST_HEADERS = ["authorization", "content-type", "idempotency-key", "if-match", "x-cart-id",
+                        "x-correlation-id", "x-tenant-id", "traceparent", "tracestate"]
+CORS_RESPONSE_HEADERS = ["x-cart-id", "x-correlation-id", "etag", "idempotent-replayed", "location", "retry-after",
+                         "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]
 AUTH = "auth"
 JWKS_PATH = "/api/v1/auth/jwks.json"
 DOCS_PATH = "/docs"

@@ -35,6 +35,10 @@ ROUTES: Mapping[str, str] = MappingProxyType({
     "/api/v1/products": "catalog",
     "/api/v1/categories": "catalog",
     "/api/v1/brands": "catalog",
+    "/api/v1/skus": "catalog",
+    "/api/v1/inventory": "inventory",
+    "/api/v1/cart": "cart",
+    "/api/v1/coupons": "cart",
     "/api/v1/admin/tenants": "tenants",
 })
 
