@@ -84,6 +84,20 @@ async def delete_product(_admin: CatalogAdmin, product_id: uuid.UUID, session: S
     await service.delete_product(session, product_id)
 
 
+# SKUs -------------------------------------------------------------------------------------------
+
+@router.get("/skus", response_model=schemas.SkuList, tags=["products"],
+            responses=problem_responses(ValidationFailed))
+async def lookup_skus(session: SessionDep, principal: CatalogReader,
+                      sku: Annotated[schemas.SkuQuery, Query(description=(
+                          f"1-{schemas.MAX_SKUS_PER_LOOKUP} SKUs (repeat the parameter); unknown ones are left "
+                          "out of the answer, and so are those of products that are not active unless the "
+                          "caller is an admin"))],
+                      ) -> schemas.SkuList:
+    items = await service.lookup_skus(session, sku, admin=sees_everything(principal))
+    return schemas.SkuList.model_validate({"items": items})
+
+
 # Categories -------------------------------------------------------------------------------------
 
 @router.get("/categories", response_model=Page[schemas.Category], tags=["categories"],

@@ -297,6 +297,19 @@ class ProductRepository:
             query = query.where(Variant.product_id != other_than)
         return sorted((await self.session.scalars(query)).all())
 
+    async def skus(self, skus: Collection[str], *, active_only: bool) -> Sequence[Any]:
+        """The variants of `skus` with their product's name, status and change time: one Core
+        select of columns (no objects loaded), in the order asked."""
+        query = (select(Variant.sku, Variant.name.label("variant_name"), Variant.price_amount, Variant.currency,
+                        Product.id.label("product_id"), Product.name.label("product_name"), Product.status,
+                        Product.updated_at)
+                 .join(Product, Product.id == Variant.product_id)
+                 .where(Variant.sku.in_(skus)))
+        if active_only:
+            query = query.where(Product.status == "active")
+        rows = {row.sku: row for row in (await self.session.execute(query)).all()}
+        return [rows[sku] for sku in dict.fromkeys(skus) if sku in rows]
+
     async def any(self) -> bool:
         return await self.session.scalar(select(Product.id).limit(1)) is not None
 

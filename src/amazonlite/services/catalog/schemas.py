@@ -268,6 +268,27 @@ class BrandUpdate(BaseModel):
         return self
 
 
+MAX_SKUS_PER_LOOKUP = 100
+
+SkuQuery = Annotated[list[Sku], Field(min_length=1, max_length=MAX_SKUS_PER_LOOKUP)]
+
+
+class SkuInfo(BaseModel):
+    """One SKU as a cart or a checkout needs it: its product, its name, its status and its price."""
+
+    sku: str
+    product_id: ProductId
+    product_name: str
+    variant_name: str
+    status: ProductStatus
+    price: Money
+    updated_at: dt.datetime = Field(description="When its product last changed (as in product.updated.v1)")
+
+
+class SkuList(BaseModel):
+    items: list[SkuInfo]
+
+
 class ProductFilter(BaseModel):
     """What `GET /products` narrows by (the query string, validated)."""
 

@@ -406,6 +406,15 @@ async def get_product(session: AsyncSession, product_id: uuid.UUID, *, admin: bo
     return product
 
 
+async def lookup_skus(session: AsyncSession, skus: Sequence[str], *, admin: bool) -> list[dict[str, Any]]:
+    """The SKUs of `skus` that exist (only those of active products unless `admin`), in the order
+    asked; a SKU asked twice is answered once, an unknown one is left out."""
+    rows = await ProductRepository(session).skus(skus, active_only=not admin)
+    return [{"sku": r.sku, "product_id": r.product_id, "product_name": r.product_name,
+             "variant_name": r.variant_name, "status": r.status, "updated_at": r.updated_at,
+             "price": {"amount": r.price_amount, "currency": r.currency}} for r in rows]
+
+
 # Products: writes -------------------------------------------------------------------------------
 
 def new_variant(data: VariantIn, position: int) -> Variant:
