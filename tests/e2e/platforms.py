@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from amazonlite.topology import SERVICE_NAMES
+from amazonlite.topology import SERVICE_NAMES, SERVICE_URLS_ENV
 from tests.support import servers
 from tests.support.fault_proxy import FaultProxy
 
@@ -335,13 +335,18 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
         def serve_args(name: str) -> Callable[[int], Sequence[str]]:
             return lambda port: ["serve", name, "--port", str(port), "--no-migrate"]
 
+        addresses: dict[str, str] = {}
+
         def serve_env(name: str) -> Callable[[int], Mapping[str, str]]:
             proxy = proxies.get(name)
             via = {_database_url_env(name): proxy.forward_to(urls[name])} if proxy is not None else {}
-            return lambda _port: via
+            # Services start in SERVICE_NAMES order, so the ones a service calls (the cart calls the
+            # catalog, inventory and tenants) are up, and their addresses known, before it starts.
+            known = {SERVICE_URLS_ENV: ",".join(f"{other}={url}" for other, url in addresses.items())}
+            return lambda _port: {**via, **known}
 
-        ports = {name: procs.serve(_label(name), serve_args(name), serve_env(name)) for name in SERVICE_NAMES}
-        addresses = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        for name in SERVICE_NAMES:
+            addresses[name] = f"http://127.0.0.1:{procs.serve(_label(name), serve_args(name), serve_env(name))}"
         for name, via in (upstream_via or {}).items():
             addresses[name] = via(addresses[name])
         upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
