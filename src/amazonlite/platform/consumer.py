@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.bus import Message, Transport
 from amazonlite.platform.context import bind_correlation_id, bind_tenant
-from amazonlite.platform.db import Database, is_database_outage, utcnow
+from amazonlite.platform.db import Database, is_database_outage, is_transient_conflict, utcnow
 from amazonlite.platform.events import Envelope, dead_letter_topic
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.messaging import MessagingTables
@@ -49,6 +49,9 @@ CONSUMED = Counter("amazonlite_events_consumed_total", "Events applied", ["servi
 RETRIES = Counter("amazonlite_event_retries_total", "Handler attempts that failed and were retried",
                   ["service", "topic"])
 DEAD_LETTERS = Counter("amazonlite_dead_letters_total", "Events dead-lettered", ["service", "topic"])
+CONFLICTS = Counter("amazonlite_event_conflicts_total",
+                    "Units of work that lost a race (a deadlock, a serialization failure, a lock wait "
+                    "timeout, a busy SQLite) and were done again", ["service", "topic"])
 HANDLE_SECONDS = Histogram("amazonlite_event_handle_seconds", "Time to apply one event",
                            ["service", "topic"])
 
@@ -104,11 +107,22 @@ class RetryPolicy:
     max_attempts: int = 5
     initial: float = 0.05
     maximum: float = 2.0
+    # A unit of work that lost a race (`is_transient_conflict`) is done again at once, after a short
+    # jittered pause, without spending an attempt: the event is not at fault. Bounded all the same,
+    # after which the conflict counts as an ordinary failure.
+    max_conflicts: int = 100
+    conflict_initial: float = 0.002
+    conflict_maximum: float = 0.25
 
     def delay(self, attempt: int) -> float:
         """Full-jitter exponential backoff before attempt `attempt + 1`."""
         ceiling = min(self.maximum, self.initial * (2 ** (attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)
+
+    def conflict_delay(self, conflicts: int) -> float:
+        """Full jitter (0 up to a ceiling doubling per conflict): racers spread apart."""
+        ceiling = min(self.conflict_maximum, self.conflict_initial * (2 ** min(conflicts - 1, 16)))
+        return random.uniform(0, ceiling)
 
 
 class Duplicate(Exception):
@@ -152,6 +166,7 @@ class Consumer:
                                     f"{self.service} has no handler for {envelope.event_type}", 1)
             return
         attempt = 0
+        conflicts = 0
         while True:
             attempt += 1
             try:
@@ -169,6 +184,15 @@ class Consumer:
                     # relay's next try), and the outage is logged once, not per event.
                     DEPENDENCIES.unavailable(database_dependency(self.service), error=repr(exc)[:300])
                     raise
+                if is_transient_conflict(exc) and conflicts < self.retry.max_conflicts:
+                    # Lost a race (its transaction rolled back whole, inbox row included): do it again.
+                    conflicts += 1
+                    attempt -= 1
+                    CONFLICTS.labels(self.service, envelope.event_type).inc()
+                    log.debug("consumer.conflict_retrying", service=self.service, topic=envelope.event_type,
+                              event_id=str(envelope.event_id), conflicts=conflicts, error=str(exc)[:300])
+                    await asyncio.sleep(self.retry.conflict_delay(conflicts))
+                    continue
                 if attempt >= self.retry.max_attempts:
                     await self._dead_letter(message, envelope, envelope.tenant_id, _describe(exc), attempt)
                     return

@@ -160,6 +160,40 @@ def is_database_outage(exc: BaseException) -> bool:
     return False
 
 
+# A transaction that lost a race the database resolves by aborting it: PostgreSQL's deadlock victim
+# (40P01) and serialization failure (40001); MySQL/MariaDB's deadlock victim (1213) and lock wait
+# timeout (1205). Done again, the same unit of work succeeds.
+_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+_CONFLICT_MYSQL_CODES = frozenset({1213, 1205})
+
+
+class TransientConflict(Exception):
+    """Raised by a unit of work that found, half-way, that a concurrent one changed what it had read
+    (a conditional update that no longer applies): roll back and do the whole unit again."""
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """Whether `exc` says the transaction lost a race and doing it again will do (a deadlock victim, a
+    serialization failure, a lock wait timed out, SQLite's busy "database is locked", or a
+    `TransientConflict`), rather than that the database is down or the statement is wrong."""
+    if isinstance(exc, TransientConflict) or _is_locked(exc):
+        return True
+    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+        return False
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if candidate is None:
+            continue
+        if _is_locked(candidate):
+            return True
+        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate in _CONFLICT_SQLSTATES:
+            return True
+        args = getattr(candidate, "args", ())
+        if args and isinstance(args[0], int) and args[0] in _CONFLICT_MYSQL_CODES:
+            return True
+    return False
+
+
 def _is_locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 

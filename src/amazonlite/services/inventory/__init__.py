@@ -1,0 +1,1 @@
+"""Inventory: stock per SKU per warehouse, reservations with expiry, restock thresholds."""

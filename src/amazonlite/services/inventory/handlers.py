@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from amazonlite.contracts import (
+    InventoryReleaseRequestedV1,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderCreatedV1,
+    ProductDeletedV1,
+    ProductUpdatedV1,
+)
+from amazonlite.platform.consumer import EventContext, EventHandlers
+from amazonlite.services.inventory import service, settings
+
+handlers = EventHandlers()
+
+
+@handlers.subscriber(ProductUpdatedV1)
+async def on_product_updated(ctx: EventContext, event: ProductUpdatedV1) -> None:
+    await service.apply_product(ctx.session, event)
+
+
+@handlers.subscriber(ProductDeletedV1)
+async def on_product_deleted(ctx: EventContext, event: ProductDeletedV1) -> None:
+    await service.forget_product(ctx.session, event)
+
+
+@handlers.subscriber(OrderCreatedV1)
+async def on_order_created(ctx: EventContext, event: OrderCreatedV1) -> None:
+    minutes = settings.of_session(ctx.session).reservation_minutes
+    await service.reserve(ctx.session, event, minutes=minutes)
+
+
+@handlers.subscriber(OrderConfirmedV1)
+async def on_order_confirmed(ctx: EventContext, event: OrderConfirmedV1) -> None:
+    await service.confirm(ctx.session, event.order_id)
+
+
+@handlers.subscriber(OrderCancelledV1)
+async def on_order_cancelled(ctx: EventContext, event: OrderCancelledV1) -> None:
+    await service.release(ctx.session, event.order_id, "cancelled", event.reason)
+
+
+@handlers.subscriber(InventoryReleaseRequestedV1)
+async def on_release_requested(ctx: EventContext, event: InventoryReleaseRequestedV1) -> None:
+    await service.release(ctx.session, event.order_id, "release_requested", event.reason)
