@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Response
+
+from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
+from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
+from amazonlite.platform.service import RuntimeDep, SessionDep
+from amazonlite.services.cart import coupons, schemas, service
+from amazonlite.services.cart.auth import CouponAdmin, Shopper
+from amazonlite.services.cart.errors import (
+    AvailabilityUnavailable,
+    CartBusy,
+    CartItemNotFound,
+    CartNotFound,
+    CartStoreUnavailable,
+    CartVersionMismatch,
+    CatalogUnavailable,
+    CouponAlreadyUsed,
+    CouponExhausted,
+    CouponExpired,
+    CouponMinimumNotMet,
+    CouponNotFound,
+    CouponNotStarted,
+    CurrencyMismatch,
+    DuplicateCoupon,
+    InsufficientStock,
+    InvalidCoupon,
+    InvalidIfMatch,
+    QuantityOverLimit,
+    ShopSettingsUnavailable,
+    SkuNotFound,
+    TooManyLines,
+    UnknownCoupon,
+)
+
+router = APIRouter(prefix="/api/v1")
+
+CART_ID_HEADER = "X-Cart-Id"
+CartIdHeader = Annotated[str | None, Header(alias=CART_ID_HEADER, max_length=200, description=(
+    "A guest's cart id, as the service answered it; ignored for a signed-in customer (but see merge)"))]
+IfMatchHeader = Annotated[str | None, Header(alias="If-Match", max_length=100, description=(
+    'The cart version the change is meant for, as its ETag ("3"): another one answers 412'))]
+SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+CodePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Case-insensitive")]
+
+READ_ERRORS = (CartNotFound, ShopSettingsUnavailable, CartStoreUnavailable)
+WRITE_ERRORS = (*READ_ERRORS, InvalidIfMatch, CartVersionMismatch, CartBusy, CatalogUnavailable)
+ITEM_ERRORS = (*WRITE_ERRORS, SkuNotFound, InsufficientStock, QuantityOverLimit, TooManyLines, CurrencyMismatch,
+               AvailabilityUnavailable)
+COUPON_ERRORS = (UnknownCoupon, CouponExpired, CouponNotStarted, CouponMinimumNotMet, CouponExhausted,
+                 CouponAlreadyUsed)
+ADMIN_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
+
+
+async def cart_reader(principal: Shopper, runtime: RuntimeDep, cart_id: CartIdHeader = None) -> service.CartRequest:
+    return service.CartRequest(principal=principal, store=runtime.state.carts, services=runtime.services,
+                               settings=runtime.settings, shop=runtime.state.shop,  # type: ignore[arg-type]
+                               cart_id=cart_id)
+
+
+async def cart_writer(reader: Annotated[service.CartRequest, Depends(cart_reader)],
+                      if_match: IfMatchHeader = None) -> service.CartRequest:
+    return service.CartRequest(principal=reader.principal, store=reader.store, services=reader.services,
+                               settings=reader.settings, shop=reader.shop, cart_id=reader.cart_id, if_match=if_match)
+
+
+CartReader = Annotated[service.CartRequest, Depends(cart_reader)]
+CartWriter = Annotated[service.CartRequest, Depends(cart_writer)]
+
+
+def _answer(response: Response, cart: schemas.Cart) -> schemas.Cart:
+    response.headers["ETag"] = f'"{cart.version}"'
+    if cart.id is not None:
+        response.headers[CART_ID_HEADER] = cart.id
+    return cart
+
+
+# The cart ---------------------------------------------------------------------------------------
+
+@router.get("/cart", response_model=schemas.Cart, tags=["cart"], responses=problem_responses(*READ_ERRORS))
+async def read_cart(session: SessionDep, request: CartReader, response: Response) -> schemas.Cart:
+    return _answer(response, await service.read_cart(session, request))
+
+
+@router.post("/cart/items", response_model=schemas.Cart, tags=["cart"], responses=problem_responses(*ITEM_ERRORS))
+async def add_item(session: SessionDep, request: CartWriter, item: schemas.CartItemCreate,
+                   response: Response) -> schemas.Cart:
+    """Add units of a SKU (to its line if there is one). A guest without a live cart gets a new one:
+    its id comes back in the body and in X-Cart-Id."""
+    return _answer(response, await service.add_item(session, request, item))
+
+
+@router.patch("/cart/items/{sku}", response_model=schemas.Cart, tags=["cart"],
+              responses=problem_responses(*ITEM_ERRORS, CartItemNotFound))
+async def set_quantity(session: SessionDep, request: CartWriter, sku: SkuPath, data: schemas.CartItemUpdate,
+                       response: Response) -> schemas.Cart:
+    return _answer(response, await service.set_quantity(session, request, sku, data))
+
+
+@router.delete("/cart/items/{sku}", response_model=schemas.Cart, tags=["cart"],
+               responses=problem_responses(*WRITE_ERRORS, CartItemNotFound))
+async def remove_item(session: SessionDep, request: CartWriter, sku: SkuPath, response: Response) -> schemas.Cart:
+    return _answer(response, await service.remove_item(session, request, sku))
+
+
+@router.post("/cart/coupon", response_model=schemas.Cart, tags=["cart"],
+             responses=problem_responses(*WRITE_ERRORS, *COUPON_ERRORS))
+async def apply_coupon(session: SessionDep, request: CartWriter, data: schemas.CouponApply,
+                       response: Response) -> schemas.Cart:
+    return _answer(response, await service.apply_coupon(session, request, data))
+
+
+@router.delete("/cart/coupon", response_model=schemas.Cart, tags=["cart"], responses=problem_responses(*WRITE_ERRORS))
+async def remove_coupon(session: SessionDep, request: CartWriter, response: Response) -> schemas.Cart:
+    return _answer(response, await service.remove_coupon(session, request))
+
+
+@router.post("/cart/merge", response_model=schemas.Cart, tags=["cart"],
+             responses=problem_responses(*WRITE_ERRORS, Unauthorized, AvailabilityUnavailable))
+async def merge(session: SessionDep, request: CartWriter, data: schemas.CartMerge, response: Response
+                ) -> schemas.Cart:
+    """Move a guest cart into the signed-in customer's (quantities summed, capped at the line maximum
+    and at availability); the guest cart is deleted. Merging it again answers the cart unchanged."""
+    return _answer(response, await service.merge(session, request, data))
+
+
+# Coupons (tenant admins) ------------------------------------------------------------------------
+
+@router.get("/coupons", response_model=Page[schemas.Coupon], tags=["coupons"],
+            responses=problem_responses(*ADMIN_ERRORS, InvalidCursor))
+async def list_coupons(_admin: CouponAdmin, session: SessionDep, limit: Limit = 50, cursor: CursorParam = None
+                       ) -> Page[schemas.Coupon]:
+    items, next_cursor = await coupons.list_coupons(session, limit=limit, cursor=cursor)
+    return Page[schemas.Coupon](items=[schemas.Coupon.model_validate(c) for c in items], next_cursor=next_cursor)
+
+
+@router.post("/coupons", status_code=201, response_model=schemas.Coupon, tags=["coupons"],
+             responses=problem_responses(*ADMIN_ERRORS, DuplicateCoupon))
+async def create_coupon(_admin: CouponAdmin, data: schemas.CouponCreate, session: SessionDep) -> schemas.Coupon:
+    return schemas.Coupon.model_validate(await coupons.create_coupon(session, data))
+
+
+@router.get("/coupons/{code}", response_model=schemas.Coupon, tags=["coupons"],
+            responses=problem_responses(*ADMIN_ERRORS, CouponNotFound))
+async def read_coupon(_admin: CouponAdmin, code: CodePath, session: SessionDep) -> schemas.Coupon:
+    return schemas.Coupon.model_validate(await coupons.get_coupon(session, code))
+
+
+@router.patch("/coupons/{code}", response_model=schemas.Coupon, tags=["coupons"],
+              responses=problem_responses(*ADMIN_ERRORS, CouponNotFound, InvalidCoupon))
+async def update_coupon(_admin: CouponAdmin, code: CodePath, changes: schemas.CouponUpdate, session: SessionDep
+                        ) -> schemas.Coupon:
+    return schemas.Coupon.model_validate(await coupons.update_coupon(session, code, changes))
+
+
+@router.delete("/coupons/{code}", status_code=204, tags=["coupons"],
+               responses=problem_responses(*ADMIN_ERRORS, CouponNotFound))
+async def delete_coupon(_admin: CouponAdmin, code: CodePath, session: SessionDep) -> None:
+    await coupons.delete_coupon(session, code)

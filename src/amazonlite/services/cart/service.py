@@ -1,0 +1,519 @@
+"""The cart's use cases: read a cart, change its lines, apply a coupon, merge a guest cart into a
+customer's; and the replica of SKU prices they show.
+
+A change reads the cart, checks it (If-Match, the catalog, inventory), re-snapshots every line's
+price and stores it as the next version only if nobody changed it meanwhile (store.py); if somebody
+did, it starts again from the newer cart, a bounded number of times."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
+from amazonlite.platform.clients import ServiceDirectory
+from amazonlite.platform.db import utcnow
+from amazonlite.platform.errors import AppError, Unauthorized
+from amazonlite.platform.security import Principal, Role
+from amazonlite.services.cart import coupons, schemas
+from amazonlite.services.cart.errors import (
+    AvailabilityUnavailable,
+    CartBusy,
+    CartItemNotFound,
+    CartNotFound,
+    CartVersionMismatch,
+    CatalogUnavailable,
+    CurrencyMismatch,
+    InsufficientStock,
+    InvalidIfMatch,
+    QuantityOverLimit,
+    ShopSettingsUnavailable,
+    SkuNotFound,
+    TooManyLines,
+    UnknownCoupon,
+)
+from amazonlite.services.cart.models import SkuPrice
+from amazonlite.services.cart.repository import CouponRepository, SkuPriceRepository
+from amazonlite.services.cart.settings import CartSettings
+from amazonlite.services.cart.store import CartStore, Owner, StoredCart
+
+log = structlog.get_logger("amazonlite.cart")
+
+MUTATIONS = Counter("amazonlite_cart_mutations_total", "Cart changes by kind and outcome", ["kind", "outcome"])
+
+GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
+
+
+# The shop's settings (tenants service) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ShopSettings:
+    currency: str
+    tax_rate_bp: int
+
+
+class ShopSettingsLookup:
+    """A tenant's currency and tax rate from the tenants service, kept `ttl` seconds; when tenants
+    cannot answer, the last known settings are used, and a tenant never seen is a 503 problem."""
+
+    def __init__(self, services: ServiceDirectory, *, ttl: float) -> None:
+        self._services = services
+        self._ttl = ttl
+        self._known: dict[str, tuple[ShopSettings, float]] = {}
+        self._inflight: dict[str, asyncio.Future[ShopSettings]] = {}
+
+    async def get(self, tenant_id: str) -> ShopSettings:
+        known = self._known.get(tenant_id)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        pending = self._inflight.get(tenant_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(tenant_id))
+            self._inflight[tenant_id] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(tenant_id, None))
+        return await asyncio.shield(pending)
+
+    async def _fetch(self, tenant_id: str) -> ShopSettings:
+        admin = Principal(tenant_id=tenant_id, user_id="cart", roles=frozenset({Role.TENANT_ADMIN}))
+        try:
+            answer = await self._services.client("tenants").request(
+                "GET", f"/api/v1/admin/tenants/{tenant_id}", principal=admin)
+            body = answer.json() if answer.status_code == 200 else None
+            settings = ShopSettings(str(body["currency"]), int(body["tax_rate_bp"])) if body else None
+        except (AppError, LookupError, ValueError, TypeError, KeyError) as exc:
+            log.warning("cart.tenant_settings_failed", tenant=tenant_id, error=repr(exc)[:200])
+            settings = None
+        if settings is None:
+            known = self._known.get(tenant_id)
+            if known is None:
+                raise ShopSettingsUnavailable(headers={"Retry-After": "2"})
+            self._known[tenant_id] = (known[0], time.monotonic() + 2.0)
+            return known[0]
+        self._known[tenant_id] = (settings, time.monotonic() + self._ttl)
+        return settings
+
+
+# What a request's use cases need ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CartRequest:
+    principal: Principal
+    store: CartStore
+    services: ServiceDirectory
+    settings: CartSettings
+    shop: ShopSettingsLookup
+    cart_id: str | None = None  # X-Cart-Id
+    if_match: str | None = None
+
+    @property
+    def customer(self) -> str | None:
+        return self.principal.user_id
+
+    def guest_owner(self) -> Owner | None:
+        if self.cart_id is None or not GUEST_ID.fullmatch(self.cart_id):
+            return None  # a malformed id names no cart of ours
+        return Owner("guest", self.cart_id)
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version an If-Match header names ("3" or W/"3"), -1 for `*` (any stored version), None
+    without the header."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "*":
+        return -1
+    found = ETAG.fullmatch(value)
+    if found is None:
+        raise InvalidIfMatch()
+    return int(found.group(1))
+
+
+def _check_version(wanted: int | None, cart: StoredCart) -> None:
+    if wanted is None or (wanted == -1 and cart.version > 0) or wanted == cart.version:
+        return
+    raise CartVersionMismatch(f"The cart is at version {cart.version}", headers={"ETag": f'"{cart.version}"'},
+                              version=cart.version)
+
+
+# Other services ------------------------------------------------------------------------------------
+
+async def _call(services: ServiceDirectory, target: str, path: str, principal: Principal,
+                params: list[tuple[str, str]], unavailable: type[AppError]) -> Any:
+    try:
+        answer = await services.client(target).request("GET", path, principal=principal, params=params)
+        if answer.status_code != 200:
+            raise unavailable(f"The {target} service answered HTTP {answer.status_code}")
+        return answer.json()
+    except AppError as exc:
+        if isinstance(exc, unavailable):
+            raise
+        raise unavailable(f"The {target} service cannot answer: {exc.title}",
+                          headers={"Retry-After": "1"}) from exc
+    except (LookupError, ValueError) as exc:
+        raise unavailable(f"The {target} service cannot answer") from exc
+
+
+async def _catalog(request: CartRequest, skus: Iterable[str]) -> dict[str, dict[str, Any]]:
+    wanted = list(dict.fromkeys(skus))
+    if not wanted:
+        return {}
+    body = await _call(request.services, "catalog", "/api/v1/skus", request.principal,
+                       [("sku", s) for s in wanted], CatalogUnavailable)
+    return {item["sku"]: item for item in body["items"] if item.get("status") == "active"}
+
+
+async def _availability(request: CartRequest, skus: Iterable[str]) -> dict[str, int]:
+    wanted = list(dict.fromkeys(skus))
+    if not wanted:
+        return {}
+    body = await _call(request.services, "inventory", "/api/v1/inventory", request.principal,
+                       [("sku", s) for s in wanted], AvailabilityUnavailable)
+    return {item["sku"]: int(item["available"]) for item in body["items"]}
+
+
+# The SKU replica -------------------------------------------------------------------------------------
+
+async def _remember(session: AsyncSession, sku: str, *, product_id: uuid.UUID, product_name: str,
+                    variant_name: str, status: str, amount: int, currency: str, updated_at: dt.datetime) -> None:
+    """Replace what the replica holds of `sku` unless it holds something newer (a deleted product
+    stays deleted)."""
+    repository = SkuPriceRepository(session)
+    values = {"product_id": product_id, "product_name": product_name[:200], "variant_name": variant_name[:200],
+              "status": status, "price_amount": amount, "currency": currency, "updated_at": updated_at}
+    for _ in range(2):
+        row = (await repository.rows([sku])).get(sku)
+        if row is None:
+            if await repository.add(SkuPrice(sku=sku, **values)):
+                return
+            continue  # inserted concurrently: compare with it
+        if row.product_id == product_id and (row.status == "deleted" or row.updated_at > updated_at):
+            return
+        if row.product_id != product_id and row.status not in ("deleted", "removed") and row.updated_at > updated_at:
+            return
+        for name, value in values.items():
+            setattr(row, name, value)
+        await session.flush()
+        return
+
+
+async def apply_product_updated(session: AsyncSession, event: ProductUpdatedV1) -> None:
+    for variant in event.variants:
+        await _remember(session, variant.sku, product_id=event.product_id, product_name=event.name,
+                        variant_name=variant.name, status=event.status, amount=variant.price.amount,
+                        currency=variant.price.currency, updated_at=event.updated_at)
+    kept = {v.sku for v in event.variants}
+    for row in await SkuPriceRepository(session).of_product(event.product_id):
+        if row.sku not in kept and row.status != "deleted" and row.updated_at <= event.updated_at:
+            row.status, row.updated_at = "removed", event.updated_at
+    await session.flush()
+
+
+async def apply_product_deleted(session: AsyncSession, event: ProductDeletedV1, *, at: dt.datetime) -> None:
+    rows = await SkuPriceRepository(session).rows(event.skus)
+    for sku in event.skus:
+        row = rows.get(sku)
+        if row is None:
+            await _remember(session, sku, product_id=event.product_id, product_name="", variant_name="",
+                            status="deleted", amount=0, currency="XXX", updated_at=at)
+        elif row.product_id == event.product_id:
+            row.status = "deleted"
+    await session.flush()
+
+
+async def _remember_catalog(session: AsyncSession, items: Iterable[dict[str, Any]]) -> None:
+    for item in items:
+        await _remember(session, item["sku"], product_id=uuid.UUID(item["product_id"]),
+                        product_name=item["product_name"], variant_name=item["variant_name"],
+                        status=item["status"], amount=int(item["price"]["amount"]),
+                        currency=item["price"]["currency"],
+                        updated_at=dt.datetime.fromisoformat(item["updated_at"]))
+
+
+def _line_name(product_name: str, variant_name: str) -> str:
+    return product_name if not variant_name or variant_name == product_name else f"{product_name} ({variant_name})"
+
+
+async def _resnapshot(session: AsyncSession, cart: StoredCart) -> None:
+    """Every line takes the replica's current price and name: the customer sees the new totals."""
+    current = await SkuPriceRepository(session).of([line["sku"] for line in cart.lines])
+    for line in cart.lines:
+        row = current.get(line["sku"])
+        if row is not None and row.status == "active":
+            line.update(price=row.price_amount, currency=row.currency, product_id=str(row.product_id),
+                        name=_line_name(row.product_name, row.variant_name))
+
+
+# Reading ---------------------------------------------------------------------------------------------
+
+def _money(amount: int, currency: str) -> schemas.Money:
+    return schemas.Money(amount=amount, currency=currency)
+
+
+async def render(session: AsyncSession, request: CartRequest, cart: StoredCart) -> schemas.Cart:
+    """The cart as the customer sees it: current prices (flagging those that changed since the line
+    was last touched), lines no longer for sale, the coupon and whether it applies, the totals."""
+    shop = await request.shop.get(request.principal.tenant_id)
+    current = await SkuPriceRepository(session).of([line["sku"] for line in cart.lines])
+    items: list[schemas.CartLine] = []
+    payable: list[int] = []
+    for line in cart.lines:
+        row = current.get(line["sku"])
+        unit, currency, name = line["price"], line["currency"], line["name"]
+        available = True
+        if row is not None:
+            available = row.status == "active" and row.currency == shop.currency
+            if row.status == "active":
+                unit, currency, name = row.price_amount, row.currency, _line_name(row.product_name, row.variant_name)
+        line_total = unit * line["quantity"]
+        if available:
+            payable.append(line_total)
+        items.append(schemas.CartLine(
+            sku=line["sku"], product_id=uuid.UUID(line["product_id"]), name=name, quantity=line["quantity"],
+            unit_price=_money(unit, currency), line_total=_money(line_total, currency),
+            price_changed=unit != line["price"], available=available))
+    subtotal = sum(payable)
+    discount = 0
+    coupon_view = None
+    if cart.coupon is not None:
+        coupon = await CouponRepository(session).get(cart.coupon)
+        if coupon is None:
+            coupon_view = schemas.CartCoupon(code=cart.coupon, kind=None, value=None, applies=False,
+                                             reason="The coupon no longer exists")
+        else:
+            why = coupons.refusal(coupon, subtotal=subtotal, now=utcnow(),
+                                  used_by_customer=await coupons.used_by(session, coupon, request.customer))
+            if why is None:
+                discount = coupons.discount_of(coupon.kind, coupon.value, subtotal)
+            coupon_view = schemas.CartCoupon(code=coupon.code, kind=coupon.kind,
+                                             value=coupon.value, applies=why is None,
+                                             reason=why.detail if why else None)
+    totals = coupons.compute_totals(payable, discount, shop.tax_rate_bp)
+    return schemas.Cart(
+        id=cart.owner.key if cart.owner.kind == "guest" else None, version=cart.version, currency=shop.currency,
+        items=items, coupon=coupon_view, subtotal=_money(totals.subtotal, shop.currency),
+        discount=_money(totals.discount, shop.currency), tax=_money(totals.tax, shop.currency),
+        total=_money(totals.total, shop.currency))
+
+
+def _empty(owner: Owner | None) -> StoredCart:
+    return StoredCart(owner=owner or Owner("guest", ""))
+
+
+async def read_cart(session: AsyncSession, request: CartRequest) -> schemas.Cart:
+    """A customer's own cart (empty until they add something); a guest's cart by X-Cart-Id (an
+    unknown or expired id is a 404 problem); no id at all is an empty cart, not stored."""
+    if request.customer is not None:
+        owner = Owner("user", request.customer)
+        cart = await request.store.load(session, owner) or StoredCart(owner=owner)
+    elif request.cart_id is None:
+        view = await render(session, request, _empty(None))
+        return view.model_copy(update={"id": None})
+    else:
+        guest = request.guest_owner()
+        found = await request.store.load(session, guest) if guest else None
+        if found is None:
+            raise CartNotFound("No cart has this X-Cart-Id (it may have expired or been merged)")
+        cart = found
+    return await render(session, request, cart)
+
+
+# Changing ---------------------------------------------------------------------------------------------
+
+Change = Callable[[StoredCart], Awaitable[None]]
+
+
+async def _change(session: AsyncSession, request: CartRequest, kind: str, change: Change, *,
+                  creates: bool) -> schemas.Cart:
+    """Apply `change` to the caller's cart and store it as the next version, again from the newer
+    cart when a concurrent change won; a guest without a (live) cart gets a new one if `creates`."""
+    wanted = parse_if_match(request.if_match)
+    try:
+        if request.customer is not None:
+            owner = Owner("user", request.customer)
+        else:
+            owner = request.guest_owner() or Owner("guest", "")
+            if not owner.key or await request.store.load(session, owner, for_change=True) is None:
+                if not creates:
+                    raise CartNotFound("No cart has this X-Cart-Id (it may have expired or been merged)")
+                owner = Owner("guest", secrets.token_urlsafe(24))  # never the client's: ours, unguessable
+        for _ in range(request.settings.mutation_attempts):
+            cart = await request.store.load(session, owner, for_change=True)
+            if cart is None:
+                if owner.kind == "guest" and not creates:
+                    raise CartNotFound("The cart was merged or expired meanwhile")
+                cart = StoredCart(owner=owner)
+            _check_version(wanted, cart)
+            await change(cart)
+            await _resnapshot(session, cart)
+            if await request.store.save(session, cart):
+                view = await render(session, request, cart)
+                MUTATIONS.labels(kind, "ok").inc()
+                return view
+        raise CartBusy()
+    except AppError as exc:
+        MUTATIONS.labels(kind, exc.type).inc()
+        raise
+
+
+def _line(cart: StoredCart, sku: str) -> dict[str, Any] | None:
+    return next((line for line in cart.lines if line["sku"] == sku), None)
+
+
+async def _checked_offer(session: AsyncSession, request: CartRequest, sku: str, quantity: int) -> dict[str, Any]:
+    """The catalog's current offer of `sku` for `quantity` units: it exists, is for sale in the shop's
+    currency, the quantity is within the line maximum, and inventory has that many."""
+    if quantity > request.settings.max_line_quantity:
+        raise QuantityOverLimit(f"A line holds at most {request.settings.max_line_quantity} units",
+                                max_quantity=request.settings.max_line_quantity)
+    offer = (await _catalog(request, [sku])).get(sku)
+    if offer is None:
+        raise SkuNotFound(f"No SKU {sku!r} is for sale", sku=sku)
+    shop = await request.shop.get(request.principal.tenant_id)
+    if offer["price"]["currency"] != shop.currency:
+        raise CurrencyMismatch(f"{sku} is priced in {offer['price']['currency']}, the shop in {shop.currency}")
+    available = (await _availability(request, [sku])).get(sku, 0)
+    if quantity > available:
+        raise InsufficientStock(f"Only {available} of {sku} available", sku=sku, available=available)
+    await _remember_catalog(session, [offer])
+    return offer
+
+
+def _put_line(cart: StoredCart, offer: dict[str, Any], quantity: int) -> None:
+    line = _line(cart, offer["sku"])
+    fields = {"sku": offer["sku"], "product_id": offer["product_id"], "quantity": quantity,
+              "name": _line_name(offer["product_name"], offer["variant_name"]),
+              "price": int(offer["price"]["amount"]), "currency": offer["price"]["currency"]}
+    if line is None:
+        cart.lines.append(fields)
+    else:
+        line.update(fields)
+
+
+async def add_item(session: AsyncSession, request: CartRequest, item: schemas.CartItemCreate) -> schemas.Cart:
+    async def change(cart: StoredCart) -> None:
+        line = _line(cart, item.sku)
+        if line is None and len(cart.lines) >= request.settings.max_lines:
+            raise TooManyLines(f"A cart holds at most {request.settings.max_lines} lines")
+        quantity = (line["quantity"] if line else 0) + item.quantity
+        _put_line(cart, await _checked_offer(session, request, item.sku, quantity), quantity)
+
+    return await _change(session, request, "add", change, creates=True)
+
+
+async def set_quantity(session: AsyncSession, request: CartRequest, sku: str,
+                       data: schemas.CartItemUpdate) -> schemas.Cart:
+    async def change(cart: StoredCart) -> None:
+        if _line(cart, sku) is None:
+            raise CartItemNotFound(f"The cart has no line of {sku}")
+        _put_line(cart, await _checked_offer(session, request, sku, data.quantity), data.quantity)
+
+    return await _change(session, request, "set", change, creates=False)
+
+
+async def remove_item(session: AsyncSession, request: CartRequest, sku: str) -> schemas.Cart:
+    async def change(cart: StoredCart) -> None:
+        if _line(cart, sku) is None:
+            raise CartItemNotFound(f"The cart has no line of {sku}")
+        cart.lines = [line for line in cart.lines if line["sku"] != sku]
+
+    return await _change(session, request, "remove", change, creates=False)
+
+
+async def _cart_subtotal(session: AsyncSession, request: CartRequest, cart: StoredCart) -> int:
+    await _resnapshot(session, cart)
+    view = await render(session, request, StoredCart(owner=cart.owner, version=cart.version, lines=cart.lines))
+    return view.subtotal.amount
+
+
+async def apply_coupon(session: AsyncSession, request: CartRequest, data: schemas.CouponApply) -> schemas.Cart:
+    async def change(cart: StoredCart) -> None:
+        coupon = await CouponRepository(session).get(data.code)
+        if coupon is None:
+            raise UnknownCoupon(f"There is no coupon {data.code!r}")
+        why = coupons.refusal(coupon, subtotal=await _cart_subtotal(session, request, cart), now=utcnow(),
+                              used_by_customer=await coupons.used_by(session, coupon, request.customer))
+        if why is not None:
+            raise why
+        cart.coupon = coupon.code
+
+    return await _change(session, request, "coupon_apply", change, creates=False)
+
+
+async def remove_coupon(session: AsyncSession, request: CartRequest) -> schemas.Cart:
+    async def change(cart: StoredCart) -> None:
+        cart.coupon = None
+
+    return await _change(session, request, "coupon_remove", change, creates=False)
+
+
+async def merge(session: AsyncSession, request: CartRequest, data: schemas.CartMerge) -> schemas.Cart:
+    """Move a guest cart into the customer's: quantities summed, capped at the line maximum and at
+    what inventory has; the guest cart is deleted. Merging the same guest cart again changes nothing."""
+    if request.customer is None:
+        raise Unauthorized("Sign in to merge a guest cart into your own")
+    guest_owner = Owner("guest", data.guest_cart_id)
+    merged_now: list[StoredCart] = []
+
+    async def change(cart: StoredCart) -> None:
+        merged_now.clear()
+        if data.guest_cart_id in cart.merged:
+            raise _AlreadyMerged(cart)
+        guest = await request.store.load(session, guest_owner, for_change=True)
+        if guest is None:
+            raise CartNotFound("No guest cart has this id (it may have expired or been merged)")
+        await _combine(session, request, cart, guest)
+        cart.merged.append(data.guest_cart_id)
+        merged_now.append(guest)
+
+    try:
+        view = await _change(session, request, "merge", change, creates=True)
+    except _AlreadyMerged as done:
+        return await render(session, request, done.cart)
+    for guest in merged_now:
+        await request.store.remove(session, guest.owner)
+    return view
+
+
+class _AlreadyMerged(Exception):  # a way out of the change, not an error
+    def __init__(self, cart: StoredCart) -> None:
+        super().__init__("already merged")
+        self.cart = cart
+
+
+async def _combine(session: AsyncSession, request: CartRequest, cart: StoredCart, guest: StoredCart) -> None:
+    wanted = {line["sku"]: line["quantity"] for line in cart.lines}
+    for line in guest.lines:
+        wanted[line["sku"]] = wanted.get(line["sku"], 0) + line["quantity"]
+    skus = list(wanted)
+    offers = await _catalog(request, skus)
+    shop = await request.shop.get(request.principal.tenant_id)
+    available = await _availability(request, [s for s in skus if s in offers])
+    await _remember_catalog(session, offers.values())
+    own = {line["sku"] for line in cart.lines}
+    for sku in skus:
+        offer = offers.get(sku)
+        if sku not in own and (offer is None or offer["price"]["currency"] != shop.currency):
+            continue  # a guest line no longer for sale is left behind
+        quantity = min(wanted[sku], request.settings.max_line_quantity, available.get(sku, 0))
+        if offer is None or quantity <= 0:
+            continue  # the customer's own line stays as it was
+        if sku not in own and len(cart.lines) >= request.settings.max_lines:
+            continue
+        _put_line(cart, offer, max(quantity, 1))
+    if cart.coupon is None and guest.coupon is not None:
+        coupon = await CouponRepository(session).get(guest.coupon)
+        if coupon is not None and not await coupons.used_by(session, coupon, request.customer):
+            cart.coupon = coupon.code
