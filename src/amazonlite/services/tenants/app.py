@@ -11,7 +11,8 @@ from amazonlite.services.tenants.settings import TenantsSettings
 
 SERVICE = ServiceModule(
     name="tenants",
-    description="The tenant registry and each tenant's settings: currency, tax rate, rate limits, feature flags.",
+    description=("The tenant registry and each tenant's settings: currency, tax rate, rate limits, feature flags, "
+                 "and how long stock is held and payment awaited for an order."),
     router=router,
     metadata=Base.metadata,
     settings=TenantsSettings,

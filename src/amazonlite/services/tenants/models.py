@@ -33,3 +33,6 @@ class TenantRow(TenantScoped, Timestamps, Base):
     rate_limits: Mapped[dict[str, Any]] = mapped_column(JSON)
     feature_flags: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
+    # How long inventory holds stock for an unpaid order, and how long the customer has to pay.
+    reservation_minutes: Mapped[int] = mapped_column(Integer, server_default="15")
+    payment_minutes: Mapped[int] = mapped_column(Integer, server_default="15")

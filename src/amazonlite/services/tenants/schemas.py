@@ -14,6 +14,9 @@ NAME_MAX = 200
 FLAG_MAX = 64
 MAX_FLAGS = 100
 MAX_PER_MINUTE = 1_000_000
+MAX_MINUTES = 1_440  # a day
+DEFAULT_RESERVATION_MINUTES = 15
+DEFAULT_PAYMENT_MINUTES = 15
 
 TenantStatus = Literal["active", "suspended"]
 
@@ -25,6 +28,10 @@ Name = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=NAME_M
 TaxRateBp = Annotated[int, Field(ge=0, le=10_000, description="Tax rate in basis points (1800 = 18%)"), JSON_INTEGER]
 PerMinute = Annotated[int, Field(ge=1, le=MAX_PER_MINUTE), JSON_INTEGER]
 FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+Minutes = Annotated[int, Field(ge=1, le=MAX_MINUTES), JSON_INTEGER]
+ReservationMinutes = Annotated[Minutes, Field(
+    description="How long inventory holds stock for an order that is not paid yet, in minutes")]
+PaymentMinutes = Annotated[Minutes, Field(description="How long a customer has to pay for an order, in minutes")]
 FeatureFlags = Annotated[dict[FlagName, StrictBool], Field(max_length=MAX_FLAGS)]
 
 DEFAULT_CURRENCY = "INR"
@@ -50,6 +57,8 @@ class TenantCreate(BaseModel):
     tax_rate_bp: TaxRateBp = 0
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     feature_flags: FeatureFlags = Field(default_factory=dict)
+    reservation_minutes: ReservationMinutes = DEFAULT_RESERVATION_MINUTES
+    payment_minutes: PaymentMinutes = DEFAULT_PAYMENT_MINUTES
 
 
 class TenantUpdate(BaseModel):
@@ -62,6 +71,8 @@ class TenantUpdate(BaseModel):
     tax_rate_bp: TaxRateBp | None = None
     rate_limits: RateLimits | None = None
     feature_flags: FeatureFlags | None = None
+    reservation_minutes: ReservationMinutes | None = None
+    payment_minutes: PaymentMinutes | None = None
     status: TenantStatus | None = None
 
 
@@ -72,6 +83,8 @@ class Tenant(BaseModel):
     tax_rate_bp: int
     rate_limits: RateLimits
     feature_flags: dict[str, bool]
+    reservation_minutes: int
+    payment_minutes: int
     status: TenantStatus
     created_at: dt.datetime
     updated_at: dt.datetime

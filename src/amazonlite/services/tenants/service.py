@@ -29,6 +29,7 @@ log = structlog.get_logger("amazonlite.tenants")
 def to_schema(row: TenantRow) -> Tenant:
     return Tenant(id=row.tenant_id, name=row.name, currency=row.currency, tax_rate_bp=row.tax_rate_bp,
                   rate_limits=RateLimits.model_validate(row.rate_limits), feature_flags=dict(row.feature_flags),
+                  reservation_minutes=row.reservation_minutes, payment_minutes=row.payment_minutes,
                   status=row.status,
                   created_at=row.created_at, updated_at=row.updated_at)
 
@@ -37,6 +38,7 @@ def _new_row(data: TenantCreate) -> TenantRow:
     # Set explicitly: in an unscoped session the kernel stamps nothing, in a scoped one it checks.
     return TenantRow(tenant_id=data.id, name=data.name, currency=data.currency, tax_rate_bp=data.tax_rate_bp,
                      rate_limits=data.rate_limits.model_dump(), feature_flags=dict(data.feature_flags),
+                     reservation_minutes=data.reservation_minutes, payment_minutes=data.payment_minutes,
                      status="active")
 
 
