@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Response
 
 from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
+from amazonlite.platform.idempotency import IdempotentRoute
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import RuntimeDep, SessionDep
 from amazonlite.services.cart import coupons, schemas, service
@@ -35,7 +36,8 @@ from amazonlite.services.cart.errors import (
     UnknownCoupon,
 )
 
-router = APIRouter(prefix="/api/v1")
+# Every change honours Idempotency-Key (platform/idempotency.py): a retry gets the first answer.
+router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 
 CART_ID_HEADER = "X-Cart-Id"
 CartIdHeader = Annotated[str | None, Header(alias=CART_ID_HEADER, max_length=200, description=(

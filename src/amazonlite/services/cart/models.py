@@ -11,6 +11,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, St
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from amazonlite.platform.db import UTC, IdPrimaryKey, Timestamps, service_metadata, utcnow
+from amazonlite.platform.idempotency import add_idempotency_table
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.tenancy import TenantScoped
 
@@ -20,6 +21,7 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = add_messaging_tables(Base.metadata)
+IDEMPOTENCY_KEYS = add_idempotency_table(Base.metadata)
 
 
 class Cart(IdPrimaryKey, TenantScoped, Base):

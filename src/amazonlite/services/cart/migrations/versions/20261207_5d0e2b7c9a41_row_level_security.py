@@ -13,7 +13,8 @@ down_revision: str | None = 'c899ad1579d4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TENANT_TABLES = ('carts', 'sku_prices', 'coupons', 'coupon_redemptions', 'outbox', 'inbox', 'dead_letters')
+TENANT_TABLES = ('carts', 'sku_prices', 'coupons', 'coupon_redemptions', 'idempotency_keys', 'outbox', 'inbox',
+                 'dead_letters')
 
 
 def upgrade() -> None:
