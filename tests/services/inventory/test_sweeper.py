@@ -1,0 +1,79 @@
+"""The sweeper releases reservations whose time is up, once each, however many sweepers run."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from amazonlite.platform.db import utcnow
+from amazonlite.services.inventory.app import SERVICE
+from amazonlite.services.inventory.tasks import expire_reservations
+from tests.services.inventory.factories import (
+    assert_ledger_matches_stock,
+    know,
+    order_confirmed,
+    order_created,
+    outbox,
+    stock,
+    stock_rows,
+)
+from tests.support.harness import running_service
+
+
+class TestExpiry:
+    async def test_a_reservation_past_its_time_is_released_as_expired(self, sqlite_url: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("AMAZONLITE_INVENTORY_RESERVATION_MINUTES", "0.0005")  # 30 ms
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await know(svc, "A-1")
+            await stock(svc, "A-1", units=5)
+            order, later = order_created(("A-1", 2)), order_created(("A-1", 1))
+            await svc.deliver(order)
+            [reserved] = await outbox(svc, "inventory.reserved.v1")
+            expires = dt.datetime.fromisoformat(reserved["payload"]["expires_at"])
+            assert expires - utcnow() < dt.timedelta(seconds=1)
+            await asyncio.sleep(0.05)
+            await svc.deliver(later)  # not expired yet when the sweeper runs
+
+            assert await expire_reservations(svc.runtime) == 1
+            [released] = await outbox(svc, "inventory.released.v1")
+            assert released["aggregate_id"] == str(order.order_id)
+            assert released["payload"]["reason"] == "expired"
+            assert released["payload"]["lines"] == [{"sku": "A-1", "quantity": 2}]
+            assert await stock_rows(svc) == {("A-1", "default"): (5, 1)}
+
+            # Paid too late: the confirmation deducts nothing.
+            await svc.deliver(order_confirmed(order.order_id))
+            assert await stock_rows(svc) == {("A-1", "default"): (5, 1)}
+            assert await expire_reservations(svc.runtime, now=utcnow() - dt.timedelta(minutes=1)) == 0
+            await assert_ledger_matches_stock(svc)
+
+    async def test_the_default_hold_is_15_minutes(self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await know(svc, "A-1")
+            await stock(svc, "A-1", units=5)
+            await svc.deliver(order_created(("A-1", 2)))
+            assert await expire_reservations(svc.runtime, now=utcnow() + dt.timedelta(minutes=14)) == 0
+            assert await expire_reservations(svc.runtime, now=utcnow() + dt.timedelta(minutes=16)) == 1
+            assert await stock_rows(svc) == {("A-1", "default"): (5, 0)}
+
+    async def test_two_sweepers_at_once_release_each_reservation_once(self, any_database_url: str,
+                                                                      tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            await know(svc, "A-1", "B-1")
+            await stock(svc, "A-1", units=100)
+            await stock(svc, "B-1", units=100)
+            orders = [order_created(("A-1", 1), ("B-1", 2)) for _ in range(30)]
+            await asyncio.gather(*(svc.deliver(o) for o in orders))
+            later = utcnow() + dt.timedelta(hours=1)
+
+            counts = await asyncio.gather(*(expire_reservations(svc.runtime, now=later) for _ in range(3)))
+
+            assert sum(counts) == 30
+            released = await outbox(svc, "inventory.released.v1")
+            assert sorted(e["aggregate_id"] for e in released) == sorted(str(o.order_id) for o in orders)
+            assert await stock_rows(svc) == {("A-1", "default"): (100, 0), ("B-1", "default"): (100, 0)}
+            await assert_ledger_matches_stock(svc)
