@@ -12,7 +12,6 @@ id, or a suspended tenant, through while the registry is down.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ import structlog
 
 from amazonlite.gateway.errors import TenantsUnavailable, TenantSuspended, UnknownTenant
 from amazonlite.gateway.proxy import Fetched
-from amazonlite.platform.outages import DEPENDENCIES, upstream_dependency
+from amazonlite.platform.cached_lookup import CachedLookup
+from amazonlite.platform.outages import upstream_dependency
 from amazonlite.platform.security import Principal, Role
 from amazonlite.platform.tenancy import DEFAULT_TENANT
 
@@ -46,28 +46,20 @@ class TenantInfo:
     client_per_minute: int
 
 
-@dataclass(slots=True)
-class _Entry:
-    info: TenantInfo | None  # None: the tenant does not exist
-    expires: float
-
-
 class TenantLookupFailed(Exception):
     pass
 
 
 class TenantDirectory:
-    """Tenant settings from the tenants service, cached per tenant."""
+    """Tenant settings from the tenants service, cached per tenant (platform/cached_lookup.py)."""
 
     def __init__(self, fetch: FetchTenant, *, ttl: float, unknown_ttl: float, max_entries: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch
-        self._ttl = ttl
-        self._unknown_ttl = unknown_ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._cache: dict[str, _Entry] = {}
-        self._inflight: dict[str, asyncio.Task[TenantInfo | None]] = {}
+        self._lookup: CachedLookup[TenantInfo | None] = CachedLookup(
+            self._ask, ttl=lambda info: ttl if info is not None else unknown_ttl, max_entries=max_entries,
+            unavailable=_unavailable, dependency=upstream_dependency(TENANTS), operation="tenant lookup",
+            retry_after_failure=RETRY_AFTER_FAILURE_SECONDS, clock=clock)
 
     async def require_active(self, tenant_id: str) -> TenantInfo:
         """The tenant's settings; `UnknownTenant` (404), `TenantSuspended` (403) or `TenantsUnavailable` (503)."""
@@ -79,43 +71,10 @@ class TenantDirectory:
         return info
 
     async def lookup(self, tenant_id: str) -> TenantInfo | None:
-        entry = self._cache.get(tenant_id)
-        if entry is not None and entry.expires > self._clock():
-            return entry.info
-        task = self._inflight.get(tenant_id)
-        if task is None:
-            task = asyncio.ensure_future(self._refresh(tenant_id))
-            self._inflight[tenant_id] = task
-            task.add_done_callback(lambda done: self._finished(tenant_id, done))
-        return await asyncio.shield(task)
-
-    def _finished(self, tenant_id: str, task: asyncio.Task[TenantInfo | None]) -> None:
-        self._inflight.pop(tenant_id, None)
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have gone
-
-    async def _refresh(self, tenant_id: str) -> TenantInfo | None:
-        try:
-            info = await self._ask(tenant_id)
-        except TenantLookupFailed as exc:
-            stale = self._cache.get(tenant_id)
-            # Logged once per outage of the tenants service, not per tenant and refresh.
-            DEPENDENCIES.unavailable(upstream_dependency(TENANTS), operation="tenant lookup", tenant=tenant_id,
-                                     error=str(exc), using_stale=stale is not None)
-            if stale is None:
-                raise TenantsUnavailable("The tenant's settings cannot be read right now; try again shortly",
-                                         headers={"Retry-After": "2"}) from exc
-            stale.expires = self._clock() + RETRY_AFTER_FAILURE_SECONDS
-            return stale.info
-        DEPENDENCIES.available(upstream_dependency(TENANTS))
-        self._remember(tenant_id, info)
-        return info
+        return await self._lookup.get(tenant_id)
 
     async def _ask(self, tenant_id: str) -> TenantInfo | None:
-        try:
-            answer = await self._fetch(tenant_id)
-        except Exception as exc:  # the kernel's CircuitOpen, DownstreamUnavailable, ... or anything else
-            raise TenantLookupFailed(repr(exc)) from exc
+        answer = await self._fetch(tenant_id)  # the kernel's CircuitOpen, DownstreamUnavailable, ...
         if answer.status == 404:
             return None
         if answer.status != 200:
@@ -125,12 +84,10 @@ class TenantDirectory:
         except (ValueError, TypeError, KeyError) as exc:
             raise TenantLookupFailed(f"unreadable tenant settings: {exc!r}") from exc
 
-    def _remember(self, tenant_id: str, info: TenantInfo | None) -> None:
-        self._cache.pop(tenant_id, None)
-        while len(self._cache) >= self._max_entries:
-            del self._cache[next(iter(self._cache))]
-        ttl = self._ttl if info is not None else self._unknown_ttl
-        self._cache[tenant_id] = _Entry(info, self._clock() + ttl)
+
+def _unavailable(_tenant_id: str) -> TenantsUnavailable:
+    return TenantsUnavailable("The tenant's settings cannot be read right now; try again shortly",
+                              headers={"Retry-After": "2"})
 
 
 def parse_tenant(body: Any, tenant_id: str) -> TenantInfo:
