@@ -177,7 +177,7 @@ async def record_confirmation(session: AsyncSession, *, order_id: uuid.UUID, cus
     left (and, for a once-per-customer coupon, the customer has no counted use). Returns the outcome,
     or "duplicate" when the order was recorded before."""
     repository = CouponRepository(session)
-    coupon = await repository.get(code.upper())
+    coupon = await repository.lock(code.upper())
     if coupon is None:
         log.warning("cart.coupon_confirmation_unknown", code=code, order_id=str(order_id))
         return "unknown_coupon"
@@ -207,15 +207,15 @@ async def record_cancellation(session: AsyncSession, *, order_id: uuid.UUID, cus
     """order.cancelled.v1 with a coupon: give a counted use back, once. An order cancelled before
     its confirmation arrived is recorded as such, so that a late confirmation counts nothing."""
     repository = CouponRepository(session)
-    redemption = await repository.lock_redemption(order_id)
+    coupon = await repository.lock(code.upper())  # the same order as a confirmation: coupon, then redemption
+    if coupon is None:
+        return "unknown_coupon"
+    redemption = await repository.redemption(order_id)
     if redemption is None:
-        coupon = await repository.get(code.upper())
-        if coupon is None:
-            return "unknown_coupon"
         if await repository.record(CouponRedemption(coupon_id=coupon.id, order_id=order_id,
                                                     customer_id=customer_id, outcome="cancelled")):
             return "cancelled"
-        redemption = await repository.lock_redemption(order_id)  # a confirmation got there first
+        redemption = await repository.redemption(order_id)  # recorded meanwhile
         if redemption is None:
             return "cancelled"
     if redemption.outcome != "counted":

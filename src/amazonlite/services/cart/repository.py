@@ -106,6 +106,15 @@ class CouponRepository:
     async def get(self, code: str) -> Coupon | None:
         return await self.session.scalar(select(Coupon).where(Coupon.code == code))
 
+    async def lock(self, code: str) -> Coupon | None:
+        """The coupon, locked until the transaction ends: the uses of one coupon are counted one
+        transaction at a time (and a redemption's foreign-key check then needs no lock of its own
+        that a concurrent count could wait on: MariaDB's deadlock of two inserts' shared locks on
+        the parent row, each waiting to update it)."""
+        query = (select(Coupon).where(Coupon.code == code).with_for_update()
+                 .execution_options(populate_existing=True))
+        return await self.session.scalar(query)
+
     async def page(self, *, limit: int, after: str | None) -> Sequence[Coupon]:
         query = select(Coupon)
         if after is not None:
@@ -147,10 +156,6 @@ class CouponRepository:
     async def redemption(self, order_id: uuid.UUID) -> CouponRedemption | None:
         return await self.session.scalar(select(CouponRedemption).where(CouponRedemption.order_id == order_id))
 
-    async def lock_redemption(self, order_id: uuid.UUID) -> CouponRedemption | None:
-        query = (select(CouponRedemption).where(CouponRedemption.order_id == order_id).with_for_update()
-                 .execution_options(populate_existing=True))
-        return await self.session.scalar(query)
 
     async def record(self, redemption: CouponRedemption) -> bool:
         """Insert the order's redemption; False when the order already has one, or (with a

@@ -4,7 +4,16 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from amazonlite.platform.numbers import JSON_INTEGER
@@ -74,7 +83,7 @@ class CouponCreate(BaseModel):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     usage_limit: Annotated[int, Field(ge=1, le=MAX_USAGE_LIMIT), JSON_INTEGER] | None = None
-    once_per_customer: bool = False
+    once_per_customer: StrictBool = False
 
     @model_validator(mode="after")
     def _terms(self) -> CouponCreate:
@@ -94,7 +103,7 @@ class CouponUpdate(BaseModel):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     usage_limit: Annotated[int, Field(ge=1, le=MAX_USAGE_LIMIT), JSON_INTEGER] | None = None
-    once_per_customer: bool | SkipJsonSchema[None] = None
+    once_per_customer: StrictBool | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> CouponUpdate:
