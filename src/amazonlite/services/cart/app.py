@@ -6,7 +6,6 @@ from amazonlite.platform.service import ServiceModule, ServiceRuntime
 from amazonlite.services.cart.endpoints import router
 from amazonlite.services.cart.handlers import handlers
 from amazonlite.services.cart.models import Base
-from amazonlite.services.cart.service import ShopSettingsLookup
 from amazonlite.services.cart.settings import CartSettings
 from amazonlite.services.cart.store import CartStore
 from amazonlite.services.cart.tasks import tasks
@@ -17,7 +16,6 @@ async def on_startup(runtime: ServiceRuntime) -> None:
     assert isinstance(settings, CartSettings)
     runtime.state.carts = CartStore(runtime.redis, prefix=runtime.platform.redis_prefix,
                                     ttl_seconds=settings.idle_ttl_seconds)
-    runtime.state.shop = ShopSettingsLookup(runtime.services, ttl=settings.tenant_settings_ttl_seconds)
 
 
 SERVICE = ServiceModule(

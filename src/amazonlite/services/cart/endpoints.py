@@ -8,6 +8,7 @@ from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed
 from amazonlite.platform.idempotency import IdempotentRoute
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import RuntimeDep, SessionDep
+from amazonlite.platform.tenant_settings import TenantNotKnown, TenantSettingsUnavailable, tenant_settings
 from amazonlite.services.cart import coupons, schemas, service
 from amazonlite.services.cart.auth import CouponAdmin, Shopper
 from amazonlite.services.cart.errors import (
@@ -30,7 +31,6 @@ from amazonlite.services.cart.errors import (
     InvalidCoupon,
     InvalidIfMatch,
     QuantityOverLimit,
-    ShopSettingsUnavailable,
     SkuNotFound,
     TooManyLines,
     UnknownCoupon,
@@ -47,7 +47,7 @@ IfMatchHeader = Annotated[str | None, Header(alias="If-Match", max_length=100, d
 SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 CodePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Case-insensitive")]
 
-READ_ERRORS = (CartNotFound, ShopSettingsUnavailable, CartStoreUnavailable)
+READ_ERRORS = (CartNotFound, TenantSettingsUnavailable, TenantNotKnown, CartStoreUnavailable)
 WRITE_ERRORS = (*READ_ERRORS, InvalidIfMatch, CartVersionMismatch, CartBusy, CatalogUnavailable)
 ITEM_ERRORS = (*WRITE_ERRORS, SkuNotFound, InsufficientStock, QuantityOverLimit, TooManyLines, CurrencyMismatch,
                AvailabilityUnavailable)
@@ -58,7 +58,7 @@ ADMIN_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
 
 async def cart_reader(principal: Shopper, runtime: RuntimeDep, cart_id: CartIdHeader = None) -> service.CartRequest:
     return service.CartRequest(principal=principal, store=runtime.state.carts, services=runtime.services,
-                               settings=runtime.settings, shop=runtime.state.shop,  # type: ignore[arg-type]
+                               settings=runtime.settings, shop=tenant_settings(runtime),  # type: ignore[arg-type]
                                cart_id=cart_id)
 
 

@@ -71,11 +71,6 @@ class CartStoreUnavailable(ServiceUnavailable):
     title = "The cart store is unavailable"
 
 
-class ShopSettingsUnavailable(ServiceUnavailable):
-    type = "tenant-settings-unavailable"
-    title = "The shop's currency and tax rate cannot be read right now"
-
-
 # Coupons ------------------------------------------------------------------------------------------
 
 class CouponNotFound(NotFound):

@@ -7,11 +7,9 @@ did, it starts again from the newer cart, a bounded number of times."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 import secrets
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +23,8 @@ from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
 from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.db import utcnow
 from amazonlite.platform.errors import AppError, Unauthorized
-from amazonlite.platform.security import Principal, Role
+from amazonlite.platform.security import Principal
+from amazonlite.platform.tenant_settings import TenantSettingsLookup
 from amazonlite.services.cart import coupons, schemas
 from amazonlite.services.cart.errors import (
     AvailabilityUnavailable,
@@ -38,7 +37,6 @@ from amazonlite.services.cart.errors import (
     InsufficientStock,
     InvalidIfMatch,
     QuantityOverLimit,
-    ShopSettingsUnavailable,
     SkuNotFound,
     TooManyLines,
     UnknownCoupon,
@@ -56,55 +54,6 @@ GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
 
 
-# The shop's settings (tenants service) -------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ShopSettings:
-    currency: str
-    tax_rate_bp: int
-
-
-class ShopSettingsLookup:
-    """A tenant's currency and tax rate from the tenants service, kept `ttl` seconds; when tenants
-    cannot answer, the last known settings are used, and a tenant never seen is a 503 problem."""
-
-    def __init__(self, services: ServiceDirectory, *, ttl: float) -> None:
-        self._services = services
-        self._ttl = ttl
-        self._known: dict[str, tuple[ShopSettings, float]] = {}
-        self._inflight: dict[str, asyncio.Future[ShopSettings]] = {}
-
-    async def get(self, tenant_id: str) -> ShopSettings:
-        known = self._known.get(tenant_id)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
-        pending = self._inflight.get(tenant_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._fetch(tenant_id))
-            self._inflight[tenant_id] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(tenant_id, None))
-        return await asyncio.shield(pending)
-
-    async def _fetch(self, tenant_id: str) -> ShopSettings:
-        admin = Principal(tenant_id=tenant_id, user_id="cart", roles=frozenset({Role.TENANT_ADMIN}))
-        try:
-            answer = await self._services.client("tenants").request(
-                "GET", f"/api/v1/admin/tenants/{tenant_id}", principal=admin)
-            body = answer.json() if answer.status_code == 200 else None
-            settings = ShopSettings(str(body["currency"]), int(body["tax_rate_bp"])) if body else None
-        except (AppError, LookupError, ValueError, TypeError, KeyError) as exc:
-            log.warning("cart.tenant_settings_failed", tenant=tenant_id, error=repr(exc)[:200])
-            settings = None
-        if settings is None:
-            known = self._known.get(tenant_id)
-            if known is None:
-                raise ShopSettingsUnavailable(headers={"Retry-After": "2"})
-            self._known[tenant_id] = (known[0], time.monotonic() + 2.0)
-            return known[0]
-        self._known[tenant_id] = (settings, time.monotonic() + self._ttl)
-        return settings
-
-
 # What a request's use cases need ------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -113,7 +62,7 @@ class CartRequest:
     store: CartStore
     services: ServiceDirectory
     settings: CartSettings
-    shop: ShopSettingsLookup
+    shop: TenantSettingsLookup  # the tenant's currency and tax rate
     cart_id: str | None = None  # X-Cart-Id
     if_match: str | None = None
 

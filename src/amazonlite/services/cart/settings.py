@@ -21,5 +21,3 @@ class CartSettings(ServiceSettings):
     expiry_sweep_seconds: float = Field(default=3600.0, gt=0)
     # Attempts of one mutation against concurrent changes of the same cart before it answers 409.
     mutation_attempts: int = Field(default=8, ge=1)
-    # Tenant settings (currency, tax rate) are kept this long before the tenants service is asked again.
-    tenant_settings_ttl_seconds: float = Field(default=30.0, ge=0)
