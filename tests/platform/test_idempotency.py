@@ -292,7 +292,7 @@ class TestConflicts:
         assert later.json() == first_response.json()
         assert await notebook.count() == 1
 
-    @pytest.mark.parametrize("bad", ["", "x" * 256, "caf\u00e9", "tab\there"])
+    @pytest.mark.parametrize("bad", ["", "x" * 256, "caf\u00e9", "tab\there", " padded", "padded "])
     async def test_bad_keys_are_400(self, notebook: Notebook, bad: str) -> None:
         async with notebook.client() as client:
             response = await client.post("/api/v1/notes", json={"text": "milk"},
@@ -379,6 +379,7 @@ class TestDocument:
         header = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")
         assert header["in"] == "header" and header["required"] is False
         assert header["schema"]["maxLength"] == 255
+        assert header["schema"]["type"] == "string"
         assert "idempotency-key-reused" in post["responses"]["409"]["description"]
         assert "request-in-progress" in post["responses"]["409"]["description"]
         assert "invalid-idempotency-key" in post["responses"]["400"]["description"]

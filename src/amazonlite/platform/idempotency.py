@@ -9,8 +9,9 @@ A router opts in with its route class; its POST, PUT, PATCH and DELETE routes th
 and the service keeps the keys in its own database: `add_idempotency_table(Base.metadata)` in its
 `models.py`, the table in its Alembic history, and on PostgreSQL in its row-level security.
 
-A request that carries `Idempotency-Key` (1-255 printable ASCII characters) is fingerprinted (method,
-path, query, body; a JSON body canonically, so key order and spacing do not matter) and claimed under
+A request that carries `Idempotency-Key` (1-255 printable ASCII characters, no space first or last) is
+fingerprinted (method, path, query, body; a JSON body canonically, so key order and spacing do not
+matter) and claimed under
 (tenant, caller, key), the caller being the signed-in user, else the guest cart (`X-Cart-Id`), else
 the tenant's anonymous callers. The claim is its own short transaction, committed before the
 endpoint runs, so a concurrent duplicate sees it:
@@ -39,6 +40,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -86,7 +88,9 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 CART_HEADER = "x-cart-id"
 KEY_MAX = 255
-KEY_PATTERN = "^[ -~]+$"  # printable ASCII
+# Printable ASCII, no space first or last (an HTTP server strips those: the key would change on the way).
+KEY_PATTERN = "^[!-~](?:[ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 # The headers of an answer that are replayed with it (lower case); the rest are the request's own.
 KEPT_HEADERS = frozenset({"content-type", "location", "etag", "x-cart-id"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -278,8 +282,9 @@ def store_of(runtime: Any) -> IdempotencyStore:
 
 
 def validate_key(value: str) -> str:
-    if not 1 <= len(value) <= KEY_MAX or not all(" " <= c <= "~" for c in value):
-        raise InvalidIdempotencyKey(f"An Idempotency-Key is 1-{KEY_MAX} printable ASCII characters")
+    if len(value) > KEY_MAX or not _KEY.fullmatch(value):
+        raise InvalidIdempotencyKey(f"An Idempotency-Key is 1-{KEY_MAX} printable ASCII characters, "
+                                    "neither first nor last a space")
     return value
 
 
