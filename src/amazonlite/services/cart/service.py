@@ -7,12 +7,14 @@ did, it starts again from the newer cart, a bounded number of times."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import random
 import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -65,6 +67,10 @@ class CartRequest:
     shop: TenantSettingsLookup  # the tenant's currency and tax rate
     cart_id: str | None = None  # X-Cart-Id
     if_match: str | None = None
+    # What the catalog and inventory answered in this request, by SKU: a change that lost a race to a
+    # concurrent one and starts again asks them nothing twice, so it is quick to try again.
+    offers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    stock: dict[str, int] = field(default_factory=dict)
 
     @property
     def customer(self) -> str | None:
@@ -116,21 +122,27 @@ async def _call(services: ServiceDirectory, target: str, path: str, principal: P
 
 
 async def _catalog(request: CartRequest, skus: Iterable[str]) -> dict[str, dict[str, Any]]:
-    wanted = list(dict.fromkeys(skus))
-    if not wanted:
-        return {}
-    body = await _call(request.services, "catalog", "/api/v1/skus", request.principal,
-                       [("sku", s) for s in wanted], CatalogUnavailable)
-    return {item["sku"]: item for item in body["items"] if item.get("status") == "active"}
+    """The catalog's active offers of `skus` (those it does not sell are left out)."""
+    skus = list(dict.fromkeys(skus))
+    wanted = [s for s in skus if s not in request.offers]
+    if wanted:
+        body = await _call(request.services, "catalog", "/api/v1/skus", request.principal,
+                           [("sku", s) for s in wanted], CatalogUnavailable)
+        found = {item["sku"]: item for item in body["items"] if item.get("status") == "active"}
+        request.offers.update({sku: found.get(sku) for sku in wanted})
+    return {sku: offer for sku in skus if (offer := request.offers.get(sku)) is not None}
 
 
 async def _availability(request: CartRequest, skus: Iterable[str]) -> dict[str, int]:
-    wanted = list(dict.fromkeys(skus))
-    if not wanted:
-        return {}
-    body = await _call(request.services, "inventory", "/api/v1/inventory", request.principal,
-                       [("sku", s) for s in wanted], AvailabilityUnavailable)
-    return {item["sku"]: int(item["available"]) for item in body["items"]}
+    """How many units of each of `skus` inventory can sell (0 for one it does not know)."""
+    skus = list(dict.fromkeys(skus))
+    wanted = [s for s in skus if s not in request.stock]
+    if wanted:
+        body = await _call(request.services, "inventory", "/api/v1/inventory", request.principal,
+                           [("sku", s) for s in wanted], AvailabilityUnavailable)
+        found = {item["sku"]: int(item["available"]) for item in body["items"]}
+        request.stock.update({sku: found.get(sku, 0) for sku in wanted})
+    return {sku: request.stock[sku] for sku in skus}
 
 
 # The SKU replica -------------------------------------------------------------------------------------
@@ -298,7 +310,9 @@ async def _change(session: AsyncSession, request: CartRequest, kind: str, change
                 if not creates:
                     raise CartNotFound("No cart has this X-Cart-Id (it may have expired or been merged)")
                 owner = Owner("guest", secrets.token_urlsafe(24))  # never the client's: ours, unguessable
-        for _ in range(request.settings.mutation_attempts):
+        for attempt in range(request.settings.mutation_attempts):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))  # another change won: let it land
             cart = await request.store.load(session, owner, for_change=True)
             if cart is None:
                 if owner.kind == "guest" and not creates:

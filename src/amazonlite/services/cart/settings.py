@@ -20,4 +20,4 @@ class CartSettings(ServiceSettings):
     # How often the embedded topology purges guest carts past their idle time.
     expiry_sweep_seconds: float = Field(default=3600.0, gt=0)
     # Attempts of one mutation against concurrent changes of the same cart before it answers 409.
-    mutation_attempts: int = Field(default=8, ge=1)
+    mutation_attempts: int = Field(default=20, ge=1)

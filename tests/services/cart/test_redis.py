@@ -1,0 +1,168 @@
+"""Distributed carts: guests' in Redis with the idle TTL, customers' in SQL with a Redis copy, so
+that losing Redis loses no customer's cart (real Redis, a key prefix of this module's own)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+
+from amazonlite.services.cart.models import Cart
+from tests.services.cart.shop import Shop, money, problem, running_shop
+from tests.support import servers
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.redis]
+
+TTL = 3600
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def redis_shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shop]:
+    url = servers.redis_url()
+    prefix = servers.redis_prefix()
+    async with running_shop(tmp_path_factory.mktemp("redis-shop"), redis_url=url, redis_prefix=prefix,
+                            idle_ttl_seconds=TTL) as shop:
+        try:
+            yield shop
+        finally:
+            await lose_redis(shop)
+
+
+def redis_of(shop: Shop) -> Redis:
+    return shop.cart.runtime.redis  # type: ignore[no-any-return]
+
+
+def prefix_of(shop: Shop) -> str:
+    return shop.cart.runtime.platform.redis_prefix
+
+
+async def lose_redis(shop: Shop) -> None:
+    """What FLUSHALL (or a restart without persistence) does to the cart's keys, without touching the
+    keys of anything else sharing this Redis: every key under this shop's prefix is gone."""
+    redis = redis_of(shop)
+    async for key in redis.scan_iter(match=f"{prefix_of(shop)}:*", count=500):
+        await redis.delete(key)
+
+
+async def sql_carts(shop: Shop) -> int:
+    async with shop.cart.runtime.db.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(Cart.__table__)) or 0)
+
+
+def sku() -> str:
+    return f"SKU-{uuid.uuid4().hex[:10].upper()}"
+
+
+class TestGuestCartsInRedis:
+    async def test_a_guest_cart_is_a_redis_key_of_its_tenant_with_the_idle_ttl(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 2500})
+        before = await sql_carts(shop)
+        async with shop.guest(tenant) as guest:
+            cart = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 2})).json()
+            guest.headers["X-Cart-Id"] = cart["id"]
+            key = f"{prefix_of(shop)}:cart:{tenant}:guest:{cart['id']}"
+            assert 0 < await redis_of(shop).ttl(key) <= TTL
+            assert await sql_carts(shop) == before  # not in SQL
+            await redis_of(shop).expire(key, 100)
+            read = (await guest.get("/api/v1/cart")).json()
+            assert read == cart and read["subtotal"] == money(5000)
+            assert await redis_of(shop).ttl(key) > 100  # a read pushes the expiry back
+
+            await redis_of(shop).delete(key)  # expired
+            problem(await guest.get("/api/v1/cart"), 404, "cart-not-found")
+
+    async def test_concurrent_adds_to_one_guest_cart_lose_no_update(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        skus = [sku() for _ in range(5)]
+        await shop.product(tenant, dict.fromkeys(skus, 100))
+        async with shop.guest(tenant) as guest:
+            guest.headers["X-Cart-Id"] = (await guest.post("/api/v1/cart/items", json={"sku": skus[0], "quantity": 1})
+                                          ).json()["id"]
+            answers = await asyncio.gather(*(guest.post("/api/v1/cart/items", json={"sku": s, "quantity": 1})
+                                             for s in skus for _ in range(2)))
+            assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers if a.status_code != 200]
+            cart = (await guest.get("/api/v1/cart")).json()
+            assert sorted((i["sku"], i["quantity"]) for i in cart["items"]) == sorted(
+                [(skus[0], 3)] + [(s, 2) for s in skus[1:]])
+            assert cart["version"] == 11
+
+    async def test_a_stale_if_match_is_refused(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 100})
+        async with shop.guest(tenant) as guest:
+            guest.headers["X-Cart-Id"] = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})
+                                          ).json()["id"]
+            await guest.patch(f"/api/v1/cart/items/{shoe}", json={"quantity": 2}, headers={"If-Match": '"1"'})
+            problem(await guest.patch(f"/api/v1/cart/items/{shoe}", json={"quantity": 3}, headers={"If-Match": '"1"'}),
+                    412, "cart-version-mismatch")
+            assert (await guest.get("/api/v1/cart")).json()["items"][0]["quantity"] == 2
+
+
+class TestLosingRedis:
+    async def test_a_customers_cart_survives_and_a_guests_does_not(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe, sock = sku(), sku()
+        await shop.product(tenant, {shoe: 1000, sock: 100})
+        me = uuid.uuid4()
+        async with shop.customer(tenant, me) as customer:
+            await customer.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 2})
+            cart = (await customer.post("/api/v1/cart/items", json={"sku": sock, "quantity": 1})).json()
+            assert await redis_of(shop).exists(f"{prefix_of(shop)}:cart:{tenant}:user:{me}")
+        async with shop.guest(tenant) as guest:
+            guest_id = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})).json()["id"]
+
+        await lose_redis(shop)
+
+        async with shop.customer(tenant, me) as customer:
+            assert (await customer.get("/api/v1/cart")).json() == cart
+            more = (await customer.patch(f"/api/v1/cart/items/{sock}", json={"quantity": 3})).json()
+            assert more["version"] == cart["version"] + 1
+            assert await redis_of(shop).exists(f"{prefix_of(shop)}:cart:{tenant}:user:{me}")
+        async with shop.guest(tenant, guest_id) as guest:
+            problem(await guest.get("/api/v1/cart"), 404, "cart-not-found")
+
+    async def test_a_stale_copy_never_replaces_a_newer_one(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        me = uuid.uuid4()
+        async with shop.customer(tenant, me) as customer:
+            await customer.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})
+            await customer.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})
+            key = f"{prefix_of(shop)}:cart:{tenant}:user:{me}"
+            # A copy written late (after a newer one) is refused by the set-if-newer script.
+            store = shop.cart.runtime.state.carts
+            stale = await store._set_if_newer(keys=[key], args=[1, '{"lines": []}', TTL])
+            assert stale == 0
+            assert [i["quantity"] for i in (await customer.get("/api/v1/cart")).json()["items"]] == [2]
+
+
+class TestMergeFromRedis:
+    async def test_a_guest_cart_in_redis_merges_and_dies(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        async with shop.guest(tenant) as guest:
+            guest_id = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 3})).json()["id"]
+        async with shop.customer(tenant) as customer:
+            await customer.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 2})
+            cart = (await customer.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})).json()
+            assert [i["quantity"] for i in cart["items"]] == [5]
+            assert (await customer.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})).json() == cart
+        assert not await redis_of(shop).exists(f"{prefix_of(shop)}:cart:{tenant}:guest:{guest_id}")
+        async with shop.guest(tenant, guest_id) as guest:
+            problem(await guest.get("/api/v1/cart"), 404, "cart-not-found")
