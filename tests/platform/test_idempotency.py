@@ -13,24 +13,29 @@ from typing import Annotated, Any, ClassVar
 
 import httpx
 import pytest
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import String, Uuid, func, select
+from sqlalchemy import String, Uuid, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from amazonlite.platform.bus.memory import InProcessTransport
 from amazonlite.platform.config import ServiceSettings
-from amazonlite.platform.db import service_metadata, utcnow
+from amazonlite.platform.db import Database, create_engine, service_metadata, utcnow
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.idempotency import (
     IDEMPOTENCY_TABLE,
+    Claimed,
     IdempotencyRequiredRoute,
     IdempotencySettings,
     IdempotencyStore,
     IdempotentRoute,
+    Replay,
     add_idempotency_table,
 )
 from amazonlite.platform.messaging import add_messaging_tables
+from amazonlite.platform.migrations import enable_row_level_security
 from amazonlite.platform.revocation import MemoryRevocationStore
 from amazonlite.platform.service import ServiceModule, ServiceRuntime, SessionDep, create_service_app
 from amazonlite.platform.tenancy import TenantScoped
@@ -364,6 +369,51 @@ class TestTime:
         assert retried.status_code == 201
         assert replayed.json() == retried.json()
         assert replayed.headers["idempotent-replayed"] == "true"
+
+
+@pytest.mark.postgres
+class TestRowLevelSecurity:
+    async def test_keys_work_for_a_role_bound_by_row_level_security(self, postgres_url: str) -> None:
+        """As a service's own role (no superuser, no BYPASSRLS) on a table its migration put under
+        row-level security: each tenant claims and replays its own keys, and the purge spans tenants."""
+        url = postgres_url
+        engine = create_engine(url)
+        role = f"al_idem_{uuid.uuid4().hex[:8]}"
+
+        def migrate(connection: Any) -> None:
+            KEYS.create(connection)
+            with Operations.context(MigrationContext.configure(connection)):
+                enable_row_level_security(IDEMPOTENCY_TABLE)
+
+        async with engine.begin() as conn:
+            await conn.run_sync(migrate)
+            for statement in (f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS',
+                              f'GRANT USAGE ON SCHEMA public TO "{role}"',
+                              f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{IDEMPOTENCY_TABLE}" TO "{role}"'):
+                await conn.execute(text(statement))
+        clock = Clock()
+        db = Database(url.replace("postgres@", f"{role}@", 1), service="notebook")
+        store = IdempotencyStore(db, KEYS, IdempotencySettings(ttl_seconds=60), clock=clock)
+        try:
+            claims = {t: await store.claim(t, "k" * 64, "f" * 64) for t in ("acme", "globex")}
+            assert all(isinstance(c, Claimed) for c in claims.values())
+            for tenant, claim in claims.items():
+                assert isinstance(claim, Claimed)
+                assert await store.complete(tenant, "k" * 64, claim, 201, [("content-type", "text/plain")],
+                                            tenant.encode())
+            replay = await store.claim("acme", "k" * 64, "f" * 64)
+            assert isinstance(replay, Replay) and replay.body == b"acme"
+            async with db.session(tenant_id="acme") as session:
+                assert (await session.scalars(select(KEYS.c.tenant_id))).all() == ["acme"]
+            clock.advance(seconds=61)
+            assert await store.purge_expired() == 2
+        finally:
+            await db.dispose()
+            async with engine.begin() as conn:
+                for statement in (f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"',
+                                  f'REVOKE ALL ON SCHEMA public FROM "{role}"', f'DROP ROLE "{role}"'):
+                    await conn.execute(text(statement))
+            await engine.dispose()
 
 
 class TestDocument:
