@@ -15,7 +15,7 @@ import httpx
 import pytest
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import String, Uuid, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -37,6 +37,7 @@ from amazonlite.platform.idempotency import (
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.migrations import enable_row_level_security
 from amazonlite.platform.revocation import MemoryRevocationStore
+from amazonlite.platform.security import authenticated
 from amazonlite.platform.service import ServiceModule, ServiceRuntime, SessionDep, create_service_app
 from amazonlite.platform.tenancy import TenantScoped
 from tests.support import servers
@@ -113,6 +114,12 @@ async def add_note(data: NoteCreate, session: SessionDep, response: Response,
     response.headers["X-Cart-Id"] = "cart-1"
     response.headers["X-Ignored"] = str(uuid.uuid4())
     return Note(id=row.id, text=row.text)
+
+
+@router.post("/signed", status_code=201, dependencies=[Depends(authenticated)])
+async def add_signed_note(session: SessionDep) -> dict[str, int]:
+    session.add(NoteRow(text="signed"))
+    return {"added": 1}
 
 
 @router.get("")
@@ -253,6 +260,14 @@ class TestReplay:
         assert "idempotent-replayed" not in again.headers
         assert fixed.status_code == 201
         assert await notebook.count() == 1  # the failed ones were rolled back
+
+    async def test_sign_in_first_is_not_kept(self, notebook: Notebook) -> None:
+        headers = key()
+        async with notebook.client(user=None) as anonymous:
+            refused = await anonymous.post("/api/v1/notes/signed", headers=headers)
+            again = await anonymous.post("/api/v1/notes/signed", headers=headers)
+        assert refused.status_code == again.status_code == 401
+        assert "idempotent-replayed" not in again.headers
 
     async def test_required_key_is_required_on_its_routes_only(self, notebook: Notebook) -> None:
         headers = key()

@@ -21,8 +21,9 @@ endpoint runs, so a concurrent duplicate sees it:
   endpoint raised is an answer too;
 - same key, another request: 409 `idempotency-key-reused`;
 - same key while the first request still runs: 409 `request-in-progress`, `Retry-After: 1`;
-- a 5xx, an unexpected exception, or an error the database raised (a lost race, an outage; the
-  request may succeed when retried) is not kept: the key is released and a retry runs again;
+- a 5xx, an unexpected exception, an error the database raised (a lost race, an outage; the request
+  may succeed when retried), a 401, 408 or 429, or any answer with `Retry-After` is not kept: the key
+  is released and a retry runs again;
 - a claim never completed (its process died) can be taken over, by the same request, after the lease
   (`AMAZONLITE_IDEMPOTENCY_LEASE_SECONDS`, 60 s); a key is forgotten after
   `AMAZONLITE_IDEMPOTENCY_TTL_SECONDS` (24 h), and expired rows are deleted by the claims themselves,
@@ -439,10 +440,14 @@ def _handler_for(request: Request, exc: Exception) -> Any:
     return None
 
 
+# Answers about the attempt rather than the request: not signed in, too slow, too many.
+_NOT_KEPT = frozenset({401, 408, 429})
+
+
 def _keeps(response: Response, exc: BaseException | None) -> bool:
-    """Whether the answer is final: not a server error, not a "try again later"."""
+    """Whether the answer is final: not a server error, not a "try again later", not "sign in"."""
     status = response.status_code
-    if status >= 500 or status == 429 or "retry-after" in response.headers:
+    if status >= 500 or status in _NOT_KEPT or "retry-after" in response.headers:
         return False
     return exc is None or 400 <= status < 500
 
