@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.tenant_settings import (
+    CurrentTenantSettings,
     TenantNotKnown,
     TenantSettingsConfig,
     TenantSettingsLookup,
@@ -174,3 +176,19 @@ class TestRuntime:
         lookup = tenant_settings(runtime)
         assert tenant_settings(runtime) is lookup
         assert (await lookup.get("default")).currency == "INR"
+
+    async def test_an_endpoint_gets_the_callers_tenant(self, world: World) -> None:
+        runtime = world.harness.runtime
+        runtime.services.register("tenants", app=world.tenants)
+        tenant = await create_tenant(world, currency="GBP")
+        app = FastAPI()
+        app.state.runtime = runtime
+
+        @app.get("/shop")
+        async def shop(settings: CurrentTenantSettings) -> dict[str, str]:
+            return {"currency": settings.currency}
+
+        token = world.harness.client(tenant=tenant).headers
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                     headers=token) as client:
+            assert (await client.get("/shop")).json() == {"currency": "GBP"}
