@@ -273,3 +273,25 @@ class TestLowStock:
             assert [e["payload"]["available"] for e in await outbox(svc, "inventory.low_stock.v1")] == [4, 5]
             await api.put(f"{INV}/A-1/warehouses/default", json={"adjust": -1, "reason": "stolen"})
             assert len(await outbox(svc, "inventory.low_stock.v1")) == 2
+
+
+class TestTenants:
+    async def test_an_event_of_one_tenant_never_touches_another(self, any_database_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            product_id = uuid.uuid4()
+            for tenant in ("acme", "globex"):
+                await svc.deliver(product_updated("A-1", product_id=product_id), tenant=tenant)
+                await stock(svc, "A-1", units=5, tenant=tenant)
+            order = order_created(("A-1", 2))
+            await svc.deliver(order, tenant="acme")
+            await svc.deliver(order, tenant="globex")  # the same order id, in another tenant: its own order
+            await svc.deliver(order_confirmed(order.order_id), tenant="acme")
+            assert await stock_rows(svc, tenant="acme") == {("A-1", "default"): (3, 0)}
+            assert await stock_rows(svc, tenant="globex") == {("A-1", "default"): (5, 2)}
+            cancelled = order_created(("A-1", 1))
+            await svc.deliver(order_cancelled(cancelled.order_id), tenant="acme")  # a tombstone in acme only
+            await svc.deliver(cancelled, tenant="globex")
+            assert await stock_rows(svc, tenant="globex") == {("A-1", "default"): (5, 3)}
+            await svc.deliver(product_deleted(product_id, "A-1"), tenant="acme")
+            assert await available(svc, "A-1", tenant="acme") == 0
+            assert await available(svc, "A-1", tenant="globex") == 2

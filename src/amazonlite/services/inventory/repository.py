@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, func, select, update
+from sqlalchemy import CursorResult, and_, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.services.inventory.models import (
@@ -87,12 +87,16 @@ class StockRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def figures(self, skus: Collection[str]) -> Sequence[Any]:
+    async def figures(self, skus: Collection[str], *, order_id: uuid.UUID | None = None) -> Sequence[Any]:
         """For each known SKU among `skus`: whether it is reservable, whether its restock threshold is
         armed (None without one), and each of its stock rows with its warehouse's priority (None for
-        `default`); a SKU without stock has one row with no warehouse. One Core statement."""
+        `default`); a SKU without stock has one row with no warehouse. With `order_id`, each row also
+        carries the status of that order's reservation (`seen`; None if inventory has none), so the
+        reservation path reads all it needs in one Core statement: no objects are loaded."""
+        seen = (select(Reservation.status).where(Reservation.order_id == order_id).scalar_subquery()
+                if order_id is not None else null())
         query = (select(Sku.sku, Sku.reservable, Threshold.armed, Stock.warehouse, Stock.on_hand, Stock.reserved,
-                        Warehouse.priority)
+                        Warehouse.priority, seen.label("seen"))
                  .select_from(Sku)
                  .outerjoin(Threshold, and_(Threshold.sku == Sku.sku, Threshold.tenant_id == Sku.tenant_id))
                  .outerjoin(Stock, and_(Stock.sku == Sku.sku, Stock.tenant_id == Sku.tenant_id))

@@ -106,14 +106,17 @@ async def _require_warehouse(session: AsyncSession, code: str) -> None:
 class _Known:
     reservable: bool
     armed: bool
+    # The status of the order's reservation when asked with an order id (None: inventory has none).
+    seen: str | None
     # (priority, warehouse, on_hand, reserved), in allocation order.
     rows: list[tuple[int, str, int, int]]
 
 
-async def _stock_of(session: AsyncSession, skus: Iterable[str]) -> dict[str, _Known]:
+async def _stock_of(session: AsyncSession, skus: Iterable[str], *, order_id: uuid.UUID | None = None
+                    ) -> dict[str, _Known]:
     known: dict[str, _Known] = {}
-    for row in await StockRepository(session).figures(sorted(set(skus))):
-        entry = known.setdefault(row.sku, _Known(bool(row.reservable), bool(row.armed), []))
+    for row in await StockRepository(session).figures(sorted(set(skus)), order_id=order_id):
+        entry = known.setdefault(row.sku, _Known(bool(row.reservable), bool(row.armed), row.seen, []))
         if row.warehouse is not None:
             entry.rows.append((row.priority or 0, row.warehouse, int(row.on_hand), int(row.reserved)))
     for entry in known.values():
@@ -321,14 +324,16 @@ async def reserve(session: AsyncSession, event: OrderCreatedV1, *, minutes: floa
     `TransientConflict`: the consumer rolls the unit back and does it again on fresh figures."""
     started = time.perf_counter()
     reservations = ReservationRepository(session)
-    seen = await reservations.status_of(event.order_id)
-    if seen is not None:
-        log.info("inventory.order_already_answered", order_id=str(event.order_id), status=seen)
-        return "duplicate"
     wanted: dict[str, int] = defaultdict(int)
     for line in event.lines:
         wanted[line.sku] += line.quantity
-    known = await _stock_of(session, wanted)
+    known = await _stock_of(session, wanted, order_id=event.order_id)
+    # The order's reservation status comes with the figures (one statement); when inventory knows
+    # none of the SKUs there is no row to carry it, so it is asked on its own.
+    seen = next(iter(known.values())).seen if known else await reservations.status_of(event.order_id)
+    if seen is not None:
+        log.info("inventory.order_already_answered", order_id=str(event.order_id), status=seen)
+        return "duplicate"
     unknown = [sku for sku in sorted(wanted) if sku not in known or not known[sku].reservable]
     if unknown:
         return await _reject(session, event.order_id, "unknown_sku", [
