@@ -24,20 +24,20 @@ class CartRepository:
                  .where(Cart.owner == owner, or_(Cart.expires_at.is_(None), Cart.expires_at > now)))
         return (await self.session.execute(query)).one_or_none()
 
-    async def insert(self, owner: str, document: dict[str, Any], *, now: dt.datetime,
-                     expires_at: dt.datetime | None) -> bool:
-        """Create the cart at version 1; False when a concurrent request created it first (or an
-        expired one of the same owner is still there: it is replaced)."""
-        await self.session.execute(delete(Cart).where(Cart.owner == owner, Cart.expires_at.is_not(None),
-                                                      Cart.expires_at <= now)
-                                   .execution_options(synchronize_session=False))
+    async def add(self, cart: Cart) -> bool:
+        """Store a new cart; False when a concurrent request created the owner's cart first."""
         try:
             async with self.session.begin_nested():
-                self.session.add(Cart(owner=owner, version=1, document=document, updated_at=now,
-                                      expires_at=expires_at))
+                self.session.add(cart)
         except IntegrityError:
             return False
         return True
+
+    async def delete_expired(self, owner: str, *, now: dt.datetime) -> None:
+        """Drop the owner's cart if it expired (it is never read again; a new one may take its key)."""
+        await self.session.execute(delete(Cart).where(Cart.owner == owner, Cart.expires_at.is_not(None),
+                                                      Cart.expires_at <= now)
+                                   .execution_options(synchronize_session=False))
 
     async def replace(self, owner: str, expected_version: int, document: dict[str, Any], *, now: dt.datetime,
                       expires_at: dt.datetime | None) -> bool:

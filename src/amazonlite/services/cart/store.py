@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from amazonlite.platform.db import after_commit, utcnow
 from amazonlite.platform.tenancy import TENANT_KEY
 from amazonlite.services.cart.errors import CartStoreUnavailable
+from amazonlite.services.cart.models import Cart
 from amazonlite.services.cart.repository import CartRepository
 
 log = structlog.get_logger("amazonlite.cart")
@@ -166,7 +167,9 @@ class CartStore:
         repository = CartRepository(session)
         expires_at = self._expiry(cart.owner, now)
         if cart.version == 0:
-            done = await repository.insert(cart.owner.name, document, now=now, expires_at=expires_at)
+            await repository.delete_expired(cart.owner.name, now=now)
+            done = await repository.add(Cart(owner=cart.owner.name, version=1, document=document, updated_at=now,
+                                             expires_at=expires_at))
         else:
             done = await repository.replace(cart.owner.name, cart.version, document, now=now, expires_at=expires_at)
         if not done:
