@@ -42,6 +42,7 @@ from amazonlite.platform.service import ServiceModule, ServiceRuntime, SessionDe
 from amazonlite.platform.tenancy import TenantScoped
 from tests.support import servers
 from tests.support.harness import Harness, fast_platform_settings
+from tests.support.logs import Logs
 
 pytestmark = pytest.mark.xdist_group("idempotency")
 
@@ -120,6 +121,12 @@ async def add_note(data: NoteCreate, session: SessionDep, response: Response,
 async def add_signed_note(session: SessionDep) -> dict[str, int]:
     session.add(NoteRow(text="signed"))
     return {"added": 1}
+
+
+@router.delete("/{text}", status_code=204)
+async def delete_notes(text: str, session: SessionDep) -> None:
+    for row in (await session.scalars(select(NoteRow).where(NoteRow.text == text))).all():
+        await session.delete(row)
 
 
 @router.get("")
@@ -249,7 +256,7 @@ class TestReplay:
         assert again.headers["idempotent-replayed"] == "true"
         assert again.headers["content-type"] == "application/problem+json"
 
-    async def test_a_5xx_is_not_kept_and_a_retry_runs_again(self, notebook: Notebook) -> None:
+    async def test_a_5xx_is_not_kept_and_a_retry_runs_again(self, notebook: Notebook, logs: Logs) -> None:
         headers = key()
         async with notebook.client() as client:
             first = await add(client, "fail", headers)
@@ -260,6 +267,18 @@ class TestReplay:
         assert "idempotent-replayed" not in again.headers
         assert fixed.status_code == 201
         assert await notebook.count() == 1  # the failed ones were rolled back
+        assert [line["event"] for line in logs() if line["level"] == "error"].count("http.unhandled_error") == 2
+
+    async def test_an_empty_answer_is_replayed_empty(self, notebook: Notebook) -> None:
+        headers = key()
+        async with notebook.client() as client:
+            await add(client, "milk")
+            deleted = await client.delete("/api/v1/notes/milk", headers=headers)
+            await add(client, "milk")
+            replayed = await client.delete("/api/v1/notes/milk", headers=headers)
+        assert deleted.status_code == replayed.status_code == 204
+        assert replayed.content == b"" and replayed.headers["idempotent-replayed"] == "true"
+        assert await notebook.count() == 1  # the second note was not deleted by the replay
 
     async def test_sign_in_first_is_not_kept(self, notebook: Notebook) -> None:
         headers = key()
