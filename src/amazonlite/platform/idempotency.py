@@ -30,7 +30,8 @@ endpoint runs, so a concurrent duplicate sees it:
   at most once per `AMAZONLITE_IDEMPOTENCY_PURGE_INTERVAL_SECONDS` per process.
 
 The answer is stored once the endpoint's unit of work has committed (an exit callback on FastAPI's
-function-scoped dependency stack, which unwinds after the session dependency's commit). That is a
+function-scoped dependency stack, which unwinds after the session dependency's commit: a session
+dependency of an idempotent route must be function-scoped, as `SessionDep` is). That is a
 second transaction: if the process dies between the two, the claim outlives the lease unanswered and
 a retry runs the endpoint again. An endpoint whose effect must never repeat (checkout) also records
 the key with its own rows.
