@@ -77,3 +77,31 @@ class TestExpiry:
             assert sorted(e["aggregate_id"] for e in released) == sorted(str(o.order_id) for o in orders)
             assert await stock_rows(svc) == {("A-1", "default"): (100, 0), ("B-1", "default"): (100, 0)}
             await assert_ledger_matches_stock(svc)
+
+
+class TestTenantHoldTime:
+    async def test_a_tenants_own_reservation_minutes_set_the_expiry(self, tmp_path: Path) -> None:
+        from contextlib import AsyncExitStack
+
+        from amazonlite.services.tenants.app import SERVICE as TENANTS
+        from tests.support.harness import fast_platform_settings
+
+        platform = fast_platform_settings(tmp_path, internal_token_secret="s" * 40)
+        async with AsyncExitStack() as stack:
+            tenants = await stack.enter_async_context(running_service(
+                TENANTS, f"sqlite+aiosqlite:///{tmp_path / 'tenants.sqlite3'}", tmp_path, platform=platform))
+            svc = await stack.enter_async_context(running_service(
+                SERVICE, f"sqlite+aiosqlite:///{tmp_path / 'inventory.sqlite3'}", tmp_path, platform=platform))
+            svc.runtime.services.register("tenants", app=tenants.app)
+            async with tenants.client(user_id="ops", roles=("platform_admin",)) as ops:
+                created = await ops.post("/api/v1/admin/tenants", json={"id": "acme", "name": "Acme",
+                                                                        "reservation_minutes": 5})
+                assert created.status_code == 201, created.text
+            for tenant in ("acme", "globex"):  # globex: a tenant the tenants service does not know
+                await know(svc, "A-1", tenant=tenant)
+                await stock(svc, "A-1", units=5, tenant=tenant)
+                await svc.deliver(order_created(("A-1", 1)), tenant=tenant)
+            holds = {e["tenantId"]: dt.datetime.fromisoformat(e["payload"]["expires_at"]) - utcnow()
+                     for e in await outbox(svc, "inventory.reserved.v1")}
+            assert dt.timedelta(minutes=4) < holds["acme"] <= dt.timedelta(minutes=5)
+            assert dt.timedelta(minutes=14) < holds["globex"] <= dt.timedelta(minutes=15)

@@ -26,7 +26,7 @@ async def on_product_deleted(ctx: EventContext, event: ProductDeletedV1) -> None
 
 @handlers.subscriber(OrderCreatedV1)
 async def on_order_created(ctx: EventContext, event: OrderCreatedV1) -> None:
-    minutes = settings.of_session(ctx.session).reservation_minutes
+    minutes = await settings.hold_time(ctx.session).minutes(ctx.tenant_id)
     await service.reserve(ctx.session, event, minutes=minutes)
 
 

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
+import structlog
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from amazonlite.platform.config import ServiceSettings
+from amazonlite.platform.tenant_settings import TenantSettingsLookup
+
+log = structlog.get_logger("amazonlite.inventory")
 
 
 class InventorySettings(ServiceSettings):
@@ -22,16 +28,39 @@ class InventorySettings(ServiceSettings):
 
 DEFAULTS = InventorySettings()
 
-# Event handlers see a session, not the runtime: they find their service's settings here, by the
+
+@dataclass(frozen=True)
+class HoldTime:
+    """How long a reservation holds stock in a tenant: the tenant's own `reservation_minutes` (asked
+    of the tenants service, cached by the kernel's lookup), or this service's default when the
+    tenants service is not reachable from here or cannot answer."""
+
+    settings: InventorySettings
+    lookup: Callable[[], TenantSettingsLookup | None] = lambda: None
+
+    async def minutes(self, tenant_id: str) -> float:
+        lookup = self.lookup()
+        if lookup is None:
+            return self.settings.reservation_minutes
+        try:
+            minutes = (await lookup.get(tenant_id)).reservation_minutes
+        except Exception as exc:  # the lookup logs an outage of the tenants service once
+            log.debug("inventory.tenant_hold_time_unknown", tenant_id=tenant_id, error=type(exc).__name__)
+            return self.settings.reservation_minutes
+        return minutes if minutes > 0 else self.settings.reservation_minutes
+
+
+# Event handlers see a session, not the runtime: they find their service's hold time here, by the
 # engine their session is bound to (registered at start-up).
-_BY_ENGINE: weakref.WeakKeyDictionary[AsyncEngine, InventorySettings] = weakref.WeakKeyDictionary()
+_BY_ENGINE: weakref.WeakKeyDictionary[AsyncEngine, HoldTime] = weakref.WeakKeyDictionary()
+_DEFAULT_HOLD = HoldTime(DEFAULTS)
 
 
-def attach(engine: AsyncEngine, settings: InventorySettings) -> None:
-    _BY_ENGINE[engine] = settings
+def attach(engine: AsyncEngine, hold_time: HoldTime) -> None:
+    _BY_ENGINE[engine] = hold_time
 
 
-def of_session(session: AsyncSession) -> InventorySettings:
+def hold_time(session: AsyncSession) -> HoldTime:
     bind = session.bind
     found = _BY_ENGINE.get(bind) if isinstance(bind, AsyncEngine) else None
-    return found or DEFAULTS
+    return found or _DEFAULT_HOLD
