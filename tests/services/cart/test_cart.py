@@ -260,6 +260,24 @@ class TestMerge:
             problem(await someone_else.post("/api/v1/cart/merge", json={"guest_cart_id": cart_id}), 404,
                     "cart-not-found")
 
+    async def test_a_merge_of_two_big_carts_keeps_to_the_line_maximum(self, shop: Shop) -> None:
+        tenant = await shop.tenant()
+        mine, theirs = [f"MINE-{i:03}" for i in range(60)], [f"THEIRS-{i:03}" for i in range(60)]
+        await shop.product(tenant, dict.fromkeys(mine, 100), name="Mine")
+        await shop.product(tenant, dict.fromkeys(theirs, 100), name="Theirs")
+        async with shop.guest(tenant) as guest:
+            for one in theirs:
+                answer = await guest.post("/api/v1/cart/items", json={"sku": one, "quantity": 1})
+                guest.headers["X-Cart-Id"] = answer.json()["id"]
+            guest_id = guest.headers["X-Cart-Id"]
+        async with shop.customer(tenant) as me:
+            for one in mine:
+                await me.post("/api/v1/cart/items", json={"sku": one, "quantity": 1})
+            merged = await me.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})
+            assert merged.status_code == 200, merged.text  # 120 SKUs checked, in batches the services take
+            skus = [i["sku"] for i in merged.json()["items"]]
+            assert len(skus) == 100 and skus[:60] == mine and skus[60:] == theirs[:40]
+
     async def test_merge_needs_a_signed_in_customer_and_a_valid_id(self, shop: Shop) -> None:
         tenant = await shop.tenant()
         async with shop.guest(tenant) as guest:

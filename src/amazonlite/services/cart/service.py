@@ -105,20 +105,33 @@ def _check_version(wanted: int | None, cart: StoredCart) -> None:
 
 # Other services ------------------------------------------------------------------------------------
 
-async def _call(services: ServiceDirectory, target: str, path: str, principal: Principal,
-                params: list[tuple[str, str]], unavailable: type[AppError]) -> Any:
-    try:
-        answer = await services.client(target).request("GET", path, principal=principal, params=params)
-        if answer.status_code != 200:
-            raise unavailable(f"The {target} service answered HTTP {answer.status_code}")
-        return answer.json()
-    except AppError as exc:
-        if isinstance(exc, unavailable):
-            raise
-        raise unavailable(f"The {target} service cannot answer: {exc.title}",
-                          headers={"Retry-After": "1"}) from exc
-    except (LookupError, ValueError) as exc:
-        raise unavailable(f"The {target} service cannot answer") from exc
+LOOKUP_BATCH = 100  # the most SKUs the catalog's and inventory's batch reads take at once
+
+
+async def _lookup(request: CartRequest, target: str, path: str, skus: list[str],
+                  unavailable: type[AppError]) -> list[dict[str, Any]]:
+    """The `items` the target answers for `skus` (in batches); a target that is down, refuses (its
+    breaker open, its bulkhead full) or answers anything but a readable 200 is `unavailable` (503)."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(skus), LOOKUP_BATCH):
+        params = [("sku", s) for s in skus[start:start + LOOKUP_BATCH]]
+        try:
+            answer = await request.services.client(target).request("GET", path, principal=request.principal,
+                                                                   params=params)
+        except AppError as exc:
+            raise unavailable(f"The {target} service cannot answer: {exc.title}",
+                              headers={"Retry-After": "1"}) from exc
+        try:
+            if answer.status_code != 200:
+                raise ValueError(f"HTTP {answer.status_code}")
+            found = answer.json()["items"]
+            if not isinstance(found, list):
+                raise TypeError("items is not a list")
+        except (LookupError, TypeError, ValueError) as exc:
+            raise unavailable(f"The {target} service answered what the cart cannot use ({exc})",
+                              headers={"Retry-After": "1"}) from exc
+        items += found
+    return items
 
 
 async def _catalog(request: CartRequest, skus: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -126,9 +139,8 @@ async def _catalog(request: CartRequest, skus: Iterable[str]) -> dict[str, dict[
     skus = list(dict.fromkeys(skus))
     wanted = [s for s in skus if s not in request.offers]
     if wanted:
-        body = await _call(request.services, "catalog", "/api/v1/skus", request.principal,
-                           [("sku", s) for s in wanted], CatalogUnavailable)
-        found = {item["sku"]: item for item in body["items"] if item.get("status") == "active"}
+        items = await _lookup(request, "catalog", "/api/v1/skus", wanted, CatalogUnavailable)
+        found = {item["sku"]: item for item in items if item.get("status") == "active"}
         request.offers.update({sku: found.get(sku) for sku in wanted})
     return {sku: offer for sku in skus if (offer := request.offers.get(sku)) is not None}
 
@@ -138,9 +150,8 @@ async def _availability(request: CartRequest, skus: Iterable[str]) -> dict[str, 
     skus = list(dict.fromkeys(skus))
     wanted = [s for s in skus if s not in request.stock]
     if wanted:
-        body = await _call(request.services, "inventory", "/api/v1/inventory", request.principal,
-                           [("sku", s) for s in wanted], AvailabilityUnavailable)
-        found = {item["sku"]: int(item["available"]) for item in body["items"]}
+        items = await _lookup(request, "inventory", "/api/v1/inventory", wanted, AvailabilityUnavailable)
+        found = {item["sku"]: int(item["available"]) for item in items}
         request.stock.update({sku: found.get(sku, 0) for sku in wanted})
     return {sku: request.stock[sku] for sku in skus}
 
