@@ -37,7 +37,7 @@ from amazonlite.platform.idempotency import (
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.migrations import enable_row_level_security
 from amazonlite.platform.revocation import MemoryRevocationStore
-from amazonlite.platform.security import authenticated
+from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, Principal, authenticated
 from amazonlite.platform.service import ServiceModule, ServiceRuntime, SessionDep, create_service_app
 from amazonlite.platform.tenancy import TenantScoped
 from tests.support import servers
@@ -181,10 +181,14 @@ class Notebook:
     tenant: str
     clock: Clock
 
-    def client(self, *, user: str | None = "alice", tenant: str | None = None,
+    def client(self, *, user: str | None = "alice", tenant: str | None = None, address: str | None = None,
                headers: dict[str, str] | None = None) -> httpx.AsyncClient:
-        """A client as the gateway would call; an unhandled error comes back as the 500 the client sees."""
-        signed = self.harness.client(tenant=tenant or self.tenant, user_id=user).headers
+        """A client as the gateway would call (for `user`, from the client `address`); an unhandled error
+        comes back as the 500 the client sees."""
+        principal = Principal(tenant_id=tenant or self.tenant, user_id=user, client_address=address,
+                              roles=frozenset({"customer"}) if user else frozenset())
+        token = self.harness.runtime.internal_tokens.mint(principal, audience="notebook", caller="test")
+        signed = {INTERNAL_TOKEN_HEADER: token}
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.harness.app, raise_app_exceptions=False),
                                  base_url="http://test", headers={**signed, **(headers or {})})
 
@@ -357,12 +361,17 @@ class TestScope:
             ids.add(response.json()["id"])
         assert len(ids) == len(callers)
 
-    async def test_an_anonymous_callers_key_is_shared_in_the_tenant(self, notebook: Notebook) -> None:
+    async def test_anonymous_callers_share_keys_from_one_address_only(self, notebook: Notebook) -> None:
         headers = key()
-        async with notebook.client(user=None) as first, notebook.client(user=None) as second:
-            created = await add(first, "milk", headers)
-            replayed = await add(second, "milk", headers)
-        assert replayed.json() == created.json()
+        answers = []
+        for address in ("203.0.113.7", "203.0.113.7", "198.51.100.2"):
+            async with notebook.client(user=None, address=address) as client:
+                answers.append(await add(client, "milk", headers))
+        first, same_address, elsewhere = answers
+        assert same_address.json() == first.json()
+        assert same_address.headers["idempotent-replayed"] == "true"
+        assert elsewhere.json()["id"] != first.json()["id"]
+        assert "idempotent-replayed" not in elsewhere.headers
 
 
 class TestTime:

@@ -11,10 +11,9 @@ and the service keeps the keys in its own database: `add_idempotency_table(Base.
 
 A request that carries `Idempotency-Key` (1-255 printable ASCII characters, no space first or last) is
 fingerprinted (method, path, query, body; a JSON body canonically, so key order and spacing do not
-matter) and claimed under
-(tenant, caller, key), the caller being the signed-in user, else the guest cart (`X-Cart-Id`), else
-the tenant's anonymous callers. The claim is its own short transaction, committed before the
-endpoint runs, so a concurrent duplicate sees it:
+matter) and claimed under (tenant, caller, key), the caller being the signed-in user, else the guest
+cart (`X-Cart-Id`), else the tenant's anonymous callers from the client's address. The claim is its
+own short transaction, committed before the endpoint runs, so a concurrent duplicate sees it:
 
 - same key, same request, answered before: that answer again (status, body, and the headers that
   matter: content type, `Location`, `ETag`, `X-Cart-Id`), with `Idempotent-Replayed: true`; a 4xx the
@@ -80,7 +79,7 @@ from amazonlite.platform.db import UTC, Database, utcnow
 from amazonlite.platform.errors import AppError, BadRequest, Conflict, document_problem
 from amazonlite.platform.openapi import RETRY_AFTER
 from amazonlite.platform.resilience import IDEMPOTENCY_KEY_HEADER
-from amazonlite.platform.security import get_principal
+from amazonlite.platform.security import Principal, get_principal
 from amazonlite.platform.tenancy import UNSCOPED
 
 log = structlog.get_logger("amazonlite.idempotency")
@@ -290,13 +289,16 @@ def validate_key(value: str) -> str:
     return value
 
 
-def caller_of(request: Request, user_id: str | None) -> str:
-    """Whose key it is: the signed-in user, else the guest cart named by `X-Cart-Id`, else anyone
-    anonymous in the tenant."""
-    if user_id is not None:
-        return f"user:{user_id}"
+def caller_of(request: Request, principal: Principal) -> str:
+    """Whose key it is: the signed-in user, else the guest cart named by `X-Cart-Id`, else the
+    tenant's anonymous callers from the client's address (when the gateway gave it): a guest who
+    picked the same key as another guest does not get their answer (a new cart's id) from afar."""
+    if principal.user_id is not None:
+        return f"user:{principal.user_id}"
     cart = request.headers.get(CART_HEADER)
-    return f"cart:{cart}" if cart else "anonymous"
+    if cart:
+        return f"cart:{cart}"
+    return f"anonymous:{principal.client_address or ''}"
 
 
 def key_hash(caller: str, key: str) -> str:
@@ -370,7 +372,7 @@ class IdempotentRoute(routing.APIRoute):
             key = validate_key(raw_key)
             principal = await get_principal(request)
             store = store_of(request.app.state.runtime)
-            scope_key = key_hash(caller_of(request, principal.user_id), key)
+            scope_key = key_hash(caller_of(request, principal), key)
             claim = await store.claim(principal.tenant_id, scope_key, fingerprint(
                 request.method, request.url.path, request.scope.get("query_string", b""), await request.body()))
             if isinstance(claim, Replay):
