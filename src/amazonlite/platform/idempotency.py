@@ -333,8 +333,8 @@ async def _required_key(key: Annotated[str, Header(**_KEY_DOC)]) -> None:
     """Documents the required header."""
 
 
-_PROBLEMS: tuple[type[AppError], ...] = (InvalidIdempotencyKey, IdempotencyKeyReused, RequestInProgress)
 _Problems = tuple[type[AppError], ...]
+_PROBLEMS: _Problems = (InvalidIdempotencyKey, IdempotencyKeyReused, RequestInProgress)
 
 
 class IdempotentRoute(routing.APIRoute):
