@@ -26,6 +26,7 @@ from tests.e2e.actors import (
     assert_problem,
     bearer,
     create_tenant,
+    eventually,
     sign_in,
     sign_up,
     tenant_header,
@@ -458,3 +459,109 @@ class TestTenantSettings:
             assert_problem(api.patch(f"/admin/tenants/{tenant}", json={"tax_rate_bp": 1}, headers=customer.auth), 403)
         assert_problem(api.get(f"/admin/tenants/{world.tenant_b}", headers=tenant_header(world.tenant_b)), 401)
         assert assert_ok(api.get(f"/admin/tenants/{TENANT_A}", headers=world.admin.auth))["tax_rate_bp"] != 1
+
+
+def stock(api: httpx.Client, admin: Actor, sku: str, units: int) -> dict[str, Any]:
+    """Set `sku`'s stock in the default warehouse, once inventory knows the SKU (from the catalog's event)."""
+    def set_it() -> dict[str, Any] | None:
+        response = api.put(f"/inventory/{sku}/warehouses/default", headers=admin.auth,
+                           json={"set": units, "reason": "isolation test"})
+        return assert_ok(response) if response.status_code != 404 else None
+    return eventually(set_it, timeout=60, what=f"inventory to know {sku}")
+
+
+def sku_of(catalog: Catalog) -> str:
+    return str(catalog.product["variants"][0]["sku"])
+
+
+def added(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
+class TestStockStaysInItsTenant:
+    def test_another_tenants_admin_cannot_see_or_change_this_tenants_stock(self, world: World) -> None:
+        api, sku_a = world.api, sku_of(world.catalog_a)
+        stock(api, world.admin, sku_a, 7)
+        assert assert_ok(api.get(f"/inventory/{sku_a}"))["available"] == 7  # control: anonymous of A
+        # B's admin: A's SKU does not exist in B, whatever B's admin tries.
+        assert_problem(api.put(f"/inventory/{sku_a}/warehouses/default", headers=world.b_admin.auth,
+                               json={"set": 1000, "reason": "cross-tenant"}), 404)
+        assert_problem(api.get(f"/inventory/{sku_a}/ledger", headers=world.b_admin.auth), 404)
+        seen_by_b = api.get(f"/inventory/{sku_a}", headers=world.b_admin.auth)
+        assert seen_by_b.status_code == 404 or seen_by_b.json()["available"] == 0, seen_by_b.text
+        batch = assert_ok(api.get("/inventory", params={"sku": sku_a}, headers=tenant_header(world.tenant_b)))
+        assert batch["items"][0]["available"] == 0
+        crossed = {**world.admin.auth, **tenant_header(world.tenant_b)}
+        assert_problem(api.put(f"/inventory/{sku_a}/warehouses/default", headers=crossed,
+                               json={"set": 1000, "reason": "tampered header"}), 403)
+        warehouses_b = assert_ok(api.get("/inventory/warehouses", headers=world.b_admin.auth))["items"]
+        code = f"iso-{uuid.uuid4().hex[:6]}"
+        assert_ok(api.post("/inventory/warehouses", headers=world.admin.auth,
+                           json={"code": code, "name": "Isolation", "priority": 9}), 201)
+        after_b = assert_ok(api.get("/inventory/warehouses", headers=world.b_admin.auth))["items"]
+        assert after_b == warehouses_b and code not in {w["code"] for w in after_b}
+        # Customers are not admins: no per-warehouse figures, no writes.
+        assert not assert_ok(api.get(f"/inventory/{sku_a}", headers=world.x.auth)).get("warehouses")
+        assert_problem(api.put(f"/inventory/{sku_a}/warehouses/default", headers=world.x.auth,
+                               json={"set": 1000, "reason": "customer"}), 403)
+        assert assert_ok(api.get(f"/inventory/{sku_a}"))["available"] == 7
+
+
+class TestCartsArePrivate:
+    def test_a_guest_cart_id_is_worthless_in_another_tenant_and_to_customers(self, world: World) -> None:
+        api, sku_a = world.api, sku_of(world.catalog_a)
+        stock(api, world.admin, sku_a, 50)
+        guest = added(api.post("/cart/items", json={"sku": sku_a, "quantity": 2}))
+        cart_id = guest["id"]
+        assert assert_ok(api.get("/cart", headers={"X-Cart-Id": cart_id}))["items"][0]["quantity"] == 2  # control
+        # The same id in tenant B, or forged ids: no such cart.
+        assert_problem(api.get("/cart", headers={"X-Cart-Id": cart_id, **tenant_header(world.tenant_b)}), 404)
+        assert_problem(api.get("/cart", headers={"X-Cart-Id": cart_id[:-2] + "AA"}), 404)
+        stock(api, world.b_admin, sku_of(world.catalog_b), 5)
+        b_cart = added(api.post("/cart/items", headers={"X-Cart-Id": cart_id, **tenant_header(world.tenant_b)},
+                                json={"sku": sku_of(world.catalog_b), "quantity": 1}))
+        assert b_cart["id"] != cart_id  # an id unknown to the tenant is never adopted
+        # A customer sending the guest's id reads their own cart, not the guest's.
+        own = assert_ok(api.get("/cart", headers={**world.y.auth, "X-Cart-Id": cart_id}))
+        assert own["id"] != cart_id and all(item["quantity"] != 2 or item["sku"] != sku_a for item in own["items"])
+        # Another tenant's customer cannot merge it; the guest's cart is unchanged.
+        assert_problem(api.post("/cart/merge", headers=world.b.auth, json={"guest_cart_id": cart_id}), 404)
+        assert assert_ok(api.get("/cart", headers={"X-Cart-Id": cart_id}))["items"][0]["quantity"] == 2
+
+    def test_customers_see_only_their_own_cart(self, world: World) -> None:
+        api, sku_a = world.api, sku_of(world.catalog_a)
+        stock(api, world.admin, sku_a, 50)
+        mine = added(api.post("/cart/items", headers=world.x.auth, json={"sku": sku_a, "quantity": 3}))
+        assert {(i["sku"], i["quantity"]) for i in mine["items"]} >= {(sku_a, 3)}
+        theirs = assert_ok(api.get("/cart", headers=world.y.auth))
+        assert (sku_a, 3) not in {(i["sku"], i["quantity"]) for i in theirs["items"]}
+        assert_problem(api.get("/cart", headers={**world.x.auth, **tenant_header(world.tenant_b)}), 403)
+        # Y removing that SKU touches Y's cart only (whatever Y is answered), never X's.
+        api.delete(f"/cart/items/{sku_a}", headers=world.y.auth)
+        assert {(i["sku"], i["quantity"]) for i in assert_ok(api.get("/cart", headers=world.x.auth))["items"]} \
+            >= {(sku_a, 3)}
+        assert_ok(api.delete(f"/cart/items/{sku_a}", headers=world.x.auth))
+
+
+class TestCouponsStayInTheirTenant:
+    def test_a_coupon_of_one_tenant_does_not_exist_in_another(self, world: World) -> None:
+        api = world.api
+        code = f"ISO{uuid.uuid4().hex[:6]}".upper()
+        assert_ok(api.post("/coupons", headers=world.admin.auth, json={
+            "code": code, "kind": "fixed", "value": 100, "min_subtotal": 0, "usage_limit": 10,
+            "once_per_customer": False}), 201)
+        assert code in {c["code"] for c in assert_ok(api.get("/coupons", headers=world.admin.auth))["items"]}
+        assert code not in {c["code"] for c in assert_ok(api.get("/coupons", headers=world.b_admin.auth))["items"]}
+        assert_problem(api.patch(f"/coupons/{code}", headers=world.b_admin.auth, json={"value": 99_999}), 404)
+        assert_problem(api.delete(f"/coupons/{code}", headers=world.b_admin.auth), 404)
+        assert_problem(api.get("/coupons", headers=world.x.auth), 403)
+        assert_problem(api.post("/coupons", headers=world.x.auth, json={
+            "code": f"{code}X", "kind": "fixed", "value": 100, "min_subtotal": 0, "usage_limit": 1,
+            "once_per_customer": False}), 403)
+        stock(api, world.b_admin, sku_of(world.catalog_b), 5)
+        added(api.post("/cart/items", headers=world.b.auth, json={"sku": sku_of(world.catalog_b), "quantity": 1}))
+        refused = assert_problem(api.post("/cart/coupon", headers=world.b.auth, json={"code": code}), 422)
+        assert refused["type"].endswith("/coupon-not-found")
+        coupon = next(c for c in assert_ok(api.get("/coupons", headers=world.admin.auth))["items"] if c["code"] == code)
+        assert coupon["value"] == 100

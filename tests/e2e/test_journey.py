@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from amazonlite.services.auth.keys import decrypt_private_key, key_encryption_key
 from amazonlite.services.auth.settings import DEVELOPMENT_KEY_ENCRYPTION_SECRET
-from tests.e2e.actors import assert_ok, assert_problem, bearer, eventually, login, sign_up
+from tests.e2e.actors import assert_ok, assert_problem, bearer, eventually, login, sign_up, tenant_header
 from tests.e2e.operator import query
 from tests.e2e.platforms import ADMIN_EMAIL, ADMIN_PASSWORD, Platform
 from tests.gateway.support import b64url, hs256_token, unsigned_token
@@ -143,6 +144,122 @@ class TestCatalogAdministration:
         customer = bearer(login(api, email, "window-shopping-42")["access_token"])
         assert_problem(api.post("/products", json=body, headers=customer), 403)
         assert_problem(api.post("/brands", json={"name": "Nope"}, headers=customer), 403)
+
+
+@pytest.fixture(scope="module")
+def shop(platform: Platform) -> Iterator[dict[str, Any]]:
+    """A tenant of its own (18 % tax) with its admin, a product of two variants, stock and a coupon."""
+    tag = uuid.uuid4().hex[:6]
+    tenant = f"shop-{tag}"
+    with httpx.Client(base_url=f"{platform.base_url}/api/v1", timeout=15) as api:
+        root = bearer(login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"])
+        assert_ok(api.post("/admin/tenants", headers=root, json={
+            "id": tenant, "name": f"Shop {tag}", "currency": "INR", "tax_rate_bp": 1800}), 201)
+        email, password = f"admin@{tenant}.example.com", "stock-keeper-2026"
+        platform.cli("users", "create-admin", "--tenant", tenant, "--email", email, "--password", password)
+        admin = bearer(login(api, email, password, tenant)["access_token"])
+        product = assert_ok(api.post("/products", headers=admin, json={
+            "name": f"Kettle {tag}", "description": "1.5 l", "status": "active", "attributes": {}, "media": [],
+            "variants": [{"sku": f"KTL-{tag}-S", "name": "Steel", "options": {"finish": "steel"},
+                          "price": {"amount": 10_000, "currency": "INR"}},
+                         {"sku": f"KTL-{tag}-C", "name": "Copper", "options": {"finish": "copper"},
+                          "price": {"amount": 2_550, "currency": "INR"}}]}), 201)
+        steel, copper = f"KTL-{tag}-S", f"KTL-{tag}-C"
+        # Inventory learns the SKUs from product.updated.v1: stock can be set once it has.
+        for sku, units in ((steel, 5), (copper, 3)):
+            eventually(lambda sku=sku, units=units: api.put(
+                f"/inventory/{sku}/warehouses/default", headers=admin,
+                json={"set": units, "reason": "first delivery"}).status_code == 200,
+                timeout=60, what=f"inventory to know {sku}")
+        now = dt.datetime.now(dt.UTC)
+        coupon = assert_ok(api.post("/coupons", headers=admin, json={
+            "code": f"WELCOME{tag}".upper(), "kind": "percent", "value": 10, "min_subtotal": 5_000,
+            "starts_at": (now - dt.timedelta(hours=1)).isoformat(),
+            "ends_at": (now + dt.timedelta(days=1)).isoformat(),
+            "usage_limit": 100, "once_per_customer": True}), 201)
+        yield {"tenant": tenant, "admin": admin, "product": product, "steel": steel, "copper": copper,
+               "coupon": coupon["code"]}
+
+
+class TestShopping:
+    """Stock and the cart, black-box: an admin stocks a product; a guest fills a cart, signs up,
+    merges it, applies a coupon and sees totals computed with the tenant's tax rate."""
+
+    def test_an_admin_sets_stock_and_sees_it_in_availability(self, api: httpx.Client, shop: dict[str, Any]) -> None:
+        anonymous = tenant_header(shop["tenant"])
+        public = assert_ok(api.get(f"/inventory/{shop['steel']}", headers=anonymous))
+        assert public["available"] == 5 and not public.get("warehouses")
+        adjusted = api.put(f"/inventory/{shop['steel']}/warehouses/default", headers=shop["admin"],
+                           json={"adjust": 2, "reason": "found two in the back"})
+        assert_ok(adjusted)
+        detail = assert_ok(api.get(f"/inventory/{shop['steel']}", headers=shop["admin"]))
+        assert detail["available"] == 7
+        assert [w["available"] for w in detail["warehouses"] if w["id"] == "default"] == [7]
+        both = assert_ok(api.get("/inventory", params=[("sku", shop["steel"]), ("sku", shop["copper"])],
+                                 headers=anonymous))
+        assert [(i["sku"], i["available"]) for i in both["items"]] == [(shop["steel"], 7), (shop["copper"], 3)]
+        assert_problem(api.put(f"/inventory/{shop['steel']}/warehouses/default", headers=anonymous,
+                               json={"set": 99, "reason": "anonymous"}), 401)
+        assert_ok(api.put(f"/inventory/{shop['steel']}/warehouses/default", headers=shop["admin"],
+                          json={"adjust": -2, "reason": "back to five"}))
+
+    def test_a_guest_fills_a_cart_signs_up_merges_and_pays_the_right_totals(
+            self, api: httpx.Client, shop: dict[str, Any]) -> None:
+        guest = tenant_header(shop["tenant"])
+        first = api.post("/cart/items", headers=guest, json={"sku": shop["steel"], "quantity": 2})
+        assert first.status_code in (200, 201), first.text
+        cart_id = first.headers["x-cart-id"]
+        assert first.json()["id"] == cart_id and len(cart_id) >= 22
+        guest_cart = {**guest, "X-Cart-Id": cart_id}
+        assert_ok(api.post("/cart/items", headers=guest_cart, json={"sku": shop["copper"], "quantity": 1}),
+                  first.status_code)
+        too_many = assert_problem(api.patch(f"/cart/items/{shop['steel']}", headers=guest_cart,
+                                            json={"quantity": 6}), 409)
+        assert too_many["sku"] == shop["steel"] and too_many["available"] == 5
+        assert_problem(api.post("/cart/items", headers=guest_cart, json={"sku": "NO-SUCH-SKU", "quantity": 1}), 404)
+
+        customer = sign_up(api, shop["tenant"], name="Grace Hopper")
+        merged = assert_ok(api.post("/cart/merge", headers=customer.auth, json={"guest_cart_id": cart_id}))
+        assert {(i["sku"], i["quantity"]) for i in merged["items"]} == {(shop["steel"], 2), (shop["copper"], 1)}
+        assert_problem(api.get("/cart", headers=guest_cart), 404)  # the guest cart is gone, its id dead
+        again = assert_ok(api.post("/cart/merge", headers=customer.auth, json={"guest_cart_id": cart_id}))
+        assert again["items"] == merged["items"]
+
+        assert_ok(api.post("/cart/coupon", headers=customer.auth, json={"code": shop["coupon"].lower()}))
+        cart = assert_ok(api.get("/cart", headers=customer.auth))
+        # 2 x 100.00 + 25.50 = 225.50; 10 % off = 22.55 (20.00 + 2.55 by line); 18 % tax on what is left,
+        # per line, half-even: 180.00 → 32.40 and 22.95 → 4.131 → 4.13.
+        money = {key: cart[key] for key in ("subtotal", "discount", "tax", "total")}
+        assert money == {"subtotal": {"amount": 22_550, "currency": "INR"},
+                         "discount": {"amount": 2_255, "currency": "INR"},
+                         "tax": {"amount": 3_653, "currency": "INR"},
+                         "total": {"amount": 23_948, "currency": "INR"}}, cart
+        assert cart["coupon"]["code"] == shop["coupon"]
+
+        stale = cart["version"]
+        assert_ok(api.patch(f"/cart/items/{shop['copper']}", headers={**customer.auth, "If-Match": f'"{stale}"'},
+                            json={"quantity": 2}))
+        assert_problem(api.delete(f"/cart/items/{shop['copper']}", headers={**customer.auth, "If-Match": f'"{stale}"'}),
+                       412)
+
+    def test_a_price_change_shows_on_the_next_read(self, api: httpx.Client, shop: dict[str, Any]) -> None:
+        customer = sign_up(api, shop["tenant"], name="Katherine Johnson")
+        added = api.post("/cart/items", headers=customer.auth, json={"sku": shop["copper"], "quantity": 1})
+        assert added.status_code in (200, 201), added.text
+        product = shop["product"]
+        variants = [{**{k: v for k, v in variant.items() if k in ("sku", "name", "options", "price")}}
+                    for variant in product["variants"]]
+        for variant in variants:
+            if variant["sku"] == shop["copper"]:
+                variant["price"] = {"amount": 2_990, "currency": "INR"}
+        assert_ok(api.patch(f"/products/{product['id']}", headers=shop["admin"], json={"variants": variants}))
+
+        def repriced() -> dict[str, Any] | None:
+            line = assert_ok(api.get("/cart", headers=customer.auth))["items"][0]
+            return line if line["unit_price"]["amount"] == 2_990 else None
+
+        line = eventually(repriced, timeout=60, what="the cart to show the new price")
+        assert line["price_changed"] is True
 
 
 class TestBadInput:
