@@ -35,6 +35,7 @@ log = structlog.get_logger("amazonlite.cart")
 
 T = TypeVar("T")
 OwnerKind = Literal["guest", "user"]
+TOUCH_EVERY_SECONDS = 3600  # SQL guest carts: how stale the pushed-back expiry may get (of a 30-day TTL)
 MERGED_KEPT = 20  # guest carts a customer's cart remembers having merged (a second merge changes nothing)
 
 # KEYS[1] the cart; ARGV: expected version (0: absent), new document ('' deletes), new version, TTL seconds.
@@ -141,7 +142,9 @@ class CartStore:
         if row is None:
             return None
         cart = StoredCart.from_document(owner, row.version, row.document)
-        if owner.kind == "guest":
+        if owner.kind == "guest" and row.expires_at is not None and \
+                row.expires_at < now + dt.timedelta(seconds=self.ttl_seconds - TOUCH_EVERY_SECONDS):
+            # Pushed back at most once per TOUCH_EVERY_SECONDS: a read is not a write every time.
             await repository.touch(owner.name, expires_at=now + dt.timedelta(seconds=self.ttl_seconds))
         elif self.redis is not None and not for_change:
             await self._copy(tenant, cart)
