@@ -57,6 +57,8 @@ class TestDependenciesDown:
                         "availability-unavailable")
                 problem(await me.patch(f"/api/v1/cart/items/{shoe}", json={"quantity": 2}), 503,
                         "availability-unavailable")
+                problem(await me.post("/api/v1/cart/items", json={"sku": "NO-SUCH-SKU", "quantity": 1}), 404,
+                        "sku-not-found")  # what the catalog says comes first
                 # Taking things out needs no stock check.
                 assert (await me.delete(f"/api/v1/cart/items/{shoe}")).status_code == 200
             assert (await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})).status_code == 200

@@ -352,13 +352,21 @@ async def _checked_offer(session: AsyncSession, request: CartRequest, sku: str, 
     if quantity > request.settings.max_line_quantity:
         raise QuantityOverLimit(f"A line holds at most {request.settings.max_line_quantity} units",
                                 max_quantity=request.settings.max_line_quantity)
-    offer = (await _catalog(request, [sku])).get(sku)
+    # Both asked at once; their answers are judged in order (an unknown SKU is a 404 even while
+    # inventory is down).
+    offers, stock = await asyncio.gather(_catalog(request, [sku]), _availability(request, [sku]),
+                                         return_exceptions=True)
+    if isinstance(offers, BaseException):
+        raise offers
+    offer = offers.get(sku)
     if offer is None:
         raise SkuNotFound(f"No SKU {sku!r} is for sale", sku=sku)
     shop = await request.shop.get(request.principal.tenant_id)
     if offer["price"]["currency"] != shop.currency:
         raise CurrencyMismatch(f"{sku} is priced in {offer['price']['currency']}, the shop in {shop.currency}")
-    available = (await _availability(request, [sku])).get(sku, 0)
+    if isinstance(stock, BaseException):
+        raise stock
+    available = stock.get(sku, 0)
     if quantity > available:
         raise InsufficientStock(f"Only {available} of {sku} available", sku=sku, available=available)
     await _remember_catalog(session, [offer])
