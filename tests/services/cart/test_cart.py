@@ -260,6 +260,21 @@ class TestMerge:
             problem(await someone_else.post("/api/v1/cart/merge", json={"guest_cart_id": cart_id}), 404,
                     "cart-not-found")
 
+    async def test_two_customers_merging_one_guest_cart_at_once_get_it_once(self, shop: Shop) -> None:
+        import asyncio
+
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        async with shop.guest(tenant) as guest:
+            guest_id = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 2})).json()["id"]
+        async with shop.customer(tenant) as one, shop.customer(tenant) as two:
+            answers = await asyncio.gather(*(c.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})
+                                             for c in (one, two)))
+            assert sorted(a.status_code for a in answers) == [200, 404]
+            carts = [(await c.get("/api/v1/cart")).json()["items"] for c in (one, two)]
+            assert sorted(len(items) for items in carts) == [0, 1]
+
     async def test_a_merge_of_two_big_carts_keeps_to_the_line_maximum(self, shop: Shop) -> None:
         tenant = await shop.tenant()
         mine, theirs = [f"MINE-{i:03}" for i in range(60)], [f"THEIRS-{i:03}" for i in range(60)]

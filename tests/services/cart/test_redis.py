@@ -166,3 +166,17 @@ class TestMergeFromRedis:
         assert not await redis_of(shop).exists(f"{prefix_of(shop)}:cart:{tenant}:guest:{guest_id}")
         async with shop.guest(tenant, guest_id) as guest:
             problem(await guest.get("/api/v1/cart"), 404, "cart-not-found")
+
+    async def test_two_customers_merging_one_guest_cart_at_once_get_it_once(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        async with shop.guest(tenant) as guest:
+            guest_id = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 2})).json()["id"]
+        async with shop.customer(tenant) as one, shop.customer(tenant) as two:
+            answers = await asyncio.gather(*(c.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})
+                                             for c in (one, two)))
+            assert sorted(a.status_code for a in answers) == [200, 404]
+            carts = [(await c.get("/api/v1/cart")).json()["items"] for c in (one, two)]
+            assert sorted(len(items) for items in carts) == [0, 1]

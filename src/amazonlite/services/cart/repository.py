@@ -49,8 +49,11 @@ class CartRepository:
             .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def delete(self, owner: str) -> None:
-        await self.session.execute(delete(Cart).where(Cart.owner == owner).execution_options(synchronize_session=False))
+    async def delete(self, owner: str) -> bool:
+        """Delete the owner's cart; False when there was none (a concurrent request deleted it)."""
+        result = await self.session.execute(delete(Cart).where(Cart.owner == owner)
+                                            .execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def touch(self, owner: str, *, expires_at: dt.datetime) -> None:
         await self.session.execute(update(Cart).where(Cart.owner == owner).values(expires_at=expires_at)

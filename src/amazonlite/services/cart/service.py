@@ -465,7 +465,8 @@ async def merge(session: AsyncSession, request: CartRequest, data: schemas.CartM
     except _AlreadyMerged as done:
         return await render(session, request, done.cart)
     for guest in merged_now:
-        await request.store.remove(session, guest.owner)
+        if not await request.store.remove(session, guest.owner):
+            raise CartNotFound("The guest cart was merged by another request meanwhile")
     return view
 
 

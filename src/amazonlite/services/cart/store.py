@@ -187,19 +187,15 @@ class CartStore:
             after_commit(session, copy)
         return True
 
-    async def remove(self, session: AsyncSession, owner: Owner) -> None:
-        """Delete a (merged) guest cart with the change that merged it: in its transaction (SQL), or
-        once it has committed (Redis; a failure then is logged, and the customer's cart remembers the
-        merge, so merging it again changes nothing)."""
+    async def remove(self, session: AsyncSession, owner: Owner) -> bool:
+        """Delete a (merged) guest cart with the change that merged it; False when it was gone
+        already (merged by a concurrent request: the caller undoes its change). In SQL this is part
+        of the transaction; in Redis it happens before the commit, so a commit that then fails loses
+        the guest cart rather than letting two customers merge it."""
         if not self._in_redis(owner):
-            await CartRepository(session).delete(owner.name)
-            return
+            return await CartRepository(session).delete(owner.name)
         key = self.key(_tenant(session), owner)
-
-        async def delete() -> None:
-            await self._optional("delete", lambda: self.redis.delete(key))
-
-        after_commit(session, delete)
+        return bool(await self._required("delete", lambda: self.redis.delete(key)))
 
     async def _copy(self, tenant: str, cart: StoredCart) -> None:
         """Put a customer's cart into its Redis copy (newer versions only); a copy that cannot be
