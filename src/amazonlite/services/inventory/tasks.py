@@ -6,12 +6,15 @@ conditional update moves it from `held` to `expired`; another finds it moved and
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import random
+import uuid
 from typing import cast
 
 import structlog
 
-from amazonlite.platform.db import utcnow
+from amazonlite.platform.db import is_transient_conflict, utcnow
 from amazonlite.platform.service import PeriodicTask, ServiceRuntime
 from amazonlite.platform.tenancy import UNSCOPED
 from amazonlite.platform.tenant_settings import TENANTS, TenantSettingsLookup, tenant_settings
@@ -20,6 +23,8 @@ from amazonlite.services.inventory.repository import ReservationRepository
 from amazonlite.services.inventory.settings import HoldTime, InventorySettings, attach
 
 log = structlog.get_logger("amazonlite.inventory")
+
+CONFLICT_ATTEMPTS = 10
 
 
 async def expire_reservations(runtime: ServiceRuntime, *, now: dt.datetime | None = None) -> int:
@@ -35,14 +40,27 @@ async def expire_reservations(runtime: ServiceRuntime, *, now: dt.datetime | Non
             due = await ReservationRepository(session).expired(now, limit=settings.sweep_batch_size)
         done = 0
         for tenant_id, reservation_id in due:
-            async with runtime.db.session(tenant_id=tenant_id) as session:
-                done += await service.expire(session, reservation_id, now)
+            done += await _expire_one(runtime, tenant_id, reservation_id, now)
         released += done
         if len(due) < settings.sweep_batch_size or not done:
             break
     if released:
         log.info("inventory.reservations_expired", count=released)
     return released
+
+
+async def _expire_one(runtime: ServiceRuntime, tenant_id: str, reservation_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Release one reservation in its tenant's unit of work; a unit that lost a race (a deadlock
+    victim, a busy SQLite) is done again, as the consumer does."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            async with runtime.db.session(tenant_id=tenant_id) as session:
+                return await service.expire(session, reservation_id, now)
+        except Exception as exc:
+            if attempt == CONFLICT_ATTEMPTS or not is_transient_conflict(exc):
+                raise
+            await asyncio.sleep(random.uniform(0, 0.01 * attempt))
+    return False
 
 
 async def _run(runtime: ServiceRuntime) -> None:
