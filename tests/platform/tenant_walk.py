@@ -9,7 +9,7 @@ import datetime as dt
 import importlib
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -42,6 +42,9 @@ TENANTLESS: dict[tuple[str, str], str] = {
 # walls are `tenant_id NOT NULL`, PostgreSQL row-level security and the static check that no
 # service code touches them.
 KERNEL_TABLES = frozenset({"outbox", "inbox", "dead_letters"})
+# Kernel tables a service opts into, with the same walls: `idempotency_keys` (platform/idempotency.py,
+# `add_idempotency_table`), written by the kernel in the request's tenant, purged across tenants.
+OPTIONAL_KERNEL_TABLES = frozenset({"idempotency_keys"})
 
 # Column values the generic builder cannot guess, each with the reason. Nullable columns are left
 # NULL otherwise (a live token is unused, a key not retired), except foreign keys to another table.
@@ -464,3 +467,62 @@ def is_empty(value: Any) -> bool:
     if value is None or value is False or (isinstance(value, int) and value == 0):
         return True
     return isinstance(value, Mapping | list | tuple | set | frozenset) and len(value) == 0
+
+
+# How the walk calls a repository method (PLANS in test_tenant_scope_walk.py) -----------------------
+
+Call = Callable[[Any, Rows, World], Any]
+
+
+@dataclass(frozen=True)
+class Read:
+    """Reads what `call(repository, target rows, world)` aims at: in C's session it finds nothing;
+    in A's it finds A's rows and nothing of B, whatever it aims at. `prepare` first runs in A's and
+    in B's session, on their own rows, to put them in the state the read looks for."""
+
+    call: Call
+    prepare: Call | None = None
+
+
+@dataclass(frozen=True)
+class Write:
+    """Changes what `call` aims at: aimed at B from C's or A's session, no row of B changes; aimed
+    at A from A's session, A's rows change."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class Add:
+    """Adds a row of `table` (`repository.method(row)`): stamped with the session's tenant; a row
+    that names another tenant is refused."""
+
+    table: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Deletes a row of `table` the session loaded (`repository.method(row)`): a session of A
+    cannot load B's to hand it over; A's goes, B's stays."""
+
+    table: str
+
+
+@dataclass(frozen=True)
+class Flush:
+    """Sends what the session holds; runs no query of its own."""
+
+
+@dataclass(frozen=True)
+class PlatformRead:
+    """Reads a tenantless table (see `TENANTLESS`): names no tenant table."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class PlatformAdd:
+    table: str
+
+
+Plan = Read | Write | Add | Delete | Flush | PlatformRead | PlatformAdd
