@@ -13,6 +13,7 @@ from amazonlite.services.inventory.auth import InventoryAdmin, InventoryReader, 
 from amazonlite.services.inventory.errors import (
     BelowReserved,
     NegativeStock,
+    QuantityTooLarge,
     SkuNotFound,
     StockConflict,
     WarehouseExists,
@@ -72,7 +73,7 @@ async def read_availability(sku: SkuPath, session: SessionDep, principal: Invent
 
 @router.put("/{sku}/warehouses/{warehouse}", response_model=schemas.Availability,
             responses=problem_responses(*ADMIN_ERRORS, SkuNotFound, WarehouseNotFound, NegativeStock,
-                                        BelowReserved, StockConflict, service.QuantityTooLarge))
+                                        BelowReserved, StockConflict, QuantityTooLarge))
 async def change_stock(_admin: InventoryAdmin, sku: SkuPath, warehouse: WarehousePath, change: schemas.StockChange,
                        session: SessionDep) -> schemas.Availability:
     """Set (`{"set": n}`) or adjust (`{"adjust": ±n}`) the units on hand, with a reason for the ledger."""

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from amazonlite.platform.errors import Conflict, NotFound
+from amazonlite.platform.errors import Conflict, NotFound, ValidationFailed
 
 
 class SkuNotFound(NotFound):
@@ -31,3 +31,8 @@ class BelowReserved(Conflict):
 class StockConflict(Conflict):
     type = "stock-conflict"
     title = "The stock changed at the same moment; try again"
+
+
+class QuantityTooLarge(ValidationFailed):
+    type = "quantity-too-large"
+    title = "The stock on hand would be larger than inventory can count"

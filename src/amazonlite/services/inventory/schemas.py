@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -21,9 +21,6 @@ Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY), JSON_INTEGER]
 Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY), JSON_INTEGER]
 Priority = Annotated[int, Field(ge=0, le=1_000_000), JSON_INTEGER]
 SkuQuery = Annotated[list[Sku], Field(min_length=1, max_length=MAX_SKUS_PER_LOOKUP)]
-
-LedgerKind = Literal["set", "adjust", "reserve", "release", "deduct", "expire"]
-
 
 class WarehouseStock(BaseModel):
     id: str = Field(description="The warehouse's code")

@@ -30,13 +30,13 @@ from amazonlite.contracts import (
 )
 from amazonlite.contracts.inventory import ReleasedLineV1, ReservedLineV1, ShortLineV1, WarehouseAllocationV1
 from amazonlite.platform.db import TransientConflict, after_commit, utcnow
-from amazonlite.platform.errors import ValidationFailed
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import record_event
 from amazonlite.services.inventory import schemas
 from amazonlite.services.inventory.errors import (
     BelowReserved,
     NegativeStock,
+    QuantityTooLarge,
     SkuNotFound,
     StockConflict,
     WarehouseExists,
@@ -65,11 +65,6 @@ RESERVATION_SECONDS = Histogram("amazonlite_inventory_reservation_seconds",
 HELD, REJECTED, DEDUCTED, RELEASED, EXPIRED, CANCELLED = "held", "rejected", "deducted", "released", "expired", \
     "cancelled"
 ReleaseReason = Literal["cancelled", "release_requested", "expired"]
-
-
-class QuantityTooLarge(ValidationFailed):
-    type = "quantity-too-large"
-    title = "The stock on hand would be larger than inventory can count"
 
 
 # Warehouses -------------------------------------------------------------------------------------
