@@ -1,0 +1,43 @@
+"""The SQL cart store's compare-and-set on SQLite, PostgreSQL and MariaDB: concurrent changes of one
+cart lose no update, a stale If-Match changes nothing, and a guest cart merges once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from tests.services.cart.shop import problem, running_shop
+
+
+async def test_concurrent_changes_of_one_cart_on_every_store(any_database_url: str, tmp_path: Path) -> None:
+    async with running_shop(tmp_path, cart_url=any_database_url) as shop:
+        tenant = await shop.tenant()
+        skus = [f"SQL-{i}" for i in range(5)]
+        await shop.product(tenant, dict.fromkeys(skus, 100))
+        async with shop.customer(tenant) as me:
+            answers = await asyncio.gather(*(me.post("/api/v1/cart/items", json={"sku": s, "quantity": 1})
+                                             for s in skus for _ in range(3)))
+            assert [a.status_code for a in answers] == [200] * 15, [a.text for a in answers if a.status_code != 200]
+            cart = (await me.get("/api/v1/cart")).json()
+            assert sorted((i["sku"], i["quantity"]) for i in cart["items"]) == [(s, 3) for s in skus]
+            assert cart["version"] == 15
+
+            stale = {"If-Match": '"14"'}
+            problem(await me.patch(f"/api/v1/cart/items/{skus[0]}", json={"quantity": 1}, headers=stale), 412)
+            assert (await me.get("/api/v1/cart")).json() == cart
+
+        async with shop.guest(tenant) as guest:
+            answer = await guest.post("/api/v1/cart/items", json={"sku": skus[0], "quantity": 2})
+            guest.headers["X-Cart-Id"] = answer.json()["id"]
+            answers = await asyncio.gather(*(guest.post("/api/v1/cart/items", json={"sku": s, "quantity": 1})
+                                             for s in skus))
+            assert [a.status_code for a in answers] == [200] * 5
+            guest_id = guest.headers["X-Cart-Id"]
+        async with shop.customer(tenant, uuid.uuid4()) as other, shop.customer(tenant) as third:
+            merged = await asyncio.gather(*(c.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})
+                                            for c in (other, third)))
+            assert sorted(m.status_code for m in merged) == [200, 404]
+            winner = next(m for m in merged if m.status_code == 200).json()
+            assert sorted((i["sku"], i["quantity"]) for i in winner["items"]) == [
+                (skus[0], 3), *((s, 1) for s in skus[1:])]
