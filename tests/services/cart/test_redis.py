@@ -180,3 +180,22 @@ class TestMergeFromRedis:
             assert sorted(a.status_code for a in answers) == [200, 404]
             carts = [(await c.get("/api/v1/cart")).json()["items"] for c in (one, two)]
             assert sorted(len(items) for items in carts) == [0, 1]
+
+
+class TestRedisDown:
+    async def test_customers_carts_work_from_sql_and_guests_are_503(self, tmp_path_factory: pytest.TempPathFactory
+                                                                     ) -> None:
+        dead = f"redis://127.0.0.1:{servers.free_port()}/0"
+        async with running_shop(tmp_path_factory.mktemp("no-redis"), redis_url=dead) as shop:
+            tenant = await shop.tenant()
+            shoe = sku()
+            await shop.product(tenant, {shoe: 1000})
+            async with shop.customer(tenant) as me:
+                added = await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 2})
+                assert added.status_code == 200, added.text
+                assert (await me.get("/api/v1/cart")).json() == added.json()
+            async with shop.guest(tenant) as guest:
+                problem(await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1}), 503,
+                        "cart-store-unavailable")
+            async with shop.guest(tenant, "A" * 32) as guest:
+                problem(await guest.get("/api/v1/cart"), 503, "cart-store-unavailable")
