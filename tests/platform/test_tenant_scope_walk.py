@@ -60,6 +60,7 @@ from tests.platform.tenant_walk import (
     every_table,
     foreign,
     is_empty,
+    later,
     new_tenant,
     service_tables,
     tenant_tables_named,
@@ -310,10 +311,6 @@ async def test_postgres_shows_raw_sql_of_a_plain_role_only_the_session_tenant(wo
 
 # Every repository method -----------------------------------------------------------------------
 
-def _later(world: World) -> dt.datetime:
-    return world.now + dt.timedelta(days=3650)
-
-
 def _catalog_page(r: Any, t: Rows, w: World) -> Any:
     return r.page(ProductQuery(sort="newest", limit=10, status=t.products.status, category_ids=[t.categories.id],
                                brand_id=t.brands.id, min_price=0, max_price=t.products.min_price))
@@ -351,14 +348,14 @@ PLANS: dict[str, dict[str, dict[str, Plan]]] = {
             "revoke_user_families": Write(lambda r, t, w: r.revoke_user_families(t.users.id, w.now)),
             "revoked_since": Read(lambda r, t, w: r.revoked_since(w.now - dt.timedelta(days=1)),
                                   prepare=lambda r, t, w: r.revoke_family(t.refresh_token_families.id, w.now)),
-            "prune_expired": Write(lambda r, t, w: r.prune_expired(_later(w))),
+            "prune_expired": Write(lambda r, t, w: r.prune_expired(later(w))),
         },
         "EmailTokenRepository": {
             "add": Add("email_tokens"),
             "by_hash": Read(lambda r, t, w: r.by_hash(t.email_tokens.token_hash, t.email_tokens.purpose)),
             "spend": Write(lambda r, t, w: r.spend(t.email_tokens.id, w.now)),
             "spend_all": Write(lambda r, t, w: r.spend_all(t.users.id, t.email_tokens.purpose, w.now)),
-            "prune_expired": Write(lambda r, t, w: r.prune_expired(_later(w))),
+            "prune_expired": Write(lambda r, t, w: r.prune_expired(later(w))),
         },
         "OAuthRepository": {
             "add_request": Add("oauth_requests"),
@@ -368,13 +365,13 @@ PLANS: dict[str, dict[str, dict[str, Plan]]] = {
             "identity": Read(lambda r, t, w: r.identity(t.oauth_identities.provider, t.oauth_identities.subject)),
             "identity_of_user": Read(lambda r, t, w: r.identity_of_user(t.oauth_identities.provider, t.users.id)),
             "add_identity": Add("oauth_identities"),
-            "prune_requests": Write(lambda r, t, w: r.prune_requests(_later(w))),
+            "prune_requests": Write(lambda r, t, w: r.prune_requests(later(w))),
         },
         "RevokedAccessTokenRepository": {
             "get": Read(lambda r, t, w: r.get(t.revoked_access_tokens.jti)),
             "add_if_absent": Add("revoked_access_tokens"),
             "unexpired": Read(lambda r, t, w: r.unexpired(w.now)),
-            "prune_expired": Write(lambda r, t, w: r.prune_expired(_later(w))),
+            "prune_expired": Write(lambda r, t, w: r.prune_expired(later(w))),
         },
         "SigningKeyRepository": {
             "active": PlatformRead(lambda r, t, w: r.active()),
@@ -438,6 +435,7 @@ PLANS: dict[str, dict[str, dict[str, Plan]]] = {
             "slug_taken": Read(lambda r, t, w: r.slug_taken(t.products.slug)),
             "skus_taken": Read(lambda r, t, w: r.skus_taken([t.variants.sku])),
             "any": Read(lambda r, t, w: r.any()),
+            "skus": Read(lambda r, t, w: r.skus([t.variants.sku], active_only=False)),
             "add": Add("products"),
             "delete": Delete("products"),
         },
@@ -612,6 +610,13 @@ ALLOWED_BYPASSES: dict[tuple[str, str], tuple[int, str]] = {
     ("users/cache.py", ".bind"): (1, "finds the profile cache registered for the session's engine; no SQL"),
     ("users/commands.py", ".engine"): (1, "registers the profile cache for the service's engine; no SQL"),
     ("users/commands.py", "UNSCOPED"): (1, "PII key rotation re-encrypts the addresses of every tenant"),
+    ("cart/tasks.py", "UNSCOPED"): (1, "the guest-cart sweeper (cart.expire_guest_carts) deletes guest carts "
+                                       "past their idle time in every tenant"),
+    ("inventory/settings.py", ".bind"): (1, "finds the hold time registered for the session's engine; no SQL"),
+    ("inventory/tasks.py", ".engine"): (1, "registers the hold time (settings, tenant lookup) for the service's "
+                                           "engine; no SQL"),
+    ("inventory/tasks.py", "UNSCOPED"): (1, "the expiry sweeper lists the expired reservations of every tenant, "
+                                            "then releases each in a unit of work of its own tenant"),
 }
 
 
