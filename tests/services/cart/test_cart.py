@@ -172,6 +172,23 @@ class TestPrices:
             cart = (await me.delete(f"/api/v1/cart/items/{hat}")).json()
             assert [i["sku"] for i in cart["items"]] == [shoe]
 
+    async def test_lines_priced_in_a_currency_the_shop_no_longer_uses_count_in_no_total(self, shop: Shop) -> None:
+        from amazonlite.platform.tenant_settings import tenant_settings
+
+        tenant = await shop.tenant(currency="INR")
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        async with shop.customer(tenant) as me:
+            await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})
+            async with shop.admin(shop.tenants, tenant) as admin:
+                changed = await admin.patch(f"/api/v1/admin/tenants/{tenant}", json={"currency": "USD"})
+                assert changed.status_code == 200, changed.text
+            tenant_settings(shop.cart.runtime).forget(tenant)
+            cart = (await me.get("/api/v1/cart")).json()
+            assert cart["currency"] == "USD"
+            assert cart["items"][0]["available"] is False and cart["items"][0]["unit_price"] == money(1000)
+            assert cart["total"] == {"amount": 0, "currency": "USD"}
+
     async def test_tax_on_the_discounted_lines(self, shop: Shop) -> None:
         tenant = await shop.tenant(tax_rate_bp=1800)
         a, b = sku(), sku()

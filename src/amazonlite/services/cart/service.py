@@ -244,11 +244,10 @@ async def render(session: AsyncSession, request: CartRequest, cart: StoredCart) 
     for line in cart.lines:
         row = current.get(line["sku"])
         unit, currency, name = line["price"], line["currency"], line["name"]
-        available = True
-        if row is not None:
-            available = row.status == "active" and row.currency == shop.currency
-            if row.status == "active":
-                unit, currency, name = row.price_amount, row.currency, _line_name(row.product_name, row.variant_name)
+        if row is not None and row.status == "active":
+            unit, currency, name = row.price_amount, row.currency, _line_name(row.product_name, row.variant_name)
+        # For sale, in the shop's currency (a tenant may change its currency under a cart).
+        available = (row is None or row.status == "active") and currency == shop.currency
         line_total = unit * line["quantity"]
         if available:
             payable.append(line_total)
