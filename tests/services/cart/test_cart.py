@@ -273,6 +273,9 @@ class TestMerge:
 
         async with shop.guest(tenant, cart_id) as guest:
             problem(await guest.get("/api/v1/cart"), 404, "cart-not-found")  # the guest id is dead
+            problem(await guest.delete(f"/api/v1/cart/items/{shoe}"), 404, "cart-not-found")
+            reborn = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})).json()
+            assert reborn["id"] != cart_id and reborn["version"] == 1  # a new cart, never the dead id
         async with shop.customer(tenant) as someone_else:
             problem(await someone_else.post("/api/v1/cart/merge", json={"guest_cart_id": cart_id}), 404,
                     "cart-not-found")

@@ -312,21 +312,24 @@ async def _change(session: AsyncSession, request: CartRequest, kind: str, change
     cart when a concurrent change won; a guest without a (live) cart gets a new one if `creates`."""
     wanted = parse_if_match(request.if_match)
     try:
+        known: StoredCart | None = None
+        fresh = False  # a guest cart of a new id, absent until stored
         if request.customer is not None:
             owner = Owner("user", request.customer)
         else:
             owner = request.guest_owner() or Owner("guest", "")
-            if not owner.key or await request.store.load(session, owner, for_change=True) is None:
-                if not creates:
-                    raise CartNotFound("No cart has this X-Cart-Id (it may have expired or been merged)")
-                owner = Owner("guest", secrets.token_urlsafe(24))  # never the client's: ours, unguessable
+            known = await request.store.load(session, owner, for_change=True) if owner.key else None
+            if known is None:
+                owner, fresh = _new_guest(creates), True
         for attempt in range(request.settings.mutation_attempts):
             if attempt:
                 await asyncio.sleep(random.uniform(0, 0.002 * attempt))  # another change won: let it land
-            cart = await request.store.load(session, owner, for_change=True)
+            cart = known or await request.store.load(session, owner, for_change=True)
+            known = None
             if cart is None:
-                if owner.kind == "guest" and not creates:
-                    raise CartNotFound("The cart was merged or expired meanwhile")
+                if owner.kind == "guest" and not fresh:
+                    # Merged or expired meanwhile: its id is dead, never stored again.
+                    owner, fresh = _new_guest(creates), True
                 cart = StoredCart(owner=owner)
             _check_version(wanted, cart)
             await change(cart)
@@ -339,6 +342,13 @@ async def _change(session: AsyncSession, request: CartRequest, kind: str, change
     except AppError as exc:
         MUTATIONS.labels(kind, exc.type).inc()
         raise
+
+
+def _new_guest(creates: bool) -> Owner:
+    """A new guest cart's owner: the id is ours (never the client's), 192 random bits."""
+    if not creates:
+        raise CartNotFound("No cart has this X-Cart-Id (it may have expired or been merged)")
+    return Owner("guest", secrets.token_urlsafe(24))
 
 
 def _line(cart: StoredCart, sku: str) -> dict[str, Any] | None:
