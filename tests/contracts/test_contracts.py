@@ -3,6 +3,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,23 @@ class TestDatabaseBoundaries:
             for table in metadata.tables.values():
                 for fk in table.foreign_keys:
                     assert fk.column.table.metadata is metadata, f"{name}.{table.name} → {fk.target_fullname}"
+
+
+class TestImportContractsCoverEveryService:
+    """import-linter checks only the packages its contracts name: a service left out of them would
+    be free to import another service, or to turn its layers upside down, unnoticed."""
+
+    @staticmethod
+    def _contract(name: str) -> dict[str, object]:
+        config = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
+        return next(c for c in config["tool"]["importlinter"]["contracts"] if c["name"] == name)
+
+    def test_every_service_is_independent_of_the_others(self) -> None:
+        listed = self._contract("Services are independent of each other")["modules"]
+        assert isinstance(listed, list)
+        assert set(listed) == {f"amazonlite.services.{name}" for name in SERVICE_NAMES}
+
+    def test_every_service_keeps_its_layers(self) -> None:
+        containers = self._contract("Layers inside every service")["containers"]
+        assert isinstance(containers, list)
+        assert set(containers) == {f"amazonlite.services.{name}" for name in SERVICE_NAMES}
