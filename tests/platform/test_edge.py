@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from amazonlite.gateway.app import GatewaySettings, Upstream, create_gateway
-from amazonlite.platform.db import Database
+from amazonlite.platform.db import Database, TransientConflict
 from amazonlite.platform.errors import PROBLEM_BASE, ServiceUnavailable
 from amazonlite.platform.http import EdgeMiddleware, install_problem_handlers, new_app
 from amazonlite.platform.resilience import ResilienceSettings
@@ -48,6 +48,10 @@ def edge_app(db: Database | None = None, *, service: str = "edge-test", max_body
     @app.get("/bug")
     async def bug() -> None:
         raise RuntimeError("a bug")
+
+    @app.post("/raced")
+    async def raced() -> None:
+        raise TransientConflict("a conditional update no longer applied")
 
     @app.get("/unavailable")
     async def unavailable() -> None:
@@ -181,6 +185,12 @@ class TestDatabaseErrors:
                 response = await client.post("/locked")
             await holder.rollback()
         await db.dispose()
+        assert response.status_code == 409
+        assert problem_type(response) == "concurrent-update"
+        assert response.headers["retry-after"] == "1"
+
+    async def test_a_unit_of_work_that_lost_a_race_is_a_retryable_conflict(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/raced")
         assert response.status_code == 409
         assert problem_type(response) == "concurrent-update"
         assert response.headers["retry-after"] == "1"

@@ -161,9 +161,10 @@ def is_database_outage(exc: BaseException) -> bool:
 
 
 # A transaction that lost a race the database resolves by aborting it: PostgreSQL's deadlock victim
-# (40P01) and serialization failure (40001); MySQL/MariaDB's deadlock victim (1213) and lock wait
-# timeout (1205). Done again, the same unit of work succeeds.
-_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+# (40P01), serialization failure (40001) and lock not available (55P03, a NOWAIT or lock_timeout);
+# MySQL/MariaDB's deadlock victim (1213) and lock wait timeout (1205). Done again, the same unit of
+# work succeeds. A consumer does it again itself; a request answers 409 concurrent-update (http.py).
+_CONFLICT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 _CONFLICT_MYSQL_CODES = frozenset({1213, 1205})
 
 

@@ -29,7 +29,7 @@ from amazonlite.platform.context import (
     accept_or_mint_correlation_id,
     bind_correlation_id,
 )
-from amazonlite.platform.db import is_database_outage
+from amazonlite.platform.db import TransientConflict, is_database_outage, is_transient_conflict
 from amazonlite.platform.errors import PROBLEM_BASE, PROBLEM_JSON, AppError, BadRequest, PayloadTooLarge
 from amazonlite.platform.outages import DEPENDENCIES, database_dependency
 from amazonlite.platform.tracing import extract_context, tracer
@@ -265,12 +265,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(request, 409, "conflict", "Conflict",
                                     "The request conflicts with the current state (it may have raced another "
                                     "request); read the resource again and retry")
-        if _is_lock_conflict(exc):
-            # A deadlock or a lock wait timeout: the request lost a race; retrying it is safe.
-            log.warning("http.lock_conflict", path=request.url.path, error=type(exc.orig).__name__)
-            return problem_response(request, 409, "concurrent-update", "Another change got there first",
-                                    "The request collided with a concurrent change and was undone; retry it",
-                                    headers={"Retry-After": "1"})
+        if is_transient_conflict(exc):
+            return await lost_a_race(request, exc)
         if is_database_outage(exc):
             return await database_unavailable(request, exc)
         if _is_data_error(exc):
@@ -281,6 +277,15 @@ def install_problem_handlers(app: FastAPI) -> None:
                                     "A field holds a value the store cannot accept (a number out of range, a "
                                     "text too long, or a character it cannot represent)")
         return await unexpected(request, exc)
+
+    async def lost_a_race(request: Request, exc: Exception) -> Response:
+        # A deadlock victim, a serialization failure, a lock wait timed out, or a unit of work that
+        # found a concurrent change (`TransientConflict`): the request was undone; retrying it is safe.
+        error = type(exc.orig).__name__ if isinstance(exc, DBAPIError) else type(exc).__name__
+        log.warning("http.lock_conflict", path=request.url.path, error=error)
+        return problem_response(request, 409, "concurrent-update", "Another change got there first",
+                                "The request collided with a concurrent change and was undone; retry it",
+                                headers={"Retry-After": "1"})
 
     async def database_unavailable(request: Request, exc: Exception) -> Response:
         # An outage, not a bug: no stack trace, one warning per outage rather than per request
@@ -303,6 +308,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(TransientConflict, lost_a_race)
     app.add_exception_handler(ConnectionRefusedError, database_unavailable)
     app.add_exception_handler(socket.gaierror, database_unavailable)
     app.add_exception_handler(Exception, unexpected)
@@ -322,22 +328,6 @@ def _allowed_methods(request: Request) -> str:
         if route_methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route_methods
     return ", ".join(sorted(methods))
-
-
-# SQLSTATEs of serialization failures, deadlocks and lock timeouts; MySQL's deadlock and lock-wait codes.
-_LOCK_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
-_LOCK_MYSQL_CODES = frozenset({1213, 1205})
-
-
-def _is_lock_conflict(exc: DBAPIError) -> bool:
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        sqlstate = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if sqlstate in _LOCK_SQLSTATES:
-            return True
-        args = getattr(candidate, "args", ())
-        if args and isinstance(args[0], int) and args[0] in _LOCK_MYSQL_CODES:
-            return True
-    return "database is locked" in str(exc.orig)
 
 
 def _is_data_error(exc: DBAPIError) -> bool:
