@@ -54,6 +54,9 @@ MUTATIONS = Counter("amazonlite_cart_mutations_total", "Cart changes by kind and
 
 GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
+# What an If-Match may be, as the OpenAPI document states it: one version as an entity tag, or `*`.
+IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"[0-9]{1,18}")\s*$'
+
 
 
 # What a request's use cases need ------------------------------------------------------------------
