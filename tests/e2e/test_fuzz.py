@@ -48,6 +48,13 @@ REPO = Path(__file__).resolve().parents[2]
 CURSOR = (400, "a cursor the server did not issue")
 MAILED_TOKEN = (400, "a token the server did not mail")
 CATALOG_REFERENCES = (422, "an unknown category or brand, variants sharing a SKU or mixing currencies")
+# The cart: a version another change has moved on from, and the limits that are settings (the per-line
+# maximum, the cart's number of lines) or facts of the catalog (a product priced in another currency).
+STALE_VERSION = (412, "an If-Match naming a version the cart no longer has")
+LINE_RULES = (422, "more of a SKU than the per-line maximum (a setting), a line beyond the cart's maximum, "
+                   "or a product priced in another currency than the tenant's")
+COUPON_RULES = (422, "ends_at not after starts_at, or a percent above 100 (once combined with the stored "
+                     "coupon, for a change)")
 REFUSED_FOR_WHAT_THE_SCHEMA_CANNOT_KNOW: dict[str, list[tuple[int, str]]] = {
     "GET /api/v1/products": [CURSOR, (422, "min_price above max_price")],
     "GET /api/v1/categories": [CURSOR],
@@ -59,6 +66,18 @@ REFUSED_FOR_WHAT_THE_SCHEMA_CANNOT_KNOW: dict[str, list[tuple[int, str]]] = {
     "PATCH /api/v1/products/{product_id}": [CATALOG_REFERENCES],
     "POST /api/v1/categories": [(422, "an unknown parent category")],
     "PATCH /api/v1/categories/{category_id}": [(422, "an unknown parent, or one that is the category or under it")],
+    "GET /api/v1/inventory/low-stock": [CURSOR],
+    "GET /api/v1/inventory/{sku}/ledger": [CURSOR],
+    "GET /api/v1/coupons": [CURSOR],
+    "POST /api/v1/coupons": [COUPON_RULES],
+    "PATCH /api/v1/coupons/{code}": [COUPON_RULES],
+    "POST /api/v1/cart/items": [LINE_RULES, STALE_VERSION],
+    "PATCH /api/v1/cart/items/{sku}": [LINE_RULES, STALE_VERSION],
+    "DELETE /api/v1/cart/items/{sku}": [STALE_VERSION],
+    "POST /api/v1/cart/merge": [STALE_VERSION],
+    "POST /api/v1/cart/coupon": [(422, "a code no coupon has, one not started or ended, or a subtotal under its "
+                                       "minimum"), STALE_VERSION],
+    "DELETE /api/v1/cart/coupon": [STALE_VERSION],
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis's default
 

@@ -18,6 +18,7 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from amazonlite.platform.errors import PROBLEM_JSON
 from amazonlite.platform.text import NAME_PATTERN, STRIPPED, NonBlankLine
+from amazonlite.services.cart.app import SERVICE as CART
 from amazonlite.services.catalog.app import SERVICE as CATALOG
 from amazonlite.services.users.app import SERVICE as USERS
 from tests.support.harness import Harness, running_service
@@ -113,6 +114,20 @@ class TestSchemasAsValidated:
         assert re.search(schemas["UserProfileUpdate"]["properties"]["locale"]["anyOf"][0]["pattern"], "en-IN")
         strings = [s for s in _strings(schemas) if "pattern" in s]
         assert strings and not any(re.search(s["pattern"], "a\x00b") for s in strings)
+
+
+class TestParametersAsSent:
+    async def test_an_optional_header_is_a_string_with_its_pattern_never_null(
+            self, sqlite_url: str, tmp_path: Path) -> None:
+        """`str | None = None` header: absent or a string; a header cannot carry a JSON null."""
+        async with running_service(CART, sqlite_url, tmp_path) as cart:
+            document = await _document(cart)
+        parameters = {p["name"]: p for p in document["paths"]["/api/v1/cart/items"]["post"]["parameters"]}
+        if_match = parameters["If-Match"]["schema"]
+        assert "anyOf" not in if_match and if_match["type"] == "string" and not if_match.get("nullable")
+        assert re.search(if_match["pattern"], 'W/"3"') and not re.search(if_match["pattern"], "null")
+        assert parameters["X-Cart-Id"]["schema"]["type"] == "string"
+        assert not parameters["If-Match"]["required"]
 
 
 def _strings(node: Any) -> list[dict[str, Any]]:

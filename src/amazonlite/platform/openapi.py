@@ -118,12 +118,31 @@ def document_kernel_problems(document: dict[str, Any], routes: Iterable[Any]) ->
         schemas.pop(name, None)
     schemas["Problem"] = PROBLEM_SCHEMA
     components.setdefault("securitySchemes", {})[BEARER_AUTH] = BEARER_SCHEME
+    for _path, _method, operation in operations(document):
+        for parameter in operation.get("parameters") or ():
+            if isinstance(parameter.get("schema"), dict):
+                parameter["schema"] = _without_null(parameter["schema"])
     parameters = [p.get("schema") for _path, _method, op in operations(document) for p in op.get("parameters") or ()]
     for node in _schemas([parameters, schemas]):
         _keys_as_property_names(node)
         _forbid_nul(node)
         _drop_refused_default(node)
     return document
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter (`str | None = None`) is absent or a value: a query string or a header
+    cannot carry a JSON null, so its `anyOf: [X, null]` is X (with the keywords written beside the
+    anyOf, e.g. a pattern given as `json_schema_extra`). Otherwise a generator sends the text "null"
+    as if the document allowed it."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list):
+        return schema
+    values = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
+    if len(values) != 1 or len(values) == len(branches) or not isinstance(values[0], dict):
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**values[0], **rest}
 
 
 def _keys_as_property_names(node: dict[str, Any]) -> None:
