@@ -154,6 +154,23 @@ def redis_prefix() -> str:
     return f"altest-{uuid.uuid4().hex[:10]}"
 
 
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A Redis server of the caller's own (in memory, on a free port), for a test that must do to
+    Redis what would hurt everyone sharing one: FLUSHALL, a restart without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server", "not on PATH")
+    port = free_port()
+    proc = subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _terminate(proc)
+
+
 # tansu (Kafka protocol) --------------------------------------------------------------------------
 
 def tansu_binary() -> Path | None:

@@ -1,5 +1,5 @@
 """Distributed carts: guests' in Redis with the idle TTL, customers' in SQL with a Redis copy, so
-that losing Redis loses no customer's cart (real Redis, a key prefix of this module's own)."""
+that losing Redis (FLUSHALL) loses no customer's cart (a real Redis server of this module's own)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,12 @@ TTL = 3600
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def redis_shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shop]:
-    url = servers.redis_url()
-    prefix = servers.redis_prefix()
-    async with running_shop(tmp_path_factory.mktemp("redis-shop"), redis_url=url, redis_prefix=prefix,
-                            idle_ttl_seconds=TTL) as shop:
-        try:
+    # A Redis of this module's own: losing Redis is a real FLUSHALL, which would wipe the keys of
+    # every other test sharing the machine's Redis.
+    with servers.private_redis() as url:
+        async with running_shop(tmp_path_factory.mktemp("redis-shop"), redis_url=url,
+                                redis_prefix=servers.redis_prefix(), idle_ttl_seconds=TTL) as shop:
             yield shop
-        finally:
-            await lose_redis(shop)
 
 
 def redis_of(shop: Shop) -> Redis:
@@ -42,11 +40,10 @@ def prefix_of(shop: Shop) -> str:
 
 
 async def lose_redis(shop: Shop) -> None:
-    """What FLUSHALL (or a restart without persistence) does to the cart's keys, without touching the
-    keys of anything else sharing this Redis: every key under this shop's prefix is gone."""
+    """FLUSHALL: every key gone, as after a restart without persistence."""
     redis = redis_of(shop)
-    async for key in redis.scan_iter(match=f"{prefix_of(shop)}:*", count=500):
-        await redis.delete(key)
+    await redis.flushall()
+    assert await redis.dbsize() == 0
 
 
 async def sql_carts(shop: Shop) -> int:
