@@ -7,6 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from amazonlite.platform import consumer
+from amazonlite.platform.db import is_transient_conflict
 from amazonlite.services.inventory.app import SERVICE
 from tests.services.inventory.factories import (
     anonymous,
@@ -59,8 +64,18 @@ class TestFlashSale:
             await assert_ledger_matches_stock(svc)
             assert await dead_letters(svc) == 0
 
-    async def test_orders_over_the_same_skus_in_opposite_orders_never_deadlock(self, any_database_url: str,
-                                                                               tmp_path: Path) -> None:
+    async def test_orders_over_the_same_skus_in_opposite_orders_never_deadlock(
+            self, any_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        # The consumer would redo a deadlock victim's unit quietly: record every database error it
+        # sees, so that a deadlock (or a lock wait timeout) fails this test instead.
+        database_errors: list[BaseException] = []
+
+        def recording(exc: BaseException) -> bool:
+            if isinstance(exc, DBAPIError):
+                database_errors.append(exc)
+            return is_transient_conflict(exc)
+
+        monkeypatch.setattr(consumer, "is_transient_conflict", recording)
         async with running_service(SERVICE, any_database_url, tmp_path) as svc:
             await know(svc, "PAIR-A", "PAIR-B")
             await create_warehouse(svc, "east", 1)
@@ -83,3 +98,4 @@ class TestFlashSale:
             assert rows == {(sku, wh): (15, 15) for sku in ("PAIR-A", "PAIR-B") for wh in ("default", "east")}
             await assert_ledger_matches_stock(svc)
             assert await dead_letters(svc) == 0
+            assert database_errors == []
