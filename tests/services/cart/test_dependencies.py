@@ -219,3 +219,29 @@ class TestOperations:
             assert problem_type in described
         assert {"get", "post"} <= set(document["paths"]["/api/v1/coupons"])
         assert {"get", "patch", "delete"} <= set(document["paths"]["/api/v1/coupons/{code}"])
+
+
+class TestCartBusy:
+    async def test_a_busy_cart_says_retry_and_a_retry_with_the_same_key_runs_again(self, shop: Shop) -> None:
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        store = shop.cart.runtime.state.carts
+        original = store.save
+
+        async def always_loses(session: object, cart: object) -> bool:
+            return False  # every compare-and-set finds another change first
+
+        async with shop.customer(tenant) as me:
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            store.save = always_loses
+            try:
+                busy = await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1}, headers=key)
+            finally:
+                store.save = original
+            problem(busy, 409, "cart-busy")
+            assert busy.headers["Retry-After"] == "1"
+            again = await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1}, headers=key)
+            assert again.status_code == 200, again.text
+            assert "Idempotent-Replayed" not in again.headers
+            assert [i["quantity"] for i in again.json()["items"]] == [1]

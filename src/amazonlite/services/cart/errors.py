@@ -52,8 +52,13 @@ class InvalidIfMatch(BadRequest):
 
 
 class CartBusy(Conflict):
+    """Always with `Retry-After: 1`: a retry is expected, so an Idempotency-Key does not keep it."""
+
     type = "cart-busy"
     title = "The cart is being changed by other requests; retry"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 class AvailabilityUnavailable(ServiceUnavailable):
