@@ -168,15 +168,18 @@ class TestReservations:
             await svc.deliver(failed)
             assert await available(svc, "A-1") == 0
             before = counter("amazonlite_inventory_releases_total", reason="cancelled")
-            await svc.deliver(order_cancelled(cancelled.order_id, reason="customer"))
+            await svc.deliver(order_cancelled(cancelled.order_id, reason="customer\x00 changed\nmind"))
             await svc.deliver(release_requested(failed.order_id, reason="payment_failed"))
             assert await stock_rows(svc) == {("A-1", "default"): (5, 0)}
             assert counter("amazonlite_inventory_releases_total", reason="cancelled") == before + 1
             released = {e["aggregate_id"]: e["payload"] for e in await outbox(svc, "inventory.released.v1")}
             assert released[str(cancelled.order_id)]["reason"] == "cancelled"
-            assert released[str(cancelled.order_id)]["detail"] == "customer"
+            assert released[str(cancelled.order_id)]["detail"] == "customer\x00 changed\nmind"
             assert released[str(cancelled.order_id)]["lines"] == [{"sku": "A-1", "quantity": 2}]
             assert released[str(failed.order_id)]["reason"] == "release_requested"
+            async with admin(svc) as api:
+                reasons = [e["reason"] for e in (await api.get(f"{INV}/A-1/ledger")).json()["items"]]
+            assert "cancelled: customer  changed mind" in reasons
             # A confirmation that comes after the release holds nothing to deduct.
             await svc.deliver(order_confirmed(cancelled.order_id))
             assert await stock_rows(svc) == {("A-1", "default"): (5, 0)}

@@ -32,6 +32,7 @@ from amazonlite.contracts.inventory import ReleasedLineV1, ReservedLineV1, Short
 from amazonlite.platform.db import TransientConflict, after_commit, utcnow
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import record_event
+from amazonlite.platform.text import as_one_line
 from amazonlite.services.inventory import schemas
 from amazonlite.services.inventory.errors import (
     BelowReserved,
@@ -457,7 +458,8 @@ async def _give_back(session: AsyncSession, reservation: Reservation, reason: Re
     kind = "expire" if reason == "expired" else "release"
     LedgerRepository(session).add(*(
         LedgerEntry(sku=s, warehouse=w, kind=kind, on_hand_delta=0, reserved_delta=-q,
-                    reason=f"{reason}: {detail}"[:200] if detail else reason, order_id=reservation.order_id)
+                    reason=as_one_line(f"{reason}: {detail}")[:200] if detail else reason,
+                    order_id=reservation.order_id)
         for s, w, q in allocations))
     await session.flush()
     stock = StockRepository(session)
