@@ -12,6 +12,7 @@ from amazonlite.platform.text import STRIPPED, NonBlankLine
 MAX_QUANTITY = 1_000_000_000  # units of one SKU in one warehouse; far above any shelf, inside a BIGINT
 MAX_SKUS_PER_LOOKUP = 100
 DEFAULT_WAREHOUSE = "default"
+SKU_LENGTH = 64  # as the catalog allows, and the columns hold
 
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 WarehouseCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]

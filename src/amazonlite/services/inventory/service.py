@@ -52,7 +52,7 @@ from amazonlite.services.inventory.repository import (
     ThresholdRepository,
     WarehouseRepository,
 )
-from amazonlite.services.inventory.schemas import DEFAULT_WAREHOUSE, MAX_QUANTITY
+from amazonlite.services.inventory.schemas import DEFAULT_WAREHOUSE, MAX_QUANTITY, SKU_LENGTH
 
 log = structlog.get_logger("amazonlite.inventory")
 
@@ -257,7 +257,9 @@ async def apply_product(session: AsyncSession, event: ProductUpdatedV1) -> None:
     else:
         product.status, product.updated_at = event.status, event.updated_at
     reservable = event.status == "active"
-    listed = {v.sku for v in event.variants}
+    listed = {v.sku for v in event.variants if len(v.sku) <= SKU_LENGTH}
+    if len(listed) < len({v.sku for v in event.variants}):
+        log.warning("inventory.sku_too_long_ignored", product_id=str(event.product_id))
     existing = await replica.skus_named(listed)
     for sku in sorted(listed):
         row = existing.get(sku)
