@@ -20,6 +20,7 @@ from amazonlite.contracts.orders import OrderCancelledV1, OrderConfirmedV1
 from amazonlite.platform.bus import Message
 from amazonlite.platform.service import ServiceModule
 from amazonlite.services.cart.app import SERVICE as CART
+from amazonlite.services.cart.store import Owner, StoredCart
 from amazonlite.services.catalog.app import SERVICE as CATALOG
 from amazonlite.services.catalog.models import MESSAGING as CATALOG_MESSAGING
 from amazonlite.services.inventory.app import SERVICE as INVENTORY
@@ -210,3 +211,30 @@ def money(amount: int, currency: str = "INR") -> dict[str, Any]:
 
 def envelope_json(response: httpx.Response) -> Any:
     return orjson.loads(response.content)
+
+
+async def merge_while_the_guest_adds(shop: Shop, guest: httpx.AsyncClient, me: httpx.AsyncClient, first: str,
+                                     second: str) -> tuple[httpx.Response, httpx.Response]:
+    """The guest adds `first`, then a merge of the guest cart by `me` runs, and right after the merge
+    has read the guest cart the guest adds `second` (committed before the merge goes on). Returns the
+    merge's answer and the guest's second add's."""
+    guest.headers["X-Cart-Id"] = (await guest.post("/api/v1/cart/items", json={"sku": first, "quantity": 1})
+                                  ).json()["id"]
+    store = shop.cart.runtime.state.carts
+    original = store.load
+    during: list[httpx.Response] = []
+    started: list[bool] = []
+
+    async def load(session: Any, owner: Owner, *, for_change: bool = False) -> StoredCart | None:
+        found = await original(session, owner, for_change=for_change)
+        if owner == Owner("guest", guest.headers["X-Cart-Id"]) and for_change and not started:
+            started.append(True)  # the guest's own add reads its cart too: only the merge's first read
+            during.append(await guest.post("/api/v1/cart/items", json={"sku": second, "quantity": 1}))
+        return found
+
+    store.load = load
+    try:
+        merged = await me.post("/api/v1/cart/merge", json={"guest_cart_id": guest.headers["X-Cart-Id"]})
+    finally:
+        store.load = original
+    return merged, during[0]

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from amazonlite.services.cart.models import Cart
-from tests.services.cart.shop import Shop, money, problem, running_shop
+from tests.services.cart.shop import Shop, merge_while_the_guest_adds, money, problem, running_shop
 from tests.support import servers
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.redis]
@@ -196,3 +196,17 @@ class TestRedisDown:
                         "cart-store-unavailable")
             async with shop.guest(tenant, "A" * 32) as guest:
                 problem(await guest.get("/api/v1/cart"), 503, "cart-store-unavailable")
+
+
+class TestMergeRacingTheGuest:
+    async def test_a_guest_add_during_a_merge_is_merged_too(self, redis_shop: Shop) -> None:
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe, sock = sku(), sku()
+        await shop.product(tenant, {shoe: 100, sock: 200})
+        async with shop.guest(tenant) as guest, shop.customer(tenant) as me:
+            merged, during = await merge_while_the_guest_adds(shop, guest, me, shoe, sock)
+            assert during.status_code == 200, during.text
+            assert merged.status_code == 200, merged.text
+            assert sorted((i["sku"], i["quantity"]) for i in merged.json()["items"]) == sorted([(shoe, 1), (sock, 1)])
+            problem(await guest.get("/api/v1/cart"), 404, "cart-not-found")

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from tests.services.cart.shop import problem, running_shop
+from tests.services.cart.shop import merge_while_the_guest_adds, problem, running_shop
 
 
 async def test_concurrent_changes_of_one_cart_on_every_store(any_database_url: str, tmp_path: Path) -> None:
@@ -41,3 +41,28 @@ async def test_concurrent_changes_of_one_cart_on_every_store(any_database_url: s
             winner = next(m for m in merged if m.status_code == 200).json()
             assert sorted((i["sku"], i["quantity"]) for i in winner["items"]) == [
                 (skus[0], 3), *((s, 1) for s in skus[1:])]
+
+
+async def test_a_guest_change_during_a_merge_is_not_lost(any_database_url: str, tmp_path: Path) -> None:
+    """A guest's add that lands between the merge's read of the guest cart and its deletion is
+    merged too (PostgreSQL, MariaDB), or the merge is undone with a 409 and the guest cart kept
+    (SQLite refuses the stale snapshot): never acknowledged and then dropped."""
+    async with running_shop(tmp_path, cart_url=any_database_url) as shop:
+        tenant = await shop.tenant()
+        shoe, sock = f"M-{uuid.uuid4().hex[:8]}", f"M-{uuid.uuid4().hex[:8]}"
+        await shop.product(tenant, {shoe: 100, sock: 200})
+        async with shop.guest(tenant) as guest, shop.customer(tenant) as me:
+            merged, during = await merge_while_the_guest_adds(shop, guest, me, shoe, sock)
+            assert during.status_code == 200, during.text
+            left = await guest.get("/api/v1/cart")
+        if any_database_url.startswith("sqlite"):
+            assert merged.status_code in (200, 409), merged.text
+        else:
+            assert merged.status_code == 200, merged.text
+        if merged.status_code == 200:
+            assert sorted((i["sku"], i["quantity"]) for i in merged.json()["items"]) == sorted([(shoe, 1), (sock, 1)])
+            problem(left, 404, "cart-not-found")
+        else:
+            problem(merged, 409, "concurrent-update")
+            assert sorted((i["sku"], i["quantity"]) for i in left.json()["items"]) == sorted([(shoe, 1), (sock, 1)])
+

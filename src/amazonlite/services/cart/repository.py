@@ -49,9 +49,10 @@ class CartRepository:
             .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def delete(self, owner: str) -> bool:
-        """Delete the owner's cart; False when there was none (a concurrent request deleted it)."""
-        result = await self.session.execute(delete(Cart).where(Cart.owner == owner)
+    async def delete(self, owner: str, version: int) -> bool:
+        """Delete the owner's cart if it is still at `version`; False when it is gone or changed (a
+        concurrent request merged or changed it)."""
+        result = await self.session.execute(delete(Cart).where(Cart.owner == owner, Cart.version == version)
                                             .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

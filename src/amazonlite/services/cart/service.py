@@ -310,9 +310,10 @@ Change = Callable[[StoredCart], Awaitable[None]]
 
 
 async def _change(session: AsyncSession, request: CartRequest, kind: str, change: Change, *,
-                  creates: bool) -> schemas.Cart:
+                  creates: bool, then: Callable[[], Awaitable[bool]] | None = None) -> schemas.Cart:
     """Apply `change` to the caller's cart and store it as the next version, again from the newer
-    cart when a concurrent change won; a guest without a (live) cart gets a new one if `creates`."""
+    cart when a concurrent change won; a guest without a (live) cart gets a new one if `creates`.
+    `then` runs with the save (see CartStore.save): False undoes it and the change starts again."""
     wanted = parse_if_match(request.if_match)
     try:
         known: StoredCart | None = None
@@ -337,7 +338,7 @@ async def _change(session: AsyncSession, request: CartRequest, kind: str, change
             _check_version(wanted, cart)
             await change(cart)
             await _resnapshot(session, cart)
-            if await request.store.save(session, cart):
+            if await request.store.save(session, cart, then=then):
                 view = await render(session, request, cart)
                 MUTATIONS.labels(kind, "ok").inc()
                 return view
@@ -472,14 +473,16 @@ async def merge(session: AsyncSession, request: CartRequest, data: schemas.CartM
         cart.merged.append(data.guest_cart_id)
         merged_now.append(guest)
 
+    async def remove_guest() -> bool:
+        # Only the version merged: a guest change since then (or a concurrent merge) undoes this
+        # save, and the merge starts again from the newer guest cart (or answers 404, it is gone).
+        return await request.store.remove(session, merged_now[0])
+
     try:
-        view = await _change(session, request, "merge", change, creates=True)
+        return await _change(session, request, "merge", change, creates=True, then=remove_guest)
     except _AlreadyMerged as done:
+        MUTATIONS.labels("merge", "ok").inc()
         return await render(session, request, done.cart)
-    for guest in merged_now:
-        if not await request.store.remove(session, guest.owner):
-            raise CartNotFound("The guest cart was merged by another request meanwhile")
-    return view
 
 
 class _AlreadyMerged(Exception):  # a way out of the change, not an error

@@ -152,12 +152,17 @@ class CartStore:
 
     # Writes ------------------------------------------------------------------------------------
 
-    async def save(self, session: AsyncSession, cart: StoredCart) -> bool:
+    async def save(self, session: AsyncSession, cart: StoredCart, *,
+                   then: Callable[[], Awaitable[bool]] | None = None) -> bool:
         """Store `cart` as version `cart.version + 1` if the stored one is still `cart.version`
-        (0: not stored yet); on success `cart.version` is the new one. False: another change won."""
+        (0: not stored yet); on success `cart.version` is the new one. False: another change won.
+
+        `then` (a SQL cart only) runs right after the write, in a savepoint with it: when it answers
+        False the write is undone and so is the save (False), as if another change had won."""
         tenant = _tenant(session)
         document = cart.document()
         if self._in_redis(cart.owner):
+            assert then is None, "a Redis write cannot be undone"
             payload = orjson.dumps(document).decode()
             key = self.key(tenant, cart.owner)
             done = await self._required("write", lambda: self._cas(
@@ -169,13 +174,18 @@ class CartStore:
         now = utcnow()
         repository = CartRepository(session)
         expires_at = self._expiry(cart.owner, now)
-        if cart.version == 0:
-            await repository.delete_expired(cart.owner.name, now=now)
-            done = await repository.add(Cart(owner=cart.owner.name, version=1, document=document, updated_at=now,
-                                             expires_at=expires_at))
-        else:
-            done = await repository.replace(cart.owner.name, cart.version, document, now=now, expires_at=expires_at)
-        if not done:
+        try:
+            async with session.begin_nested():
+                if cart.version == 0:
+                    await repository.delete_expired(cart.owner.name, now=now)
+                    done = await repository.add(Cart(owner=cart.owner.name, version=1, document=document,
+                                                     updated_at=now, expires_at=expires_at))
+                else:
+                    done = await repository.replace(cart.owner.name, cart.version, document, now=now,
+                                                    expires_at=expires_at)
+                if not done or (then is not None and not await then()):
+                    raise _Undone()
+        except _Undone:
             return False
         cart.version += 1
         if self.redis is not None:
@@ -187,15 +197,17 @@ class CartStore:
             after_commit(session, copy)
         return True
 
-    async def remove(self, session: AsyncSession, owner: Owner) -> bool:
-        """Delete a (merged) guest cart with the change that merged it; False when it was gone
-        already (merged by a concurrent request: the caller undoes its change). In SQL this is part
-        of the transaction; in Redis it happens before the commit, so a commit that then fails loses
-        the guest cart rather than letting two customers merge it."""
-        if not self._in_redis(owner):
-            return await CartRepository(session).delete(owner.name)
-        key = self.key(_tenant(session), owner)
-        return bool(await self._required("delete", lambda: self.redis.delete(key)))
+    async def remove(self, session: AsyncSession, cart: StoredCart) -> bool:
+        """Delete a (merged) guest cart with the change that merged it, if it is still the version
+        merged; False when it is gone (merged by a concurrent request) or changed meanwhile (the
+        caller undoes its change and merges again from the newer one). In SQL this is part of the
+        transaction; in Redis it happens before the commit, so a commit that then fails loses the
+        guest cart rather than letting two customers merge it."""
+        if not self._in_redis(cart.owner):
+            return await CartRepository(session).delete(cart.owner.name, cart.version)
+        key = self.key(_tenant(session), cart.owner)
+        return bool(await self._required("delete", lambda: self._cas(
+            keys=[key], args=[cart.version, "", 0, self.ttl_seconds])))
 
     async def _copy(self, tenant: str, cart: StoredCart) -> None:
         """Put a customer's cart into its Redis copy (newer versions only); a copy that cannot be
@@ -227,6 +239,10 @@ class CartStore:
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("cart.copy_failed", operation=operation, error=type(exc).__name__, detail=str(exc)[:200])
             return None
+
+
+class _Undone(Exception):
+    """Rolls a save's savepoint back (its compare-and-set or its `then` lost)."""
 
 
 def _tenant(session: AsyncSession) -> str:
