@@ -229,7 +229,7 @@ class TestCartBusy:
         store = shop.cart.runtime.state.carts
         original = store.save
 
-        async def always_loses(session: object, cart: object) -> bool:
+        async def always_loses(session: object, cart: object, **kwargs: object) -> bool:
             return False  # every compare-and-set finds another change first
 
         async with shop.customer(tenant) as me:

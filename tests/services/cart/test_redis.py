@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from amazonlite.platform.db import TransientConflict
 from amazonlite.services.cart.models import Cart
 from tests.services.cart.shop import Shop, merge_while_the_guest_adds, money, problem, running_shop
 from tests.support import servers
@@ -210,3 +212,51 @@ class TestMergeRacingTheGuest:
             assert merged.status_code == 200, merged.text
             assert sorted((i["sku"], i["quantity"]) for i in merged.json()["items"]) == sorted([(shoe, 1), (sock, 1)])
             problem(await guest.get("/api/v1/cart"), 404, "cart-not-found")
+
+
+class TestNothingToUndoAfterRedis:
+    async def test_a_guest_change_has_no_sql_write_left_to_fail_once_redis_holds_it(self, redis_shop: Shop) -> None:
+        """The commit after a guest's Redis write fails whenever it has something to write (as a
+        deadlock or a busy database would make it): the change must have nothing left to write, or
+        the client is told "undone, retry" while Redis holds the change, and a retry with the same
+        Idempotency-Key applies it twice."""
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 100})
+        store = shop.cart.runtime.state.carts
+        original = store.save
+
+        async def save_then_a_commit_with_writes_fails(session: Any, cart: Any, **kwargs: Any) -> bool:
+            done = await original(session, cart, **kwargs)
+            raw = (await session.connection()).sync_connection.connection.dbapi_connection
+            if raw._connection.in_transaction:  # SQLite began a write transaction: the commit could fail
+                raise TransientConflict("the unit of work's commit lost a race")
+            return bool(done)
+
+        async with shop.guest(tenant) as guest:
+            guest.headers["X-Cart-Id"] = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})
+                                          ).json()["id"]
+            await reprice_unannounced(shop, tenant, shoe, 150)  # the cart learns the price from the catalog
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            store.save = save_then_a_commit_with_writes_fails
+            try:
+                first = await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1}, headers=key)
+            finally:
+                store.save = original
+            again = await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1}, headers=key)
+            assert first.status_code == 200, first.text
+            assert again.headers.get("Idempotent-Replayed") == "true"
+            cart = (await guest.get("/api/v1/cart")).json()
+            assert [(i["quantity"], i["unit_price"]) for i in cart["items"]] == [(2, money(150))]
+
+
+async def reprice_unannounced(shop: Shop, tenant: str, one_sku: str, price: int) -> None:
+    """A new price in the catalog whose event the cart has not had yet."""
+    async with shop.admin(shop.catalog, tenant) as api:
+        found = (await api.get("/api/v1/products", params={"limit": 100})).json()["items"]
+        product = next(p for p in found if any(v["sku"] == one_sku for v in p["variants"]))
+        variants = [{**{k: v[k] for k in ("sku", "name", "options")}, "price": {**v["price"], "amount": price}}
+                    for v in product["variants"]]
+        answer = await api.patch(f"/api/v1/products/{product['id']}", json={"variants": variants})
+        assert answer.status_code == 200, answer.text

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Response
@@ -62,13 +64,13 @@ ADMIN_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
 async def cart_reader(principal: Shopper, runtime: RuntimeDep, cart_id: CartIdHeader = None) -> service.CartRequest:
     return service.CartRequest(principal=principal, store=runtime.state.carts, services=runtime.services,
                                settings=runtime.settings, shop=tenant_settings(runtime),  # type: ignore[arg-type]
+                               own_session=partial(runtime.db.session, tenant_id=principal.tenant_id),
                                cart_id=cart_id)
 
 
 async def cart_writer(reader: Annotated[service.CartRequest, Depends(cart_reader)],
                       if_match: IfMatchHeader = None) -> service.CartRequest:
-    return service.CartRequest(principal=reader.principal, store=reader.store, services=reader.services,
-                               settings=reader.settings, shop=reader.shop, cart_id=reader.cart_id, if_match=if_match)
+    return dataclasses.replace(reader, if_match=if_match)
 
 
 CartReader = Annotated[service.CartRequest, Depends(cart_reader)]

@@ -14,6 +14,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,12 +69,16 @@ class CartRequest:
     services: ServiceDirectory
     settings: CartSettings
     shop: TenantSettingsLookup  # the tenant's currency and tax rate
+    # A unit of work of its own, for the replica's writes of a change stored in Redis (see _change).
+    own_session: Callable[[], AbstractAsyncContextManager[AsyncSession]] | None = None
     cart_id: str | None = None  # X-Cart-Id
     if_match: str | None = None
     # What the catalog and inventory answered in this request, by SKU: a change that lost a race to a
     # concurrent one and starts again asks them nothing twice, so it is quick to try again.
     offers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     stock: dict[str, int] = field(default_factory=dict)
+    # The catalog's offers a change used, for the replica (written before the change is stored).
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def customer(self) -> str | None:
@@ -337,6 +342,7 @@ async def _change(session: AsyncSession, request: CartRequest, kind: str, change
                 cart = StoredCart(owner=owner)
             _check_version(wanted, cart)
             await change(cart)
+            await _remember_seen(session, request, cart.owner)
             await _resnapshot(session, cart)
             if await request.store.save(session, cart, then=then):
                 view = await render(session, request, cart)
@@ -346,6 +352,22 @@ async def _change(session: AsyncSession, request: CartRequest, kind: str, change
     except AppError as exc:
         MUTATIONS.labels(kind, exc.type).inc()
         raise
+
+
+async def _remember_seen(session: AsyncSession, request: CartRequest, owner: Owner) -> None:
+    """Put the offers the change used into the replica. For a cart stored in Redis, in a unit of
+    work of its own committed now, before the Redis write: once Redis holds the change, the request
+    has nothing left to commit that could fail and be answered "undone, retry" (the replica is a
+    cache; an offer remembered for a change that is then refused is as true as any other)."""
+    offers = list(request.seen.values())
+    request.seen.clear()
+    if not offers:
+        return
+    if request.store.in_redis(owner) and request.own_session is not None:
+        async with request.own_session() as own:
+            await _remember_catalog(own, offers)
+    else:
+        await _remember_catalog(session, offers)
 
 
 def _new_guest(creates: bool) -> Owner:
@@ -359,7 +381,7 @@ def _line(cart: StoredCart, sku: str) -> dict[str, Any] | None:
     return next((line for line in cart.lines if line["sku"] == sku), None)
 
 
-async def _checked_offer(session: AsyncSession, request: CartRequest, sku: str, quantity: int) -> dict[str, Any]:
+async def _checked_offer(request: CartRequest, sku: str, quantity: int) -> dict[str, Any]:
     """The catalog's current offer of `sku` for `quantity` units: it exists, is for sale in the shop's
     currency, the quantity is within the line maximum, and inventory has that many."""
     if quantity > request.settings.max_line_quantity:
@@ -382,7 +404,7 @@ async def _checked_offer(session: AsyncSession, request: CartRequest, sku: str, 
     available = stock.get(sku, 0)
     if quantity > available:
         raise InsufficientStock(f"Only {available} of {sku} available", sku=sku, available=available)
-    await _remember_catalog(session, [offer])
+    request.seen[sku] = offer
     return offer
 
 
@@ -403,7 +425,7 @@ async def add_item(session: AsyncSession, request: CartRequest, item: schemas.Ca
         if line is None and len(cart.lines) >= request.settings.max_lines:
             raise TooManyLines(f"A cart holds at most {request.settings.max_lines} lines")
         quantity = (line["quantity"] if line else 0) + item.quantity
-        _put_line(cart, await _checked_offer(session, request, item.sku, quantity), quantity)
+        _put_line(cart, await _checked_offer(request, item.sku, quantity), quantity)
 
     return await _change(session, request, "add", change, creates=True)
 
@@ -413,7 +435,7 @@ async def set_quantity(session: AsyncSession, request: CartRequest, sku: str,
     async def change(cart: StoredCart) -> None:
         if _line(cart, sku) is None:
             raise CartItemNotFound(f"The cart has no line of {sku}")
-        _put_line(cart, await _checked_offer(session, request, sku, data.quantity), data.quantity)
+        _put_line(cart, await _checked_offer(request, sku, data.quantity), data.quantity)
 
     return await _change(session, request, "set", change, creates=False)
 
@@ -499,7 +521,7 @@ async def _combine(session: AsyncSession, request: CartRequest, cart: StoredCart
     offers = await _catalog(request, skus)
     shop = await request.shop.get(request.principal.tenant_id)
     available = await _availability(request, [s for s in skus if s in offers])
-    await _remember_catalog(session, offers.values())
+    request.seen.update(offers)
     own = {line["sku"] for line in cart.lines}
     for sku in skus:
         offer = offers.get(sku)

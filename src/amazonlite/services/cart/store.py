@@ -109,7 +109,8 @@ class CartStore:
     def key(self, tenant_id: str, owner: Owner) -> str:
         return f"{self.prefix}:cart:{tenant_id}:{owner.kind}:{owner.key}"
 
-    def _in_redis(self, owner: Owner) -> bool:
+    def in_redis(self, owner: Owner) -> bool:
+        """Whether the owner's cart lives in Redis (a write there cannot be undone by a rollback)."""
         return self.redis is not None and owner.kind == "guest"
 
     def _expiry(self, owner: Owner, now: dt.datetime) -> dt.datetime | None:
@@ -121,7 +122,7 @@ class CartStore:
         """The cart, or None. A read pushes a guest cart's expiry back. `for_change` reads a
         customer's cart from SQL (the truth the change is compared with), not from its Redis copy."""
         tenant = _tenant(session)
-        if self._in_redis(owner):
+        if self.in_redis(owner):
             key = self.key(tenant, owner)
 
             async def read() -> Any:
@@ -161,7 +162,7 @@ class CartStore:
         False the write is undone and so is the save (False), as if another change had won."""
         tenant = _tenant(session)
         document = cart.document()
-        if self._in_redis(cart.owner):
+        if self.in_redis(cart.owner):
             assert then is None, "a Redis write cannot be undone"
             payload = orjson.dumps(document).decode()
             key = self.key(tenant, cart.owner)
@@ -203,7 +204,7 @@ class CartStore:
         caller undoes its change and merges again from the newer one). In SQL this is part of the
         transaction; in Redis it happens before the commit, so a commit that then fails loses the
         guest cart rather than letting two customers merge it."""
-        if not self._in_redis(cart.owner):
+        if not self.in_redis(cart.owner):
             return await CartRepository(session).delete(cart.owner.name, cart.version)
         key = self.key(_tenant(session), cart.owner)
         return bool(await self._required("delete", lambda: self._cas(
