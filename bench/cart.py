@@ -95,7 +95,7 @@ def prepare(base_url: str) -> list[str]:
 
 
 async def guest(base_url: str, skus: list[str], until: float, measure_from: float,
-                samples: dict[str, list[float]], errors: dict[str, int], offset: int) -> None:
+                samples: dict[str, list[float]], errors: dict[str, int], failures: list[str], offset: int) -> None:
     async with httpx.AsyncClient(base_url=f"{base_url}/api/v1", timeout=30) as api:
         cart_id: str | None = None
         adds = 0
@@ -105,11 +105,17 @@ async def guest(base_url: str, skus: list[str], until: float, measure_from: floa
             sku = skus[(offset + adds) % SKUS]
             headers = {"X-Cart-Id": cart_id} if cart_id else {}
             started = time.monotonic()
-            added = await api.post("/cart/items", json={"sku": sku, "quantity": 1}, headers=headers)
+            try:
+                added = await api.post("/cart/items", json={"sku": sku, "quantity": 1}, headers=headers)
+            except httpx.TransportError as exc:  # counted, and said: a benchmark must not hide them
+                errors["add"] += started >= measure_from
+                failures.append(repr(exc))
+                continue
             took = time.monotonic() - started
             measured = started >= measure_from
             if added.status_code not in (200, 201):
                 errors["add"] += measured
+                failures.append(f"{added.status_code} {added.text[:200]}")
                 cart_id, adds = None, 0
                 continue
             cart_id = added.headers["x-cart-id"]
@@ -117,7 +123,12 @@ async def guest(base_url: str, skus: list[str], until: float, measure_from: floa
             if measured:
                 samples["add"].append(took * 1000)
             started = time.monotonic()
-            read = await api.get("/cart", headers={"X-Cart-Id": cart_id})
+            try:
+                read = await api.get("/cart", headers={"X-Cart-Id": cart_id})
+            except httpx.TransportError as exc:
+                errors["get"] += started >= measure_from
+                failures.append(repr(exc))
+                continue
             took = time.monotonic() - started
             if started >= measure_from:
                 if read.status_code == 200:
@@ -129,14 +140,18 @@ async def guest(base_url: str, skus: list[str], until: float, measure_from: floa
 async def load(base_url: str, skus: list[str], clients: int, warmup: float, duration: float) -> dict[str, Any]:
     samples: dict[str, list[float]] = {"add": [], "get": []}
     errors = {"add": 0, "get": 0}
+    failures: list[str] = []
     measure_from = time.monotonic() + warmup
     until = measure_from + duration
-    await asyncio.gather(*(guest(base_url, skus, until, measure_from, samples, errors, n * 7)
+    await asyncio.gather(*(guest(base_url, skus, until, measure_from, samples, errors, failures, n * 7)
                            for n in range(clients)))
-    result = {}
+    result: dict[str, Any] = {}
+    if failures:
+        result["failures"] = {"count": len(failures), "first": sorted(set(failures))[:5]}
     for operation, values in samples.items():
         if not values:
-            raise BenchError(f"no successful {operation} was measured ({errors[operation]} errors)")
+            raise BenchError(f"no successful {operation} was measured ({errors[operation]} errors; "
+                             f"first failures: {sorted(set(failures))[:3]})")
         result[operation] = {
             "requests": len(values), "errors": errors[operation],
             "requests_per_second": round(len(values) / duration, 1),
@@ -179,7 +194,12 @@ def print_report(report: dict[str, Any]) -> None:
     for column in ("topology", "operation", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(column, justify="left" if column in ("topology", "operation") else "right")
     for topology, operations in report["results"].items():
+        failed = operations.get("failures")
+        if failed:
+            console.print(f"[yellow]{topology}: {failed['count']} requests failed: {failed['first']}[/]")
         for operation, figures in operations.items():
+            if operation == "failures":
+                continue
             label = {"add": "POST /cart/items", "get": "GET /cart"}[operation]
             table.add_row(topology, label, f"{figures['requests_per_second']:.0f}", f"{figures['p50_ms']:.1f}",
                           f"{figures['p95_ms']:.1f}", f"{figures['p99_ms']:.1f}", str(figures["errors"]))
