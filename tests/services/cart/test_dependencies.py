@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from amazonlite.contracts.base import Money
@@ -245,3 +246,53 @@ class TestCartBusy:
             assert again.status_code == 200, again.text
             assert "Idempotent-Replayed" not in again.headers
             assert [i["quantity"] for i in again.json()["items"]] == [1]
+
+
+@contextmanager
+def answering(shop: Shop, target: str, path: str, items: list[object]) -> Iterator[None]:
+    """`target` answers `{"items": items}` at `path`, whatever is asked: a broken deployment of it
+    (no real service of ours answers so; only a stand-in can)."""
+    broken = FastAPI()
+
+    @broken.get(path)
+    async def answer() -> dict[str, object]:
+        return {"items": items}
+
+    runtime = shop.cart.runtime
+    running = runtime.services
+    directory = ServiceDirectory("cart", runtime.internal_tokens)
+    for name, svc in (("tenants", shop.tenants), ("catalog", shop.catalog), ("inventory", shop.inventory)):
+        directory.register(name, app=broken if name == target else svc.app)
+    runtime.services = directory
+    try:
+        yield
+    finally:
+        runtime.services = running
+
+
+class TestUnreadableAnswers:
+    @pytest.mark.parametrize("item", [{"available": None}, {"available": "many"}, {}, "SKU"])
+    async def test_an_inventory_item_the_cart_cannot_read_is_a_503(self, shop: Shop, item: object) -> None:
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        bad = {"sku": shoe, **item} if isinstance(item, dict) else item
+        async with shop.customer(tenant) as me:
+            with answering(shop, "inventory", "/api/v1/inventory", [bad]):
+                problem(await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1}), 503,
+                        "availability-unavailable")
+            assert (await me.get("/api/v1/cart")).json()["items"] == []
+
+    @pytest.mark.parametrize("change", [{"product_id": "not-a-uuid"}, {"price": None}, {"price": {"amount": 5}},
+                                        {"updated_at": "2026-01-01T00:00:00"}, {"updated_at": None}])
+    async def test_a_catalog_item_the_cart_cannot_read_is_a_503(self, shop: Shop, change: dict[str, object]) -> None:
+        tenant = await shop.tenant()
+        shoe = sku()
+        product = await shop.product(tenant, {shoe: 1000})
+        item = {"sku": shoe, "product_id": product["id"], "product_name": "Trail Shoe", "variant_name": "x",
+                "status": "active", "price": money(1000), "updated_at": product["updated_at"], **change}
+        async with shop.customer(tenant) as me:
+            with answering(shop, "catalog", "/api/v1/skus", [item]):
+                problem(await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1}), 503,
+                        "catalog-unavailable")
+            assert (await me.get("/api/v1/cart")).json()["items"] == []

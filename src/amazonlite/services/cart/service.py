@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from prometheus_client import Counter
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
@@ -75,10 +76,10 @@ class CartRequest:
     if_match: str | None = None
     # What the catalog and inventory answered in this request, by SKU: a change that lost a race to a
     # concurrent one and starts again asks them nothing twice, so it is quick to try again.
-    offers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    offers: dict[str, SkuOffer | None] = field(default_factory=dict)
     stock: dict[str, int] = field(default_factory=dict)
     # The catalog's offers a change used, for the replica (written before the change is stored).
-    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seen: dict[str, SkuOffer] = field(default_factory=dict)
 
     @property
     def customer(self) -> str | None:
@@ -116,11 +117,40 @@ def _check_version(wanted: int | None, cart: StoredCart) -> None:
 LOOKUP_BATCH = 100  # the most SKUs the catalog's and inventory's batch reads take at once
 
 
-async def _lookup(request: CartRequest, target: str, path: str, skus: list[str],
-                  unavailable: type[AppError]) -> list[dict[str, Any]]:
+class _Price(BaseModel):
+    amount: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class SkuOffer(BaseModel):
+    """One item of the catalog's `GET /skus`, as the cart reads it."""
+
+    sku: str
+    product_id: uuid.UUID
+    product_name: str
+    variant_name: str
+    status: str
+    price: _Price
+    updated_at: AwareDatetime
+
+
+class SkuAvailability(BaseModel):
+    """One item of inventory's `GET /inventory`, as the cart reads it."""
+
+    sku: str
+    available: int
+
+
+_Item = TypeVar("_Item", bound=BaseModel)
+
+
+async def _lookup(request: CartRequest, target: str, path: str, skus: list[str], item: type[_Item],
+                  unavailable: type[AppError]) -> list[_Item]:
     """The `items` the target answers for `skus` (in batches); a target that is down, refuses (its
-    breaker open, its bulkhead full) or answers anything but a readable 200 is `unavailable` (503)."""
-    items: list[dict[str, Any]] = []
+    breaker open, its bulkhead full) or answers anything but a 200 whose items read as `item` is
+    `unavailable` (503)."""
+    reader = TypeAdapter(list[item])  # type: ignore[valid-type]
+    items: list[_Item] = []
     for start in range(0, len(skus), LOOKUP_BATCH):
         params = [("sku", s) for s in skus[start:start + LOOKUP_BATCH]]
         try:
@@ -132,23 +162,21 @@ async def _lookup(request: CartRequest, target: str, path: str, skus: list[str],
         try:
             if answer.status_code != 200:
                 raise ValueError(f"HTTP {answer.status_code}")
-            found = answer.json()["items"]
-            if not isinstance(found, list):
-                raise TypeError("items is not a list")
-        except (LookupError, TypeError, ValueError) as exc:
+            found = reader.validate_python(answer.json()["items"])
+        except (LookupError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
             raise unavailable(f"The {target} service answered what the cart cannot use ({exc})",
                               headers={"Retry-After": "1"}) from exc
         items += found
     return items
 
 
-async def _catalog(request: CartRequest, skus: Iterable[str]) -> dict[str, dict[str, Any]]:
+async def _catalog(request: CartRequest, skus: Iterable[str]) -> dict[str, SkuOffer]:
     """The catalog's active offers of `skus` (those it does not sell are left out)."""
     skus = list(dict.fromkeys(skus))
     wanted = [s for s in skus if s not in request.offers]
     if wanted:
-        items = await _lookup(request, "catalog", "/api/v1/skus", wanted, CatalogUnavailable)
-        found = {item["sku"]: item for item in items if item.get("status") == "active"}
+        items = await _lookup(request, "catalog", "/api/v1/skus", wanted, SkuOffer, CatalogUnavailable)
+        found = {item.sku: item for item in items if item.status == "active"}
         request.offers.update({sku: found.get(sku) for sku in wanted})
     return {sku: offer for sku in skus if (offer := request.offers.get(sku)) is not None}
 
@@ -158,8 +186,9 @@ async def _availability(request: CartRequest, skus: Iterable[str]) -> dict[str, 
     skus = list(dict.fromkeys(skus))
     wanted = [s for s in skus if s not in request.stock]
     if wanted:
-        items = await _lookup(request, "inventory", "/api/v1/inventory", wanted, AvailabilityUnavailable)
-        found = {item["sku"]: int(item["available"]) for item in items}
+        items = await _lookup(request, "inventory", "/api/v1/inventory", wanted, SkuAvailability,
+                              AvailabilityUnavailable)
+        found = {item.sku: max(item.available, 0) for item in items}
         request.stock.update({sku: found.get(sku, 0) for sku in wanted})
     return {sku: request.stock[sku] for sku in skus}
 
@@ -213,13 +242,11 @@ async def apply_product_deleted(session: AsyncSession, event: ProductDeletedV1, 
     await session.flush()
 
 
-async def _remember_catalog(session: AsyncSession, items: Iterable[dict[str, Any]]) -> None:
+async def _remember_catalog(session: AsyncSession, items: Iterable[SkuOffer]) -> None:
     for item in items:
-        await _remember(session, item["sku"], product_id=uuid.UUID(item["product_id"]),
-                        product_name=item["product_name"], variant_name=item["variant_name"],
-                        status=item["status"], amount=int(item["price"]["amount"]),
-                        currency=item["price"]["currency"],
-                        updated_at=dt.datetime.fromisoformat(item["updated_at"]))
+        await _remember(session, item.sku, product_id=item.product_id, product_name=item.product_name,
+                        variant_name=item.variant_name, status=item.status, amount=item.price.amount,
+                        currency=item.price.currency, updated_at=item.updated_at)
 
 
 def _line_name(product_name: str, variant_name: str) -> str:
@@ -381,7 +408,7 @@ def _line(cart: StoredCart, sku: str) -> dict[str, Any] | None:
     return next((line for line in cart.lines if line["sku"] == sku), None)
 
 
-async def _checked_offer(request: CartRequest, sku: str, quantity: int) -> dict[str, Any]:
+async def _checked_offer(request: CartRequest, sku: str, quantity: int) -> SkuOffer:
     """The catalog's current offer of `sku` for `quantity` units: it exists, is for sale in the shop's
     currency, the quantity is within the line maximum, and inventory has that many."""
     if quantity > request.settings.max_line_quantity:
@@ -397,8 +424,8 @@ async def _checked_offer(request: CartRequest, sku: str, quantity: int) -> dict[
     if offer is None:
         raise SkuNotFound(f"No SKU {sku!r} is for sale", sku=sku)
     shop = await request.shop.get(request.principal.tenant_id)
-    if offer["price"]["currency"] != shop.currency:
-        raise CurrencyMismatch(f"{sku} is priced in {offer['price']['currency']}, the shop in {shop.currency}")
+    if offer.price.currency != shop.currency:
+        raise CurrencyMismatch(f"{sku} is priced in {offer.price.currency}, the shop in {shop.currency}")
     if isinstance(stock, BaseException):
         raise stock
     available = stock.get(sku, 0)
@@ -408,11 +435,11 @@ async def _checked_offer(request: CartRequest, sku: str, quantity: int) -> dict[
     return offer
 
 
-def _put_line(cart: StoredCart, offer: dict[str, Any], quantity: int) -> None:
-    line = _line(cart, offer["sku"])
-    fields = {"sku": offer["sku"], "product_id": offer["product_id"], "quantity": quantity,
-              "name": _line_name(offer["product_name"], offer["variant_name"]),
-              "price": int(offer["price"]["amount"]), "currency": offer["price"]["currency"]}
+def _put_line(cart: StoredCart, offer: SkuOffer, quantity: int) -> None:
+    line = _line(cart, offer.sku)
+    fields = {"sku": offer.sku, "product_id": str(offer.product_id), "quantity": quantity,
+              "name": _line_name(offer.product_name, offer.variant_name),
+              "price": offer.price.amount, "currency": offer.price.currency}
     if line is None:
         cart.lines.append(fields)
     else:
@@ -525,7 +552,7 @@ async def _combine(session: AsyncSession, request: CartRequest, cart: StoredCart
     own = {line["sku"] for line in cart.lines}
     for sku in skus:
         offer = offers.get(sku)
-        if sku not in own and (offer is None or offer["price"]["currency"] != shop.currency):
+        if sku not in own and (offer is None or offer.price.currency != shop.currency):
             continue  # a guest line no longer for sale is left behind
         quantity = min(wanted[sku], request.settings.max_line_quantity, available.get(sku, 0))
         if offer is None or quantity <= 0:
