@@ -221,6 +221,26 @@ class TestOperations:
         assert {"get", "post"} <= set(document["paths"]["/api/v1/coupons"])
         assert {"get", "patch", "delete"} <= set(document["paths"]["/api/v1/coupons/{code}"])
 
+        def problems(path: str, method: str) -> str:
+            return "\n".join(r.get("description", "") for r in document["paths"][path][method]["responses"].values())
+
+        for path, methods in document["paths"].items():
+            for method, operation in methods.items():
+                if not path.startswith("/api/v1/cart"):
+                    continue
+                answer_headers = set(operation["responses"]["200"].get("headers", {}))
+                assert {"ETag", "X-Cart-Id"} <= answer_headers, (method, path)
+                assert ("Idempotent-Replayed" in answer_headers) == (method != "get"), (method, path)
+                if method != "get":
+                    assert "ETag" in operation["responses"]["412"]["headers"], (method, path)
+        # Only the problems an operation can answer.
+        assert "catalog-unavailable" not in problems("/api/v1/cart/items/{sku}", "delete")
+        assert "catalog-unavailable" not in problems("/api/v1/cart/coupon", "post")
+        assert "catalog-unavailable" not in problems("/api/v1/cart/coupon", "delete")
+        assert "too-many-lines" not in problems("/api/v1/cart/items/{sku}", "patch")
+        assert "cart-not-found" not in problems("/api/v1/cart/items", "post")
+        assert "Authentication is required" not in problems("/api/v1/coupons", "get")
+
 
 class TestCartBusy:
     async def test_a_busy_cart_says_retry_and_a_retry_with_the_same_key_runs_again(self, shop: Shop) -> None:

@@ -24,7 +24,9 @@ async def test_concurrent_changes_of_one_cart_on_every_store(any_database_url: s
             assert cart["version"] == 15
 
             stale = {"If-Match": '"14"'}
-            problem(await me.patch(f"/api/v1/cart/items/{skus[0]}", json={"quantity": 1}, headers=stale), 412)
+            refused = await me.patch(f"/api/v1/cart/items/{skus[0]}", json={"quantity": 1}, headers=stale)
+            problem(refused, 412, "cart-version-mismatch")
+            assert refused.headers["ETag"] == '"15"'  # the version to read or retry from
             assert (await me.get("/api/v1/cart")).json() == cart
 
         async with shop.guest(tenant) as guest:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Response
 
-from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
+from amazonlite.platform.errors import AppError, Forbidden, Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.idempotency import IdempotentRoute
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import RuntimeDep, SessionDep
@@ -52,14 +52,40 @@ IfMatchHeader = Annotated[str | None, Header(alias="If-Match", max_length=100, d
 SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 CodePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Case-insensitive")]
 
-READ_ERRORS = (CartNotFound, TenantSettingsUnavailable, TenantNotKnown, CartStoreUnavailable)
-WRITE_ERRORS = (*READ_ERRORS, InvalidIfMatch, CartVersionMismatch, CartBusy, CatalogUnavailable)
-ITEM_ERRORS = (*WRITE_ERRORS, SkuNotFound, InsufficientStock, QuantityOverLimit, TooManyLines, CurrencyMismatch,
-               AvailabilityUnavailable)
+SETTINGS_ERRORS = (TenantSettingsUnavailable, TenantNotKnown, CartStoreUnavailable)
+READ_ERRORS = (*SETTINGS_ERRORS, CartNotFound)
+CHANGE_ERRORS = (*SETTINGS_ERRORS, InvalidIfMatch, CartVersionMismatch, CartBusy)
+OFFER_ERRORS = (SkuNotFound, InsufficientStock, QuantityOverLimit, CurrencyMismatch, CatalogUnavailable,
+                AvailabilityUnavailable)
+ADD_ERRORS = (*CHANGE_ERRORS, *OFFER_ERRORS, TooManyLines)  # a guest without a live cart gets a new one
+SET_ERRORS = (*CHANGE_ERRORS, *OFFER_ERRORS, CartNotFound, CartItemNotFound)
+REMOVE_ERRORS = (*CHANGE_ERRORS, CartNotFound, CartItemNotFound)
 COUPON_ERRORS = (UnknownCoupon, CouponExpired, CouponNotStarted, CouponMinimumNotMet, CouponExhausted,
                  CouponAlreadyUsed)
-ADMIN_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
+COUPON_APPLY_ERRORS = (*CHANGE_ERRORS, CartNotFound, *COUPON_ERRORS)
+COUPON_REMOVE_ERRORS = (*CHANGE_ERRORS, CartNotFound)
+MERGE_ERRORS = (*CHANGE_ERRORS, CartNotFound, Unauthorized, CatalogUnavailable, AvailabilityUnavailable)
+ADMIN_ERRORS = (Forbidden, ValidationFailed)  # the kernel documents the 401 of a caller not signed in
 
+_ETAG = {"description": 'The cart\'s version as an entity tag ("3"), for If-Match', "schema": {"type": "string"}}
+_CART_ID = {"description": "A guest cart's id: send it as X-Cart-Id (absent for a customer's cart)",
+            "schema": {"type": "string"}}
+_REPLAYED = {"description": "`true` when this is the stored answer of an earlier request with the same "
+                            "Idempotency-Key", "schema": {"type": "string", "enum": ["true"]}}
+
+
+def cart_responses(*errors: type[AppError], changes: bool = True) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a cart operation: its problems, and the headers its answers carry (ETag and,
+    for a guest, X-Cart-Id; a 412's ETag names the current version; a change's replay is marked)."""
+    responses = problem_responses(*errors)
+    headers = {"ETag": _ETAG, CART_ID_HEADER: _CART_ID}
+    if changes:
+        headers["Idempotent-Replayed"] = _REPLAYED
+    responses[200] = {"headers": headers}
+    if CartVersionMismatch in errors:
+        responses[str(CartVersionMismatch.status)]["headers"] = {"ETag": {**_ETAG, "description": (
+            "The cart's current version as an entity tag")}}
+    return responses
 
 async def cart_reader(principal: Shopper, runtime: RuntimeDep, cart_id: CartIdHeader = None) -> service.CartRequest:
     return service.CartRequest(principal=principal, store=runtime.state.carts, services=runtime.services,
@@ -86,12 +112,12 @@ def _answer(response: Response, cart: schemas.Cart) -> schemas.Cart:
 
 # The cart ---------------------------------------------------------------------------------------
 
-@router.get("/cart", response_model=schemas.Cart, tags=["cart"], responses=problem_responses(*READ_ERRORS))
+@router.get("/cart", response_model=schemas.Cart, tags=["cart"], responses=cart_responses(*READ_ERRORS, changes=False))
 async def read_cart(session: SessionDep, request: CartReader, response: Response) -> schemas.Cart:
     return _answer(response, await service.read_cart(session, request))
 
 
-@router.post("/cart/items", response_model=schemas.Cart, tags=["cart"], responses=problem_responses(*ITEM_ERRORS))
+@router.post("/cart/items", response_model=schemas.Cart, tags=["cart"], responses=cart_responses(*ADD_ERRORS))
 async def add_item(session: SessionDep, request: CartWriter, item: schemas.CartItemCreate,
                    response: Response) -> schemas.Cart:
     """Add units of a SKU (to its line if there is one). A guest without a live cart gets a new one:
@@ -100,32 +126,33 @@ async def add_item(session: SessionDep, request: CartWriter, item: schemas.CartI
 
 
 @router.patch("/cart/items/{sku}", response_model=schemas.Cart, tags=["cart"],
-              responses=problem_responses(*ITEM_ERRORS, CartItemNotFound))
+              responses=cart_responses(*SET_ERRORS))
 async def set_quantity(session: SessionDep, request: CartWriter, sku: SkuPath, data: schemas.CartItemUpdate,
                        response: Response) -> schemas.Cart:
     return _answer(response, await service.set_quantity(session, request, sku, data))
 
 
 @router.delete("/cart/items/{sku}", response_model=schemas.Cart, tags=["cart"],
-               responses=problem_responses(*WRITE_ERRORS, CartItemNotFound))
+               responses=cart_responses(*REMOVE_ERRORS))
 async def remove_item(session: SessionDep, request: CartWriter, sku: SkuPath, response: Response) -> schemas.Cart:
     return _answer(response, await service.remove_item(session, request, sku))
 
 
 @router.post("/cart/coupon", response_model=schemas.Cart, tags=["cart"],
-             responses=problem_responses(*WRITE_ERRORS, *COUPON_ERRORS))
+             responses=cart_responses(*COUPON_APPLY_ERRORS))
 async def apply_coupon(session: SessionDep, request: CartWriter, data: schemas.CouponApply,
                        response: Response) -> schemas.Cart:
     return _answer(response, await service.apply_coupon(session, request, data))
 
 
-@router.delete("/cart/coupon", response_model=schemas.Cart, tags=["cart"], responses=problem_responses(*WRITE_ERRORS))
+@router.delete("/cart/coupon", response_model=schemas.Cart, tags=["cart"],
+               responses=cart_responses(*COUPON_REMOVE_ERRORS))
 async def remove_coupon(session: SessionDep, request: CartWriter, response: Response) -> schemas.Cart:
     return _answer(response, await service.remove_coupon(session, request))
 
 
 @router.post("/cart/merge", response_model=schemas.Cart, tags=["cart"],
-             responses=problem_responses(*WRITE_ERRORS, Unauthorized, AvailabilityUnavailable))
+             responses=cart_responses(*MERGE_ERRORS))
 async def merge(session: SessionDep, request: CartWriter, data: schemas.CartMerge, response: Response
                 ) -> schemas.Cart:
     """Move a guest cart into the signed-in customer's (quantities summed, capped at the line maximum
