@@ -5,6 +5,7 @@ import uuid
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from amazonlite.platform.numbers import JSON_INTEGER
 from amazonlite.platform.text import STRIPPED, NonBlankLine
@@ -61,16 +62,19 @@ class WarehouseCreate(BaseModel):
 class StockChange(BaseModel):
     """Exactly one of `set` (the new on-hand count) and `adjust` (a signed change), with a reason."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The document states the rule the validator enforces: one of the two, never null.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["set"]}, {"required": ["adjust"]}]})
 
-    set: Quantity | None = None
-    adjust: Delta | None = None
+    set: Quantity | SkipJsonSchema[None] = None
+    adjust: Delta | SkipJsonSchema[None] = None
     reason: Reason
 
     @model_validator(mode="after")
     def _exactly_one(self) -> StockChange:
-        if (self.set is None) == (self.adjust is None):
-            raise ValueError("give exactly one of set and adjust")
+        given = {"set", "adjust"} & self.model_fields_set
+        if len(given) != 1 or getattr(self, given.pop()) is None:
+            raise ValueError("give exactly one of set and adjust, a number")
         return self
 
 
