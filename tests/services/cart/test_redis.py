@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 
 from amazonlite.platform.db import TransientConflict
@@ -147,6 +148,36 @@ class TestLosingRedis:
             stale = await store._set_if_newer(keys=[key], args=[1, '{"lines": []}', TTL])
             assert stale == 0
             assert [i["quantity"] for i in (await customer.get("/api/v1/cart")).json()["items"]] == [2]
+
+
+    async def test_a_copy_left_stale_by_a_redis_blip_is_not_served_for_long(self, redis_shop: Shop) -> None:
+        """Writing a customer's copy and then dropping it both fail: the old copy stays, but only for
+        the copy's short TTL (not the carts' idle TTL); then reads come from SQL again."""
+        shop = redis_shop
+        tenant = await shop.tenant()
+        shoe = sku()
+        await shop.product(tenant, {shoe: 1000})
+        store = shop.cart.runtime.state.carts
+        me = uuid.uuid4()
+
+        async def blip(*args: Any, **kwargs: Any) -> Any:
+            raise RedisConnectionError("connection reset")
+
+        kept_ttl = store.copy_ttl_seconds
+        store.copy_ttl_seconds = 2
+        try:
+            async with shop.customer(tenant, me) as customer:
+                await customer.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})  # copied, 2 s
+                write, drop = store._set_if_newer, store.redis.delete
+                store._set_if_newer, store.redis.delete = blip, blip
+                try:
+                    changed = (await customer.patch(f"/api/v1/cart/items/{shoe}", json={"quantity": 2})).json()
+                finally:
+                    store._set_if_newer, store.redis.delete = write, drop
+                await asyncio.sleep(2.5)  # the copy's TTL
+                assert (await customer.get("/api/v1/cart")).json() == changed
+        finally:
+            store.copy_ttl_seconds = kept_ttl
 
 
 class TestMergeFromRedis:

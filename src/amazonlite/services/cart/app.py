@@ -15,7 +15,7 @@ async def on_startup(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, CartSettings)
     runtime.state.carts = CartStore(runtime.redis, prefix=runtime.platform.redis_prefix,
-                                    ttl_seconds=settings.idle_ttl_seconds)
+                                    ttl_seconds=settings.idle_ttl_seconds, copy_ttl_seconds=settings.copy_ttl_seconds)
 
 
 SERVICE = ServiceModule(

@@ -14,6 +14,8 @@ class CartSettings(ServiceSettings):
 
     # A cart nobody has read or changed for this long is gone (guests'; a customer's is kept in SQL).
     idle_ttl_seconds: int = Field(default=30 * DAY, ge=60)
+    # How long a customer's Redis copy (a cache of the SQL row) lives before it is read from SQL again.
+    copy_ttl_seconds: int = Field(default=300, ge=1)
     # The most units of one SKU a line may hold, and the most lines a cart may hold.
     max_line_quantity: int = Field(default=20, ge=1, le=10_000)
     max_lines: int = Field(default=100, ge=1, le=1_000)

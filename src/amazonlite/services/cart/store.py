@@ -8,8 +8,12 @@ Distributed (Redis): a guest's cart is a Redis hash `<prefix>:cart:<tenant>:gues
 `version` and `doc`) with the idle TTL, changed by a Lua compare-and-set. A customer's cart is a row
 of `carts` (the truth: it survives losing Redis), changed by a conditional update in the request's
 transaction, and copied after commit into `<prefix>:cart:<tenant>:user:<id>` by a Lua
-set-if-newer, from where reads are served; a copy that cannot be written is dropped, and a missing
-one is read from SQL and put back.
+set-if-newer, from where reads are served; a copy lives `copy_ttl_seconds` (minutes), one that
+cannot be written is dropped, and a missing one is read from SQL and put back.
+
+A Redis write is never followed by anything in the request's unit of work that could fail: a guest
+change's SQL writes (the SKU replica) are committed in a unit of work of their own before it, and a
+merge deletes the guest cart last, inside the savepoint of the customer's save.
 """
 
 from __future__ import annotations
@@ -98,10 +102,14 @@ class StoredCart:
 
 
 class CartStore:
-    def __init__(self, redis: Any, *, prefix: str, ttl_seconds: int, timeout_seconds: float = 1.0) -> None:
+    def __init__(self, redis: Any, *, prefix: str, ttl_seconds: int, copy_ttl_seconds: int = 300,
+                 timeout_seconds: float = 1.0) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
+        # A customer's copy is a cache: short-lived, so one left stale (its write and its deletion
+        # both failed during a Redis blip) is served for minutes at most, not for the idle TTL.
+        self.copy_ttl_seconds = copy_ttl_seconds
         self.timeout_seconds = timeout_seconds
         self._cas: Any = redis.register_script(_COMPARE_AND_SET) if redis is not None else None
         self._set_if_newer: Any = redis.register_script(_SET_IF_NEWER) if redis is not None else None
@@ -211,12 +219,13 @@ class CartStore:
             keys=[key], args=[cart.version, "", 0, self.ttl_seconds])))
 
     async def _copy(self, tenant: str, cart: StoredCart) -> None:
-        """Put a customer's cart into its Redis copy (newer versions only); a copy that cannot be
-        written is dropped, so that no read is served an older one."""
+        """Put a customer's cart into its Redis copy (newer versions only, for `copy_ttl_seconds`); a
+        copy that cannot be written is dropped, so that no read is served an older one (and when the
+        drop fails too, the old copy expires within `copy_ttl_seconds`)."""
         key = self.key(tenant, cart.owner)
         payload = orjson.dumps(cart.document()).decode()
         written = await self._optional("write_copy", lambda: self._set_if_newer(
-            keys=[key], args=[cart.version, payload, self.ttl_seconds]))
+            keys=[key], args=[cart.version, payload, self.copy_ttl_seconds]))
         if written is None:
             await self._optional("drop_copy", lambda: self.redis.delete(key))
 
