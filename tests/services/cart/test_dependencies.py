@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
 from amazonlite.contracts.base import Money
@@ -197,12 +198,23 @@ class TestOperations:
         tenant = await shop.tenant()
         shoe = sku()
         await shop.product(tenant, {shoe: 1000}, stock=1)
-        async with shop.customer(tenant) as me:
-            await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})
-            await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})
-            metrics = (await me.get("/metrics")).text
-        assert 'amazonlite_cart_mutations_total{kind="add",outcome="ok"}' in metrics
-        assert 'amazonlite_cart_mutations_total{kind="add",outcome="insufficient-stock"}' in metrics
+
+        def counted(kind: str, outcome: str) -> float:
+            return REGISTRY.get_sample_value("amazonlite_cart_mutations_total", {"kind": kind, "outcome": outcome}
+                                             ) or 0.0
+
+        kinds = [("add", "ok"), ("add", "insufficient-stock"), ("merge", "ok"), ("merge", "cart-not-found")]
+        before = {k: counted(*k) for k in kinds}
+        async with shop.guest(tenant) as guest:
+            guest_id = (await guest.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 1})).json()["id"]
+        async with shop.customer(tenant) as me, shop.customer(tenant) as other:
+            problem(await me.post("/api/v1/cart/items", json={"sku": shoe, "quantity": 2}), 409, "insufficient-stock")
+            assert (await me.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})).status_code == 200
+            assert (await me.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id})).status_code == 200
+            problem(await other.post("/api/v1/cart/merge", json={"guest_cart_id": guest_id}), 404, "cart-not-found")
+        after = {k: counted(*k) for k in kinds}
+        assert {k: after[k] - before[k] for k in kinds} == {
+            ("add", "ok"): 1, ("add", "insufficient-stock"): 1, ("merge", "ok"): 2, ("merge", "cart-not-found"): 1}
 
     async def test_the_document_states_the_headers_and_problems(self, shop: Shop) -> None:
         document = shop.cart.app.openapi()
