@@ -349,8 +349,8 @@ class TestScope:
     async def test_one_callers_key_never_replays_anothers_answer(self, notebook: Notebook) -> None:
         headers = key()
         callers = [notebook.client(user="alice"), notebook.client(user="bob"),
-                   notebook.client(user=None, headers={"X-Cart-Id": "cart-a"}),
-                   notebook.client(user=None, headers={"X-Cart-Id": "cart-b"}),
+                   notebook.client(user=None, headers={"X-Cart-Id": "cart-a" * 4}),
+                   notebook.client(user=None, headers={"X-Cart-Id": "cart-b" * 4}),
                    notebook.client(user=None), notebook.client(user="alice", tenant=f"{notebook.tenant}-x")]
         ids = set()
         for client in callers:
@@ -372,6 +372,21 @@ class TestScope:
         assert same_address.headers["idempotent-replayed"] == "true"
         assert elsewhere.json()["id"] != first.json()["id"]
         assert "idempotent-replayed" not in elsewhere.headers
+
+
+    @pytest.mark.parametrize("cart_id", ["null", "undefined", "x" * 65])
+    async def test_an_x_cart_id_that_names_no_cart_scopes_nothing(self, notebook: Notebook, cart_id: str) -> None:
+        """Guests sending the same malformed X-Cart-Id (a common client bug) from different addresses
+        are different callers: one never gets the other's answer."""
+        headers = key()
+        answers = []
+        for address in ("203.0.113.7", "198.51.100.2"):
+            async with notebook.client(user=None, address=address, headers={"X-Cart-Id": cart_id}) as client:
+                answers.append(await add(client, "milk", headers))
+        here, elsewhere = answers
+        assert (here.status_code, elsewhere.status_code) == (201, 201)
+        assert "idempotent-replayed" not in elsewhere.headers
+        assert elsewhere.json()["id"] != here.json()["id"]
 
 
 class TestTime:

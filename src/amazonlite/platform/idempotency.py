@@ -12,7 +12,7 @@ and the service keeps the keys in its own database: `add_idempotency_table(Base.
 A request that carries `Idempotency-Key` (1-255 printable ASCII characters, no space first or last) is
 fingerprinted (method, path, query, body; a JSON body canonically, so key order and spacing do not
 matter) and claimed under (tenant, caller, key), the caller being the signed-in user, else the guest
-cart (`X-Cart-Id`), else the tenant's anonymous callers from the client's address. The claim is its
+cart (a well-formed `X-Cart-Id`), else the tenant's anonymous callers from the client's address. The claim is its
 own short transaction, committed before the endpoint runs, so a concurrent duplicate sees it:
 
 - same key, same request, answered before: that answer again (status, body, and the headers that
@@ -289,15 +289,22 @@ def validate_key(value: str) -> str:
     return value
 
 
+# What a guest cart's id looks like (the cart issues 32 URL-safe characters); another X-Cart-Id is
+# no cart's, and scoping keys by it would let every client sending it share their answers.
+_GUEST_CART_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 def caller_of(request: Request, principal: Principal) -> str:
-    """Whose key it is: the signed-in user, else the guest cart named by `X-Cart-Id`, else the
-    tenant's anonymous callers from the client's address (when the gateway gave it): a guest who
-    picked the same key as another guest does not get their answer (a new cart's id) from afar."""
+    """Whose key it is: the signed-in user, else the guest cart named by a well-formed `X-Cart-Id`,
+    else the tenant's anonymous callers from the client's address (when the gateway gave it): a
+    guest who picked the same key as another guest does not get their answer (a new cart's id) from
+    afar."""
     if principal.user_id is not None:
         return f"user:{principal.user_id}"
     cart = request.headers.get(CART_HEADER)
-    if cart:
+    if cart and _GUEST_CART_ID.fullmatch(cart):
         return f"cart:{cart}"
+    # No X-Cart-Id, or one that names no cart (`null`, `undefined`: a client's bug many share).
     return f"anonymous:{principal.client_address or ''}"
 
 
