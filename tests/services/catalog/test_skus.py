@@ -28,7 +28,7 @@ class TestSkuLookup:
             assert items[0] == {"sku": "SHOE-9", "product_id": shoe["id"], "product_name": "Trail Shoe",
                                 "variant_name": "UK 9", "status": "active",
                                 "price": {"amount": 159_900, "currency": "INR"},
-                                "updated_at": items[0]["updated_at"]}
+                                "updated_at": shoe["updated_at"]}  # its product's, as product.updated.v1
 
             # Admins also see the SKUs of products that are not active.
             seen = (await api.get("/api/v1/skus", params=skus_query("HAT-1"))).json()["items"]
@@ -56,4 +56,8 @@ class TestSkuLookup:
             parameter = operation["parameters"][0]
             assert parameter["name"] == "sku"
             assert (parameter["schema"]["minItems"], parameter["schema"]["maxItems"]) == (1, 100)
-            assert "422" in operation["responses"]
+            assert "`validation-error`" in operation["responses"]["422"]["description"]
+            answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            assert answer == {"$ref": "#/components/schemas/SkuList"}
+            item = svc.app.openapi()["components"]["schemas"]["SkuInfo"]
+            assert {"sku", "product_id", "status", "price", "updated_at"} <= set(item["required"])
