@@ -49,11 +49,13 @@ class CartRepository:
             .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def delete(self, owner: str, version: int) -> bool:
-        """Delete the owner's cart if it is still at `version`; False when it is gone or changed (a
-        concurrent request merged or changed it)."""
-        result = await self.session.execute(delete(Cart).where(Cart.owner == owner, Cart.version == version)
-                                            .execution_options(synchronize_session=False))
+    async def delete(self, owner: str, version: int | None = None) -> bool:
+        """Delete the owner's cart if it is still at `version` (None: at any); False when it is gone
+        or changed (a concurrent request merged or changed it)."""
+        query = delete(Cart).where(Cart.owner == owner)
+        if version is not None:
+            query = query.where(Cart.version == version)
+        result = await self.session.execute(query.execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def touch(self, owner: str, *, expires_at: dt.datetime) -> None:
