@@ -26,7 +26,7 @@ from amazonlite.services.cart.errors import (
 )
 from amazonlite.services.cart.models import Coupon, CouponRedemption
 from amazonlite.services.cart.repository import CouponRepository
-from amazonlite.services.cart.schemas import CouponCreate, CouponUpdate
+from amazonlite.services.cart.schemas import CouponCreate, CouponUpdate, terms_problem
 
 log = structlog.get_logger("amazonlite.cart")
 
@@ -115,13 +115,6 @@ async def used_by(session: AsyncSession, coupon: Coupon, customer_id: str | None
 
 # Admin ------------------------------------------------------------------------------------------
 
-def _check_terms(coupon: Coupon) -> None:
-    if coupon.kind == "percent" and not 1 <= coupon.value <= 100:
-        raise InvalidCoupon("A percent coupon's value is a whole percent from 1 to 100")
-    if coupon.starts_at is not None and coupon.ends_at is not None and coupon.ends_at <= coupon.starts_at:
-        raise InvalidCoupon("ends_at must come after starts_at")
-
-
 async def list_coupons(session: AsyncSession, *, limit: int, cursor: str | None
                        ) -> tuple[Sequence[Coupon], str | None]:
     after = None
@@ -157,7 +150,9 @@ async def update_coupon(session: AsyncSession, code: str, changes: CouponUpdate)
     coupon = await get_coupon(session, code)
     for name in changes.model_fields_set:
         setattr(coupon, name, getattr(changes, name))
-    _check_terms(coupon)
+    problem = terms_problem(coupon.kind, coupon.value, coupon.starts_at, coupon.ends_at)
+    if problem is not None:
+        raise InvalidCoupon(problem)
     await session.flush()
     return coupon
 

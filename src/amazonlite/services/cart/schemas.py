@@ -62,14 +62,17 @@ class CouponApply(BaseModel):
     code: CouponCode = Field(description="Case-insensitive")
 
 
-def _check_terms(kind: str | None, value: int | None, starts_at: dt.datetime | None,
-                 ends_at: dt.datetime | None) -> None:
+def terms_problem(kind: str | None, value: int | None, starts_at: dt.datetime | None,
+                  ends_at: dt.datetime | None) -> str | None:
+    """What is wrong with a coupon's terms, or None: the one check of a new coupon (here) and of a
+    changed one (coupons.update_coupon, on the terms it ends up with)."""
     if kind == "percent" and value is not None and not 1 <= value <= 100:
-        raise ValueError("a percent coupon's value is a whole percent from 1 to 100")
+        return "A percent coupon's value is a whole percent from 1 to 100"
     if kind == "fixed" and value is not None and value < 1:
-        raise ValueError("a fixed coupon's value is at least 1 minor unit")
+        return "A fixed coupon's value is at least 1 minor unit"
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
-        raise ValueError("ends_at must come after starts_at")
+        return "ends_at must come after starts_at"
+    return None
 
 
 class CouponCreate(BaseModel):
@@ -87,7 +90,9 @@ class CouponCreate(BaseModel):
 
     @model_validator(mode="after")
     def _terms(self) -> CouponCreate:
-        _check_terms(self.kind, self.value, self.starts_at, self.ends_at)
+        problem = terms_problem(self.kind, self.value, self.starts_at, self.ends_at)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
