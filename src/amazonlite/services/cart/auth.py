@@ -3,10 +3,9 @@ their own); merging needs a signed-in user; coupons are administered by tenant a
 
 from __future__ import annotations
 
-from amazonlite.platform.security import AdminUser, CurrentPrincipal, CurrentUser
+from amazonlite.platform.security import AdminUser, CurrentPrincipal
 
 Shopper = CurrentPrincipal
-Customer = CurrentUser
 CouponAdmin = AdminUser
 
-__all__ = ["CouponAdmin", "Customer", "Shopper"]
+__all__ = ["CouponAdmin", "Shopper"]

@@ -10,7 +10,7 @@ from amazonlite.platform.errors import AppError, Forbidden, Unauthorized, Valida
 from amazonlite.platform.idempotency import IdempotentRoute
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import RuntimeDep, SessionDep
-from amazonlite.platform.tenant_settings import TenantNotKnown, TenantSettingsUnavailable, tenant_settings
+from amazonlite.platform.tenant_settings import CurrentTenantSettings, TenantNotKnown, TenantSettingsUnavailable
 from amazonlite.services.cart import coupons, schemas, service
 from amazonlite.services.cart.auth import CouponAdmin, Shopper
 from amazonlite.services.cart.errors import (
@@ -87,9 +87,10 @@ def cart_responses(*errors: type[AppError], changes: bool = True) -> dict[int | 
             "The cart's current version as an entity tag")}}
     return responses
 
-async def cart_reader(principal: Shopper, runtime: RuntimeDep, cart_id: CartIdHeader = None) -> service.CartRequest:
+async def cart_reader(principal: Shopper, runtime: RuntimeDep, shop: CurrentTenantSettings,
+                      cart_id: CartIdHeader = None) -> service.CartRequest:
     return service.CartRequest(principal=principal, store=runtime.state.carts, services=runtime.services,
-                               settings=runtime.settings, shop=tenant_settings(runtime),  # type: ignore[arg-type]
+                               settings=runtime.settings, shop=shop,  # type: ignore[arg-type]
                                own_session=partial(runtime.db.session, tenant_id=principal.tenant_id),
                                cart_id=cart_id)
 

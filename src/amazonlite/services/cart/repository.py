@@ -20,7 +20,7 @@ class CartRepository:
 
     async def get(self, owner: str, *, now: dt.datetime) -> Any | None:
         """The cart's version, document and expiry (a column read), unless it expired."""
-        query = (select(Cart.id, Cart.version, Cart.document, Cart.expires_at)
+        query = (select(Cart.version, Cart.document, Cart.expires_at)
                  .where(Cart.owner == owner, or_(Cart.expires_at.is_(None), Cart.expires_at > now)))
         return (await self.session.execute(query)).one_or_none()
 

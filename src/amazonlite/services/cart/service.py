@@ -28,7 +28,7 @@ from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.db import utcnow
 from amazonlite.platform.errors import AppError, Unauthorized
 from amazonlite.platform.security import Principal
-from amazonlite.platform.tenant_settings import TenantSettingsLookup
+from amazonlite.platform.tenant_settings import TenantSettings
 from amazonlite.services.cart import coupons, schemas
 from amazonlite.services.cart.errors import (
     AvailabilityUnavailable,
@@ -69,7 +69,7 @@ class CartRequest:
     store: CartStore
     services: ServiceDirectory
     settings: CartSettings
-    shop: TenantSettingsLookup  # the tenant's currency and tax rate
+    shop: TenantSettings  # the tenant's currency and tax rate, read once per request
     # A unit of work of its own, for the replica's writes of a change stored in Redis (see _change).
     own_session: Callable[[], AbstractAsyncContextManager[AsyncSession]] | None = None
     cart_id: str | None = None  # X-Cart-Id
@@ -272,7 +272,7 @@ def _money(amount: int, currency: str) -> schemas.Money:
 async def render(session: AsyncSession, request: CartRequest, cart: StoredCart) -> schemas.Cart:
     """The cart as the customer sees it: current prices (flagging those that changed since the line
     was last touched), lines no longer for sale, the coupon and whether it applies, the totals."""
-    shop = await request.shop.get(request.principal.tenant_id)
+    shop = request.shop
     current = await SkuPriceRepository(session).of([line["sku"] for line in cart.lines])
     items: list[schemas.CartLine] = []
     payable: list[int] = []
@@ -308,14 +308,11 @@ async def render(session: AsyncSession, request: CartRequest, cart: StoredCart) 
                                              reason=why.detail if why else None)
     totals = coupons.compute_totals(payable, discount, shop.tax_rate_bp)
     return schemas.Cart(
-        id=cart.owner.key if cart.owner.kind == "guest" else None, version=cart.version, currency=shop.currency,
+        id=cart.owner.key if cart.owner.kind == "guest" and cart.owner.key else None, version=cart.version,
+        currency=shop.currency,
         items=items, coupon=coupon_view, subtotal=_money(totals.subtotal, shop.currency),
         discount=_money(totals.discount, shop.currency), tax=_money(totals.tax, shop.currency),
         total=_money(totals.total, shop.currency))
-
-
-def _empty(owner: Owner | None) -> StoredCart:
-    return StoredCart(owner=owner or Owner("guest", ""))
 
 
 async def read_cart(session: AsyncSession, request: CartRequest) -> schemas.Cart:
@@ -325,8 +322,7 @@ async def read_cart(session: AsyncSession, request: CartRequest) -> schemas.Cart
         owner = Owner("user", request.customer)
         cart = await request.store.load(session, owner) or StoredCart(owner=owner)
     elif request.cart_id is None:
-        view = await render(session, request, _empty(None))
-        return view.model_copy(update={"id": None})
+        return await render(session, request, StoredCart(owner=Owner("guest", "")))  # none yet: no id
     else:
         guest = request.guest_owner()
         found = await request.store.load(session, guest) if guest else None
@@ -423,7 +419,7 @@ async def _checked_offer(request: CartRequest, sku: str, quantity: int) -> SkuOf
     offer = offers.get(sku)
     if offer is None:
         raise SkuNotFound(f"No SKU {sku!r} is for sale", sku=sku)
-    shop = await request.shop.get(request.principal.tenant_id)
+    shop = request.shop
     if offer.price.currency != shop.currency:
         raise CurrencyMismatch(f"{sku} is priced in {offer.price.currency}, the shop in {shop.currency}")
     if isinstance(stock, BaseException):
@@ -476,18 +472,13 @@ async def remove_item(session: AsyncSession, request: CartRequest, sku: str) -> 
     return await _change(session, request, "remove", change, creates=False)
 
 
-async def _cart_subtotal(session: AsyncSession, request: CartRequest, cart: StoredCart) -> int:
-    await _resnapshot(session, cart)
-    view = await render(session, request, StoredCart(owner=cart.owner, version=cart.version, lines=cart.lines))
-    return view.subtotal.amount
-
-
 async def apply_coupon(session: AsyncSession, request: CartRequest, data: schemas.CouponApply) -> schemas.Cart:
     async def change(cart: StoredCart) -> None:
         coupon = await CouponRepository(session).get(data.code)
         if coupon is None:
             raise UnknownCoupon(f"There is no coupon {data.code!r}")
-        why = coupons.refusal(coupon, subtotal=await _cart_subtotal(session, request, cart), now=utcnow(),
+        why = coupons.refusal(coupon, subtotal=(await render(session, request, cart)).subtotal.amount,
+                              now=utcnow(),
                               used_by_customer=await coupons.used_by(session, coupon, request.customer))
         if why is not None:
             raise why
@@ -546,7 +537,7 @@ async def _combine(session: AsyncSession, request: CartRequest, cart: StoredCart
         wanted[line["sku"]] = wanted.get(line["sku"], 0) + line["quantity"]
     skus = list(wanted)
     offers = await _catalog(request, skus)
-    shop = await request.shop.get(request.principal.tenant_id)
+    shop = request.shop
     available = await _availability(request, [s for s in skus if s in offers])
     request.seen.update(offers)
     own = {line["sku"] for line in cart.lines}
@@ -559,7 +550,7 @@ async def _combine(session: AsyncSession, request: CartRequest, cart: StoredCart
             continue  # the customer's own line stays as it was
         if sku not in own and len(cart.lines) >= request.settings.max_lines:
             continue
-        _put_line(cart, offer, max(quantity, 1))
+        _put_line(cart, offer, quantity)
     if cart.coupon is None and guest.coupon is not None:
         coupon = await CouponRepository(session).get(guest.coupon)
         if coupon is not None and not await coupons.used_by(session, coupon, request.customer):
