@@ -292,6 +292,16 @@ class TestReplay:
         assert refused.status_code == again.status_code == 401
         assert "idempotent-replayed" not in again.headers
 
+    async def test_anonymous_on_a_signed_in_route_is_401_whatever_its_key_was_used_for(
+            self, notebook: Notebook) -> None:
+        """Authentication comes first: a key an anonymous caller used elsewhere is no 409 here."""
+        headers = key()
+        async with notebook.client(user=None) as anonymous:
+            kept = await add(anonymous, "first", headers)
+            refused = await anonymous.post("/api/v1/notes/signed", headers=headers)
+        assert kept.status_code == 201
+        assert refused.status_code == 401 and problem_type(refused) == "unauthorized"
+
     async def test_required_key_is_required_on_its_routes_only(self, notebook: Notebook) -> None:
         headers = key()
         async with notebook.client() as client:

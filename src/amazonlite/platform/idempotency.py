@@ -79,7 +79,7 @@ from amazonlite.platform.db import UTC, Database, utcnow
 from amazonlite.platform.errors import AppError, BadRequest, Conflict, document_problem
 from amazonlite.platform.openapi import RETRY_AFTER
 from amazonlite.platform.resilience import IDEMPOTENCY_KEY_HEADER
-from amazonlite.platform.security import Principal, get_principal
+from amazonlite.platform.security import Principal, get_principal, requires_user
 from amazonlite.platform.tenancy import UNSCOPED
 
 log = structlog.get_logger("amazonlite.idempotency")
@@ -369,15 +369,18 @@ class IdempotentRoute(routing.APIRoute):
         if not self.idempotent:
             return handler
         required = self.key_required
+        user_only = requires_user(self.dependant)
 
         async def idempotent_handler(request: Request) -> Response:
             raw_key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
-            if raw_key is None:
-                if required:
-                    raise IdempotencyKeyRequired(f"Send an {HEADER} header (a new one per new request)")
+            if raw_key is None and not required:
                 return await handler(request)
-            key = validate_key(raw_key)
             principal = await get_principal(request)
+            if user_only and not principal.authenticated:
+                return await handler(request)  # its 401 comes first: a key means nothing from nobody
+            if raw_key is None:
+                raise IdempotencyKeyRequired(f"Send an {HEADER} header (a new one per new request)")
+            key = validate_key(raw_key)
             store = store_of(request.app.state.runtime)
             scope_key = key_hash(caller_of(request, principal), key)
             claim = await store.claim(principal.tenant_id, scope_key, fingerprint(

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import routing
-from fastapi.dependencies.models import Dependant
 
 from amazonlite.platform.errors import (
     PROBLEM_JSON,
@@ -29,7 +28,7 @@ from amazonlite.platform.errors import (
     document_problem,
 )
 from amazonlite.platform.http import PROBLEM_SCHEMA, NulCharacter
-from amazonlite.platform.security import authenticated
+from amazonlite.platform.security import requires_user
 
 Problem = tuple[int, str, str]  # status, type, title
 
@@ -95,7 +94,7 @@ def document_kernel_problems(document: dict[str, Any], routes: Iterable[Any]) ->
     """`document` (FastAPI's, of `routes`) with what the kernel answers on each operation."""
     signed_in = {(route.path_format, method.lower()) for route in routing.iter_route_contexts(list(routes))
                  if isinstance(route.original_route, routing.APIRoute)
-                 for method in route.methods or () if authenticated in _dependency_calls(route.dependant)}
+                 for method in route.methods or () if requires_user(route.dependant)}
     for path, method, operation in operations(document):
         responses = operation.setdefault("responses", {})
         if _is_fastapi_422(responses.get("422")):
@@ -201,14 +200,3 @@ def _is_fastapi_422(entry: Any) -> bool:
     content = (entry or {}).get("content") or {}
     return PROBLEM_JSON not in content and any(
         (media.get("schema") or {}).get("$ref", "").endswith("/HTTPValidationError") for media in content.values())
-
-
-def _dependency_calls(dependant: Dependant) -> set[Any]:
-    calls: set[Any] = set()
-    pending = [dependant]
-    while pending:
-        dependant = pending.pop()
-        if dependant.call is not None:
-            calls.add(dependant.call)
-        pending.extend(dependant.dependencies)
-    return calls

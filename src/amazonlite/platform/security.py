@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 
 from amazonlite.platform.errors import Forbidden, Unauthorized
 from amazonlite.platform.tenancy import validate_tenant_id
@@ -115,6 +116,18 @@ async def authenticated(principal: CurrentPrincipal) -> Principal:
     if not principal.authenticated:
         raise Unauthorized("Sign in to do this")
     return principal
+
+
+def requires_user(dependant: Dependant) -> bool:
+    """Whether a route's dependencies (at any depth) include `authenticated`: it answers 401 to an
+    anonymous caller before its endpoint runs."""
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        if current.call is authenticated:
+            return True
+        pending.extend(current.dependencies)
+    return False
 
 
 def require(*roles: Role) -> Any:
