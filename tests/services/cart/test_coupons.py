@@ -184,3 +184,19 @@ class TestApplyingACoupon:
         async with shop.customer(tenant) as me:
             await cart_with(shop, tenant, me, 1000)
             problem(await me.post("/api/v1/cart/coupon", json={"code": "THEIRS"}), 422, "coupon-not-found")
+
+
+class TestRemovingNoCoupon:
+    async def test_removing_a_coupon_the_cart_does_not_have_changes_no_version(self, shop: Shop) -> None:
+        tenant = await shop.tenant()
+        async with shop.customer(tenant) as me, shop.customer(tenant) as newcomer:
+            cart = await cart_with(shop, tenant, me, 1000)
+            again = await me.delete("/api/v1/cart/coupon")
+            assert again.status_code == 200 and again.json() == cart and again.headers["ETag"] == f'"{cart["version"]}"'
+            # Another tab's If-Match still holds.
+            more = await me.patch(f"/api/v1/cart/items/{cart['items'][0]['sku']}", json={"quantity": 2},
+                                  headers={"If-Match": f'"{cart["version"]}"'})
+            assert more.status_code == 200, more.text
+            # A customer with no cart gets none stored.
+            assert (await newcomer.delete("/api/v1/cart/coupon")).json()["version"] == 0
+            assert (await newcomer.get("/api/v1/cart")).json()["version"] == 0

@@ -334,7 +334,8 @@ async def read_cart(session: AsyncSession, request: CartRequest) -> schemas.Cart
 
 # Changing ---------------------------------------------------------------------------------------------
 
-Change = Callable[[StoredCart], Awaitable[None]]
+# A change returns False when it leaves the cart as it was: nothing is stored, no version taken.
+Change = Callable[[StoredCart], Awaitable[bool | None]]
 
 
 async def _change(session: AsyncSession, request: CartRequest, kind: str, change: Change, *,
@@ -364,7 +365,9 @@ async def _change(session: AsyncSession, request: CartRequest, kind: str, change
                     owner, fresh = _new_guest(creates), True
                 cart = StoredCart(owner=owner)
             _check_version(wanted, cart)
-            await change(cart)
+            if await change(cart) is False:
+                MUTATIONS.labels(kind, "ok").inc()
+                return await render(session, request, cart)
             await _remember_seen(session, request, cart.owner)
             await _resnapshot(session, cart)
             if await request.store.save(session, cart, then=then):
@@ -488,8 +491,11 @@ async def apply_coupon(session: AsyncSession, request: CartRequest, data: schema
 
 
 async def remove_coupon(session: AsyncSession, request: CartRequest) -> schemas.Cart:
-    async def change(cart: StoredCart) -> None:
+    async def change(cart: StoredCart) -> bool:
+        if cart.coupon is None:
+            return False  # nothing to remove: the cart (and its version) stays as it is
         cart.coupon = None
+        return True
 
     return await _change(session, request, "coupon_remove", change, creates=False)
 
