@@ -200,3 +200,20 @@ class TestRemovingNoCoupon:
             # A customer with no cart gets none stored.
             assert (await newcomer.delete("/api/v1/cart/coupon")).json()["version"] == 0
             assert (await newcomer.get("/api/v1/cart")).json()["version"] == 0
+
+
+class TestOncePerCustomerLater:
+    async def test_once_per_customer_cannot_be_turned_on_after_uses_were_counted(self, shop: Shop) -> None:
+        """Uses counted before the flag carry no once-per-customer key, so turning it on would not
+        cover them: a customer with such a use would be counted again."""
+        tenant = await shop.tenant()
+        async with shop.coupon_admin(tenant) as admin:
+            await admin.post("/api/v1/coupons", json=coupon("LATER"))
+            await admin.post("/api/v1/coupons", json=coupon("UNUSED"))
+            await shop.confirmed(tenant, "LATER")
+            problem(await admin.patch("/api/v1/coupons/LATER", json={"once_per_customer": True}), 422,
+                    "invalid-coupon")
+            kept = (await admin.get("/api/v1/coupons/LATER")).json()
+            assert (kept["once_per_customer"], kept["used_count"]) == (False, 1)
+            assert (await admin.patch("/api/v1/coupons/UNUSED", json={"once_per_customer": True})
+                    ).json()["once_per_customer"] is True

@@ -148,6 +148,10 @@ async def create_coupon(session: AsyncSession, data: CouponCreate) -> Coupon:
 
 async def update_coupon(session: AsyncSession, code: str, changes: CouponUpdate) -> Coupon:
     coupon = await get_coupon(session, code)
+    if changes.once_per_customer and not coupon.once_per_customer and coupon.used_count > 0:
+        # The uses counted so far carry no once-per-customer key: the flag would not cover them.
+        raise InvalidCoupon("once_per_customer cannot be turned on after uses were counted; "
+                            "create a new coupon instead")
     for name in changes.model_fields_set:
         setattr(coupon, name, getattr(changes, name))
     problem = terms_problem(coupon.kind, coupon.value, coupon.starts_at, coupon.ends_at)
