@@ -46,7 +46,7 @@ CartIdHeader = Annotated[str | None, Header(alias=CART_ID_HEADER, max_length=200
     "A guest's cart id, as the service answered it; ignored for a signed-in customer (but see merge)"))]
 # The pattern is documented, not enforced by FastAPI: a malformed If-Match is the service's 400
 # invalid-if-match (service.parse_if_match), as HTTP has it, rather than a 422 of the framework.
-IfMatchHeader = Annotated[str | None, Header(alias="If-Match", max_length=100, description=(
+IfMatchHeader = Annotated[str | None, Header(alias="If-Match", description=(
     'The cart version the change is meant for, as its ETag ("3", or W/"3"; * for any stored version): '
     "another one answers 412"), json_schema_extra={"pattern": service.IF_MATCH_PATTERN})]
 SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
