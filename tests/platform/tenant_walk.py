@@ -529,7 +529,17 @@ class PlatformAdd:
     table: str
 
 
-Plan = Read | Write | Add | Delete | Flush | PlatformRead | PlatformAdd
+@dataclass(frozen=True)
+class Insert:
+    """Inserts a new row of `table` with one statement (`call(repository, values)`, the values without
+    `tenant_id`): stamped with the session's tenant; a row that names another tenant is refused, and
+    nothing of it is written."""
+
+    table: str
+    call: Callable[[Any, dict[str, Any]], Any]
+
+
+Plan = Read | Write | Add | Insert | Delete | Flush | PlatformRead | PlatformAdd
 
 
 def later(world: World) -> dt.datetime:

@@ -6,11 +6,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from amazonlite.platform.db import Database
 from amazonlite.platform.outbox import record_event
-from amazonlite.platform.tenancy import UNSCOPED, TenantScopeMissing
+from amazonlite.platform.tenancy import UNSCOPED, TenantScopeMissing, insert_rows
 from tests.platform.ledger import MESSAGING, Entry, EntryAddedV1, create_tables
 
 A, B = "tenant-a", "tenant-b"
@@ -106,6 +106,50 @@ class TestWrites:
             await move()
         assert await amounts(db, A) == [1, 2]
         assert await amounts(db, B) == [10]
+
+
+class TestPreparedStatements:
+    """A statement built once and run in sessions of several tenants sees each time only the
+    tenant of the session it runs in (the kernel keeps its scoped form per tenant)."""
+
+    async def test_one_statement_object_reads_each_tenant_in_turn(self, db: Database, b_entry: uuid.UUID) -> None:
+        total = select(func.sum(Entry.amount)).where(Entry.amount >= bindparam("least"))
+        for tenant, least, expected in ((A, 0, 3), (B, 0, 10), (A, 2, 2), (B, 11, None), (A, 0, 3)):
+            async with db.session(tenant_id=tenant) as session:
+                assert await session.scalar(total, {"least": least}) == expected
+
+    async def test_one_update_object_changes_each_tenant_in_turn(self, db: Database, b_entry: uuid.UUID) -> None:
+        double = (update(Entry).values(amount=Entry.amount * 2).where(Entry.amount >= bindparam("least"))
+                  .execution_options(synchronize_session=False))
+        async with db.session(tenant_id=A) as session:
+            assert (await session.execute(double, {"least": 0})).rowcount == 2
+        async with db.session(tenant_id=B) as session:
+            assert (await session.execute(double, {"least": 0})).rowcount == 1
+        assert await amounts(db, A) == [2, 4]
+        assert await amounts(db, B) == [20]
+
+
+class TestInsertRows:
+    async def test_rows_are_stamped_with_the_session_tenant(self, db: Database) -> None:
+        async with db.session(tenant_id=A) as session:
+            await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 4}, {"id": uuid.uuid4(), "amount": 6}])
+            await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 8}])
+        assert await amounts(db, A) == [4, 6, 8]
+        assert await amounts(db, B) == []
+
+    async def test_a_row_of_another_tenant_raises_and_writes_nothing(self, db: Database) -> None:
+        with pytest.raises(TenantScopeMissing):
+            async with db.session(tenant_id=A) as session:
+                await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 1},
+                                                   {"id": uuid.uuid4(), "amount": 2, "tenant_id": B}])
+        assert await amounts(db, A) == []
+        assert await amounts(db, B) == []
+
+    async def test_an_unscoped_session_cannot_insert_rows_this_way(self, db: Database) -> None:
+        with pytest.raises(TenantScopeMissing):
+            async with db.session(tenant_id=UNSCOPED) as session:
+                await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 1, "tenant_id": A}])
+        assert await amounts(db, A) == []
 
 
 class TestUnscopedSession:

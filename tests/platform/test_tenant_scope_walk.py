@@ -42,6 +42,7 @@ from tests.platform.tenant_walk import (
     Call,
     Delete,
     Flush,
+    Insert,
     MigratedDatabases,
     Plan,
     PlatformAdd,
@@ -547,6 +548,19 @@ async def test_the_repository_method_keeps_to_its_tenant(world: World, service: 
                                             tenant_id=b.tenant)
             with pytest.raises(TenantScopeMissing):
                 await _call(world, d, repository, method, lambda repo: getattr(repo, method)(foreign_row))
+        case Insert(table, insert):
+            d = new_tenant("d")
+            parents = await world.seed(d, only=tables.ancestors(table))
+            values = build(tables, table, parents=parents.by_table, seed="0", now=world.now)
+            _, sent = await _call(world, d, repository, method, lambda repo: insert(repo, values))
+            inserted = (await world.snapshot(d))[table]
+            assert len(inserted) == 1
+            assert unscoped(sent, tables=tables, tenant=d) == []
+            foreign_values = {**build(tables, table, parents=parents.by_table, seed="1", now=world.now),
+                              "tenant_id": b.tenant}
+            with pytest.raises(TenantScopeMissing):
+                await _call(world, d, repository, method, lambda repo: insert(repo, foreign_values))
+            assert (await world.snapshot(d))[table] == inserted
         case Delete(table):
             async with world.db.session(tenant_id=a.tenant) as session:
                 assert await session.get(tables.cls(table), b.identity(tables, table)) is None

@@ -21,13 +21,14 @@ import random
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import structlog
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, Insert, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -139,6 +140,7 @@ class Consumer:
         self.transport = transport
         self.retry = retry
         self._tracer = tracer("amazonlite.consumer")
+        self._record_inbox = _inbox_insert(db.dialect, tables)
 
     def attach(self) -> None:
         if self.handlers.subscriptions:
@@ -204,15 +206,22 @@ class Consumer:
     async def apply(self, subscription: Subscription[Any], envelope: Envelope) -> str:
         """Apply one event in one transaction with its inbox record; 'applied' or 'duplicate'."""
         inbox = self.tables.inbox
+        row = {"consumer": self.service, "event_id": envelope.event_id, "tenant_id": envelope.tenant_id,
+               "topic": envelope.event_type, "processed_at": utcnow()}
         try:
             async with self.db.session(tenant_id=envelope.tenant_id) as session:
-                seen = await session.scalar(select(inbox.c.event_id).where(
-                    inbox.c.consumer == self.service, inbox.c.event_id == envelope.event_id))
-                if seen is not None:
-                    raise Duplicate
-                await session.execute(insert(inbox).values(
-                    consumer=self.service, event_id=envelope.event_id, tenant_id=envelope.tenant_id,
-                    topic=envelope.event_type, processed_at=utcnow()))
+                if self._record_inbox is not None:
+                    # One statement records the event or finds it recorded (it waits for a concurrent
+                    # delivery's transaction holding the same key, then skips if that one commits).
+                    recorded = cast(CursorResult[Any], await session.execute(self._record_inbox, row))
+                    if recorded.rowcount == 0:
+                        raise Duplicate
+                else:
+                    seen = await session.scalar(select(inbox.c.event_id).where(
+                        inbox.c.consumer == self.service, inbox.c.event_id == envelope.event_id))
+                    if seen is not None:
+                        raise Duplicate
+                    await session.execute(insert(inbox), row)
                 payload = subscription.payload.model_validate(envelope.payload)
                 await subscription.handler(EventContext(session, envelope), payload)
         except Duplicate:
@@ -275,6 +284,18 @@ class Consumer:
             await session.execute(update(table).where(table.c.id == dead_letter_id).values(replayed_at=utcnow()))
         CONSUMED.labels(self.service, envelope.event_type, f"replayed-{outcome}").inc()
         return outcome
+
+
+def _inbox_insert(dialect: str, tables: MessagingTables) -> Insert | None:
+    """The inbox insert that skips an event already recorded (row count 0), where the database has
+    one that skips only that: PostgreSQL's and SQLite's ON CONFLICT DO NOTHING on the inbox's key.
+    MySQL's INSERT IGNORE would also swallow other errors (a value too long), so there the consumer
+    reads the inbox first, then inserts."""
+    if dialect == "postgresql":
+        return postgresql.insert(tables.inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(tables.inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,10 +13,14 @@ explicitly unscoped session.
 from __future__ import annotations
 
 import re
+import weakref
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import String, event, text
+from sqlalchemy import String, Table, event, insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.sql.base import Executable
 
 from amazonlite.platform.errors import BadRequest
 
@@ -74,9 +78,68 @@ def _scope_statements(state: ORMExecuteState) -> None:
         return
     # Added to every statement, not only those that select an entity: a count or an EXISTS over
     # a scoped table selects no entity but must see one tenant only. It is inert elsewhere.
-    state.statement = state.statement.options(
-        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant, include_aliases=True)
-    )
+    state.statement = _scoped(state.statement, tenant)
+
+
+# The scoped form of a statement, per statement object and tenant. A statement a repository builds
+# once (with bound parameters) and executes many times is then the same object each time, and so is
+# its scoped form: SQLAlchemy computes its cache key once (memoized on the object) instead of on every
+# execution. Weak keys: a statement built for one call, and its scoped forms, go with it.
+_SCOPED: weakref.WeakKeyDictionary[Executable, dict[str, Executable]] = weakref.WeakKeyDictionary()
+_CRITERIA: dict[str, Any] = {}
+_MAX_TENANTS_PER_STATEMENT = 64
+
+
+def _criteria(tenant: str) -> Any:
+    option = _CRITERIA.get(tenant)
+    if option is None:
+        if len(_CRITERIA) >= 4096:
+            _CRITERIA.clear()
+        option = _CRITERIA[tenant] = with_loader_criteria(
+            TenantScoped, lambda cls: cls.tenant_id == tenant, include_aliases=True)
+    return option
+
+
+def _scoped(statement: Any, tenant: str) -> Any:
+    try:
+        by_tenant = _SCOPED.get(statement)
+    except TypeError:  # not weakly referenceable: scope it afresh
+        return statement.options(_criteria(tenant))
+    if by_tenant is None:
+        by_tenant = _SCOPED[statement] = {}
+    scoped = by_tenant.get(tenant)
+    if scoped is None:
+        if len(by_tenant) >= _MAX_TENANTS_PER_STATEMENT:
+            by_tenant.clear()
+        scoped = by_tenant[tenant] = statement.options(_criteria(tenant))
+    return scoped
+
+
+async def insert_rows(session: AsyncSession, model: type[TenantScoped], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new rows of a tenant class with one Core statement, stamped with the session's tenant:
+    for write paths where the unit of work's flush (objects, identity map, events) costs more than
+    the rows. The rows never enter the session (nothing to refresh or flush later); columns they
+    leave out take their defaults (every row names the same columns). A row naming another tenant is
+    refused, as a flush refuses it."""
+    if not rows:
+        return
+    tenant = _session_tenant(session.sync_session)
+    if tenant == UNSCOPED:
+        raise TenantScopeMissing("insert tenant rows in a session of their tenant")
+    stamped = []
+    for row in rows:
+        current = row.get(TENANT_KEY)
+        if current is not None and current != tenant:
+            raise TenantScopeMissing(f"row of tenant {current!r} inserted in a session of {tenant!r}")
+        stamped.append({**row, TENANT_KEY: tenant})
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = insert(table)
+    await session.execute(statement, stamped[0] if len(stamped) == 1 else stamped)
+
+
+_INSERTS: weakref.WeakKeyDictionary[Table, Any] = weakref.WeakKeyDictionary()
 
 
 def _touches_scoped(state: ORMExecuteState) -> bool:
