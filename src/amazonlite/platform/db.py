@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from amazonlite.platform.errors import AppError
@@ -125,7 +126,21 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine)
+    if engine.dialect.driver == "asyncpg":
+        engine.dialect.do_ping = _ping_in_one_round_trip  # type: ignore[method-assign]
     return engine
+
+
+def _ping_in_one_round_trip(dbapi_connection: Any) -> bool:
+    """The pool's pre-ping for asyncpg in one round trip (an empty query). SQLAlchemy's own wraps it
+    in BEGIN … ROLLBACK for pgbouncer's transaction mode, which we do not use: three round trips on
+    every checkout, a fifth of a consumer's unit of work. Errors are translated as SQLAlchemy's are,
+    so a closed or terminated connection still counts as a disconnect and is replaced."""
+    try:
+        await_only(dbapi_connection._connection.fetchrow(";"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)
+    return True
 
 
 # SQLSTATEs of a database that cannot be reached or will not take the connection: class 08
