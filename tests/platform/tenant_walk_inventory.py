@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from amazonlite.services.inventory.models import Sku
-from tests.platform.tenant_walk import Add, Flush, Plan, Read, Rows, World, Write, later
+from tests.platform.tenant_walk import Add, Flush, Insert, Plan, Read, Rows, World, Write, later
 
 
 async def _held_reservation(r: Any, t: Rows, w: World) -> None:
@@ -58,10 +58,12 @@ PLANS: dict[str, dict[str, Plan]] = {
         "move": Write(lambda r, t, w: r.move(t.reservations.id, from_status=t.reservations.status,
                                              to_status="expired", now=w.now)),
         "expired": Read(lambda r, t, w: r.expired(later(w), limit=10), prepare=_held_reservation),
+        "insert": Insert("reservations", lambda r, values: r.insert(values)),
         "add": Add("reservations"),
     },
     "LedgerRepository": {
         "add": Add("ledger"),
+        "insert": Insert("ledger", lambda r, values: r.insert([values])),
         "page": Read(lambda r, t, w: r.page(t.ledger.sku, limit=10, before=None)),
         "sums": Read(lambda r, t, w: r.sums(t.ledger.sku)),
     },

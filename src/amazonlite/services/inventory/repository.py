@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, func, null, select, update
+from sqlalchemy import BigInteger, CursorResult, String, Uuid, and_, bindparam, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from amazonlite.platform.tenancy import insert_rows
 from amazonlite.services.inventory.models import (
     LedgerEntry,
     Product,
@@ -31,9 +32,36 @@ from amazonlite.services.inventory.models import (
 QUIET = {"synchronize_session": False}
 
 
-async def _changed(session: AsyncSession, statement: Any) -> int:
-    result = cast(CursorResult[Any], await session.execute(statement.execution_options(**QUIET)))
+async def _changed(session: AsyncSession, statement: Any, parameters: dict[str, Any] | None = None) -> int:
+    if parameters is None:
+        statement = statement.execution_options(**QUIET)
+    result = cast(CursorResult[Any], await session.execute(statement, parameters))
     return result.rowcount
+
+
+# The reservation path's statements, built once with bound parameters (named apart from the columns,
+# which an UPDATE's parameters would otherwise set): the same statement objects each time, so
+# SQLAlchemy neither rebuilds them nor recomputes their cache keys per order. The kernel still adds
+# the tenant criteria to each when it runs.
+def _figures_query(with_order: bool) -> Any:
+    seen = (select(Reservation.status).where(Reservation.order_id == bindparam("b_order_id", type_=Uuid))
+            .scalar_subquery() if with_order else null())
+    return (select(Sku.sku, Sku.reservable, Threshold.armed, Stock.warehouse, Stock.on_hand, Stock.reserved,
+                   Warehouse.priority, seen.label("seen"))
+            .select_from(Sku)
+            .outerjoin(Threshold, and_(Threshold.sku == Sku.sku, Threshold.tenant_id == Sku.tenant_id))
+            .outerjoin(Stock, and_(Stock.sku == Sku.sku, Stock.tenant_id == Sku.tenant_id))
+            .outerjoin(Warehouse, and_(Warehouse.code == Stock.warehouse, Warehouse.tenant_id == Stock.tenant_id))
+            .where(Sku.sku.in_(bindparam("b_skus", expanding=True))))
+
+
+_FIGURES = _figures_query(with_order=False)
+_FIGURES_WITH_ORDER = _figures_query(with_order=True)
+_QUANTITY = bindparam("b_quantity", type_=BigInteger)
+_TAKE = update(Stock).where(
+    Stock.sku == bindparam("b_sku", type_=String), Stock.warehouse == bindparam("b_warehouse", type_=String),
+    Stock.on_hand - Stock.reserved >= _QUANTITY,
+).values(reserved=Stock.reserved + _QUANTITY).execution_options(**QUIET)
 
 
 class WarehouseRepository:
@@ -93,16 +121,9 @@ class StockRepository:
         `default`); a SKU without stock has one row with no warehouse. With `order_id`, each row also
         carries the status of that order's reservation (`seen`; None if inventory has none), so the
         reservation path reads all it needs in one Core statement: no objects are loaded."""
-        seen = (select(Reservation.status).where(Reservation.order_id == order_id).scalar_subquery()
-                if order_id is not None else null())
-        query = (select(Sku.sku, Sku.reservable, Threshold.armed, Stock.warehouse, Stock.on_hand, Stock.reserved,
-                        Warehouse.priority, seen.label("seen"))
-                 .select_from(Sku)
-                 .outerjoin(Threshold, and_(Threshold.sku == Sku.sku, Threshold.tenant_id == Sku.tenant_id))
-                 .outerjoin(Stock, and_(Stock.sku == Sku.sku, Stock.tenant_id == Sku.tenant_id))
-                 .outerjoin(Warehouse, and_(Warehouse.code == Stock.warehouse, Warehouse.tenant_id == Stock.tenant_id))
-                 .where(Sku.sku.in_(skus)))
-        return (await self.session.execute(query)).all()
+        if order_id is None:
+            return (await self.session.execute(_FIGURES, {"b_skus": list(skus)})).all()
+        return (await self.session.execute(_FIGURES_WITH_ORDER, {"b_skus": list(skus), "b_order_id": order_id})).all()
 
     async def lock(self, sku: str, warehouse: str) -> bool:
         """Lock the row until the transaction ends (a write that changes nothing); False if none."""
@@ -119,9 +140,8 @@ class StockRepository:
 
     async def take(self, sku: str, warehouse: str, quantity: int) -> bool:
         """Reserve `quantity` if that many are available now; False (nothing changed) otherwise."""
-        return await _changed(self.session, update(Stock).where(
-            Stock.sku == sku, Stock.warehouse == warehouse, Stock.on_hand - Stock.reserved >= quantity,
-        ).values(reserved=Stock.reserved + quantity)) == 1
+        return await _changed(self.session, _TAKE, {"b_sku": sku, "b_warehouse": warehouse,
+                                                     "b_quantity": quantity}) == 1
 
     async def give_back(self, sku: str, warehouse: str, quantity: int) -> bool:
         return await _changed(self.session, update(Stock).where(
@@ -221,6 +241,11 @@ class ReservationRepository:
         self.session.add(reservation)
         return reservation
 
+    async def insert(self, values: dict[str, Any]) -> None:
+        """Insert a new reservation at once (one Core statement, stamped with the session's tenant;
+        no object enters the session): the reservation path's write."""
+        await insert_rows(self.session, Reservation, [values])
+
 
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -228,6 +253,11 @@ class LedgerRepository:
 
     def add(self, *entries: LedgerEntry) -> None:
         self.session.add_all(entries)
+
+    async def insert(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Insert new entries at once (one Core statement, stamped with the session's tenant; every
+        entry names the same columns)."""
+        await insert_rows(self.session, LedgerEntry, entries)
 
     async def page(self, sku: str, *, limit: int, before: uuid.UUID | None,
                    warehouse: str | None = None) -> Sequence[LedgerEntry]:

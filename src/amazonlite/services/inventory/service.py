@@ -342,16 +342,17 @@ async def reserve(session: AsyncSession, event: OrderCreatedV1, *, minutes: floa
 
     now = utcnow()
     expires_at = now + dt.timedelta(minutes=minutes)
-    reservation = reservations.add(Reservation(
-        id=new_id(), order_id=event.order_id, status=HELD, expires_at=expires_at, created_at=now, updated_at=now,
-        allocations=[{"sku": s, "warehouse": w, "quantity": q} for s, w, q in allocations]))
-    LedgerRepository(session).add(*(
-        LedgerEntry(sku=s, warehouse=w, kind="reserve", on_hand_delta=0, reserved_delta=q,
-                    reason="order.created.v1", order_id=event.order_id, created_at=now)
-        for s, w, q in allocations))
-    await session.flush()
+    reservation_id = new_id()
+    await reservations.insert({
+        "id": reservation_id, "order_id": event.order_id, "status": HELD, "expires_at": expires_at,
+        "created_at": now, "updated_at": now,
+        "allocations": [{"sku": s, "warehouse": w, "quantity": q} for s, w, q in allocations]})
+    await LedgerRepository(session).insert([
+        {"sku": s, "warehouse": w, "kind": "reserve", "on_hand_delta": 0, "reserved_delta": q,
+         "reason": "order.created.v1", "order_id": event.order_id, "created_at": now}
+        for s, w, q in allocations])
     await record_event(session, InventoryReservedV1(
-        order_id=event.order_id, reservation_id=reservation.id, lines=_reserved_lines(allocations),
+        order_id=event.order_id, reservation_id=reservation_id, lines=_reserved_lines(allocations),
         expires_at=expires_at), aggregate_id=event.order_id)
     stock = StockRepository(session)
     for sku, warehouse, quantity in sorted(allocations):
@@ -374,9 +375,8 @@ def _reserved_lines(allocations: Sequence[tuple[str, str, int]]) -> list[Reserve
 async def _reject(session: AsyncSession, order_id: uuid.UUID, reason: Literal["insufficient_stock", "unknown_sku"],
                   short: list[ShortLineV1], started: float) -> str:
     now = utcnow()
-    ReservationRepository(session).add(Reservation(order_id=order_id, status=REJECTED, allocations=[],
-                                                   created_at=now, updated_at=now))
-    await session.flush()
+    await ReservationRepository(session).insert({"id": new_id(), "order_id": order_id, "status": REJECTED,
+                                                 "allocations": [], "created_at": now, "updated_at": now})
     await record_event(session, InventoryRejectedV1(order_id=order_id, reason=reason, short=short),
                        aggregate_id=order_id)
     log.info("inventory.order_rejected", order_id=str(order_id), reason=reason, skus=[s.sku for s in short])
