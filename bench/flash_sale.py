@@ -23,7 +23,9 @@ In one run, on one machine, in a fresh PostgreSQL database (created, then droppe
    bench/results/ (and `--json PATH`).
 
 The subject's client is in the same process as the code it measures (there is no network hop in a
-consumer): the Python that builds the events is inside its figure. The outbox relay is not running,
+consumer): the Python that builds the events is inside its figure. It runs on the event loop the
+services run on: uvloop when installed (uvicorn's `loop="auto"`, which hosts each service's
+consumer), else asyncio's; `--loop asyncio` measures on asyncio's loop. The outbox relay is not running,
 so the published events stay in the outbox (they are counted there).
 """
 
@@ -288,6 +290,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reservers", default="1,8,32", help="concurrent reservers (default 1,8,32)")
     parser.add_argument("--skus", type=int, default=10_000, help="SKUs of the spread scenario (default 10000)")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON report here")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="the event loop (default auto: uvloop when installed, as the services' uvicorn)")
     args = parser.parse_args(argv)
     args.reservers = [int(n) for n in str(args.reservers).split(",") if n.strip()]
     if args.duration <= 0 or args.runs < 1 or not args.reservers or min(args.reservers) < 1 or args.skus < 1:
@@ -382,6 +386,7 @@ async def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "./dev bench flash-sale " + " ".join(argv),
         "settings": {"duration_s": args.duration, "runs": args.runs, "warmup_s": args.warmup,
+                     "event_loop": args.loop,
                      "reservers": args.reservers, "spread_skus": args.skus,
                      "subject": "inventory Consumer.deliver(order.created.v1), one process, asyncpg pool of "
                                 "reservers + 2 connections",
@@ -417,7 +422,8 @@ def print_report(report: dict[str, Any]) -> None:
     console.print(f"sell-out: {sold['orders']:,} orders for {sold['units']} units → {sold['held']} held, "
                   f"oversold {sold['oversold']}, undersold {sold['undersold']}")
     console.print(f"[dim]machine: {machine['cores']} cores ({machine['cpu']}), {machine['python']}, load before "
-                  f"{machine['load_average_before']}; command: {report['command']}[/]")
+                  f"{machine['load_average_before']}; event loop {report['settings']['event_loop']}; "
+                  f"command: {report['command']}[/]")
     console.print(f"[dim]goal: {report['goal']}[/]")
 
 
@@ -427,8 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from amazonlite.platform.logging import configure_logging
 
     configure_logging("bench", level="WARNING", json=False)
+    runner, args.loop = event_loop(args.loop)
     try:
-        report = asyncio.run(run(args, argv))
+        report = runner(run(args, argv))
     except BenchError as exc:
         console.print(f"[red bold]bench failed:[/] {exc}")
         return 1
@@ -447,6 +454,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[dim]wrote {path}[/]")
     ok = timed_ok(report)
     return 0 if ok else 2
+
+
+def event_loop(choice: str) -> tuple[Any, str]:
+    """How to run the bench (`runner(coroutine)`) and the name of its loop: the services' own
+    (uvicorn's `loop="auto"` takes uvloop when it is installed), or the one asked for."""
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise BenchError("uvloop is not installed") from None
+        else:
+            return uvloop.run, "uvloop"
+    return asyncio.run, "asyncio"
 
 
 def timed_ok(report: dict[str, Any]) -> bool:
