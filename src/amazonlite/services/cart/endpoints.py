@@ -31,7 +31,6 @@ from amazonlite.services.cart.errors import (
     DuplicateCoupon,
     InsufficientStock,
     InvalidCoupon,
-    InvalidIfMatch,
     QuantityOverLimit,
     SkuNotFound,
     TooManyLines,
@@ -44,8 +43,8 @@ router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
 CART_ID_HEADER = "X-Cart-Id"
 CartIdHeader = Annotated[str | None, Header(alias=CART_ID_HEADER, max_length=200, description=(
     "A guest's cart id, as the service answered it; ignored for a signed-in customer (but see merge)"))]
-# The pattern is documented, not enforced by FastAPI: a malformed If-Match is the service's 400
-# invalid-if-match (service.parse_if_match), as HTTP has it, rather than a 422 of the framework.
+# The pattern tells clients what to send; any other value names no version, so its precondition
+# fails (412), as a version the cart never had does (service.parse_if_match).
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match", description=(
     'The cart version the change is meant for, as its ETag ("3", or W/"3"; * for any stored version): '
     "another one answers 412"), json_schema_extra={"pattern": service.IF_MATCH_PATTERN})]
@@ -54,7 +53,7 @@ CodePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Ca
 
 SETTINGS_ERRORS = (TenantSettingsUnavailable, TenantNotKnown, CartStoreUnavailable)
 READ_ERRORS = (*SETTINGS_ERRORS, CartNotFound)
-CHANGE_ERRORS = (*SETTINGS_ERRORS, InvalidIfMatch, CartVersionMismatch, CartBusy)
+CHANGE_ERRORS = (*SETTINGS_ERRORS, CartVersionMismatch, CartBusy)
 OFFER_ERRORS = (SkuNotFound, InsufficientStock, QuantityOverLimit, CurrencyMismatch, CatalogUnavailable,
                 AvailabilityUnavailable)
 ADD_ERRORS = (*CHANGE_ERRORS, *OFFER_ERRORS, TooManyLines)  # a guest without a live cart gets a new one

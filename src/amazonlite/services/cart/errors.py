@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from amazonlite.platform.errors import AppError, BadRequest, Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from amazonlite.platform.errors import AppError, Conflict, NotFound, ServiceUnavailable, ValidationFailed
 
 
 class CartNotFound(NotFound):
@@ -44,11 +44,6 @@ class CartVersionMismatch(AppError):
     status = 412
     type = "cart-version-mismatch"
     title = "The cart changed since the version named in If-Match"
-
-
-class InvalidIfMatch(BadRequest):
-    type = "invalid-if-match"
-    title = 'If-Match must be one cart version as an entity tag, such as "3"'
 
 
 class CartBusy(Conflict):

@@ -39,7 +39,6 @@ from amazonlite.services.cart.errors import (
     CatalogUnavailable,
     CurrencyMismatch,
     InsufficientStock,
-    InvalidIfMatch,
     QuantityOverLimit,
     SkuNotFound,
     TooManyLines,
@@ -56,7 +55,9 @@ MUTATIONS = Counter("amazonlite_cart_mutations_total", "Cart changes by kind and
 
 GUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
-# What an If-Match may be, as the OpenAPI document states it: one version as an entity tag, or `*`.
+# What an If-Match may be, as the OpenAPI document states it: one version as an entity tag, or `*`
+# (a list of entity tags is taken too, as HTTP has it: any of them).
+ANY_VERSION: frozenset[int] = frozenset({-1})  # `If-Match: *`, compared by identity
 IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"[0-9]{1,18}")\s*$'
 
 
@@ -91,22 +92,20 @@ class CartRequest:
         return Owner("guest", self.cart_id)
 
 
-def parse_if_match(value: str | None) -> int | None:
-    """The version an If-Match header names ("3" or W/"3"), -1 for `*` (any stored version), None
-    without the header."""
+def parse_if_match(value: str | None) -> frozenset[int] | None:
+    """The versions an If-Match header names (one entity tag "3" or W/"3", or a list of them), ANY
+    for `*` (any stored version), None without the header. A value that is none of those names no
+    version: its precondition fails (412), as an entity tag the cart never had would."""
     if value is None:
         return None
-    value = value.strip()
-    if value == "*":
-        return -1
-    found = ETAG.fullmatch(value)
-    if found is None:
-        raise InvalidIfMatch()
-    return int(found.group(1))
+    if value.strip() == "*":
+        return ANY_VERSION
+    tags = [ETAG.fullmatch(tag.strip()) for tag in value.split(",")]
+    return frozenset(int(tag.group(1)) for tag in tags if tag is not None) if all(tags) else frozenset()
 
 
-def _check_version(wanted: int | None, cart: StoredCart) -> None:
-    if wanted is None or (wanted == -1 and cart.version > 0) or wanted == cart.version:
+def _check_version(wanted: frozenset[int] | None, cart: StoredCart) -> None:
+    if wanted is None or (wanted is ANY_VERSION and cart.version > 0) or cart.version in wanted:
         return
     raise CartVersionMismatch(f"The cart is at version {cart.version}", headers={"ETag": f'"{cart.version}"'},
                               version=cart.version)
