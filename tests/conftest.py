@@ -29,14 +29,8 @@ def mysql_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The same test on SQLite, PostgreSQL and MariaDB/MySQL."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'service.sqlite3'}"
-    elif request.param == "postgresql":
-        with servers.postgres_database() as url:
-            yield url
-    else:
-        with servers.mysql_database() as url:
-            yield url
+    with servers.database(request.param, tmp_path / "service.sqlite3") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -154,14 +154,8 @@ MODULE = ServiceModule(name="notebook", router=main_router, metadata=Base.metada
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mysql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One database per backend for the module; each test works in a tenant of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('notebook') / 'notebook.sqlite3'}"
-    elif request.param == "postgresql":
-        with servers.postgres_database() as url:
-            yield url
-    else:
-        with servers.mysql_database() as url:
-            yield url
+    with servers.database(request.param, tmp_path_factory.mktemp("notebook") / "notebook.sqlite3") as url:
+        yield url
 
 
 class Clock:

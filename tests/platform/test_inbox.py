@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,27 +19,15 @@ from amazonlite.platform.config import Environment, PlatformSettings
 from amazonlite.platform.events import Envelope
 from amazonlite.platform.service import ServiceRuntime
 from tests.platform.ledger import MESSAGING, Entry, build_runtime, entry_added, entry_amounts, ledger_module
-from tests.support import servers
 
 Added = entry_added("inbox")
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
-    elif request.param == "postgresql":
-        with servers.postgres_database() as url:
-            yield url
-    else:
-        with servers.mysql_database() as url:
-            yield url
-
-
 @pytest.fixture
-async def runtime(any_url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
+async def runtime(any_database_url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
     platform = PlatformSettings(environment=Environment.TEST, data_dir=tmp_path, log_json=False)
-    built = await build_runtime(ledger_module("ledger", payload=Added), platform, any_url, InProcessTransport())
+    module = ledger_module("ledger", payload=Added)
+    built = await build_runtime(module, platform, any_database_url, InProcessTransport())
     try:
         yield built
     finally:

@@ -140,6 +140,19 @@ def mysql_database(prefix: str = "al") -> Iterator[str]:
 
 # Redis ----------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def database(backend: str, sqlite_file: Path) -> Iterator[str]:
+    """A fresh database of `backend` ("sqlite" at `sqlite_file`, "postgresql" or "mysql"), dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{sqlite_file}"
+    elif backend == "postgresql":
+        with postgres_database() as url:
+            yield url
+    else:
+        with mysql_database() as url:
+            yield url
+
+
 def redis_url() -> str:
     import redis
 
