@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -42,7 +41,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from run import RESULTS_DIR, BenchError, console, describe_machine  # noqa: E402
+from run import BenchError, console, describe_machine, save_report  # noqa: E402
 from tests.e2e import platforms  # noqa: E402
 
 BENCHMARK = "cart"
@@ -233,11 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[red bold]bench failed:[/] {exc}")
         return 1
     print_report(report)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    for path in (RESULTS_DIR / f"{BENCHMARK}-{stamp}.json", *([args.json] if args.json else [])):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"[dim]wrote {path}[/]")
+    save_report(BENCHMARK, report, args.json)
     return 0
 
 

@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
 import random
 import re
@@ -57,7 +56,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO), str(BENCH)]
 
 import asyncpg  # noqa: E402
-from run import RESULTS_DIR, BenchError, console, describe_machine  # noqa: E402
+from run import BenchError, console, describe_machine, save_report  # noqa: E402
 
 BENCHMARK = "flash_sale"
 TENANT = "bench"
@@ -443,15 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[red]interrupted; the bench database was dropped[/]")
         return 130
     print_report(report)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    paths = [RESULTS_DIR / f"{BENCHMARK}-{stamp}.json"]
-    if args.json is not None:
-        paths.append(args.json)
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"[dim]wrote {path}[/]")
+    save_report(BENCHMARK, report, args.json)
     ok = timed_ok(report)
     return 0 if ok else 2
 

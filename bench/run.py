@@ -814,16 +814,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[red]interrupted; both servers stopped[/]")
         return 130
     print_report(report)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    save_report(BENCHMARK, report, args.json)
+    return 0
+
+
+def save_report(benchmark: str, report: dict[str, Any], also: Path | None) -> None:
+    """Write the figures as JSON to bench/results/<benchmark>-<UTC stamp>.json, and to `also` if given."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    paths = [RESULTS_DIR / f"{BENCHMARK}-{stamp}.json"]
-    if args.json is not None:
-        paths.append(args.json)
-    for path in paths:
+    for path in (RESULTS_DIR / f"{benchmark}-{stamp}.json", *([also] if also is not None else [])):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"[dim]wrote {escape(str(path))}[/]")
-    return 0
 
 
 if __name__ == "__main__":
