@@ -9,10 +9,9 @@ PLANS: dict[str, dict[str, Plan]] = {
     "CartRepository": {
         "get": Read(lambda r, t, w: r.get(t.carts.owner, now=w.now)),
         "add": Add("carts"),
-        "delete_expired": Write(lambda r, t, w: r.delete_expired(t.carts.owner, now=later(w))),
         "replace": Write(lambda r, t, w: r.replace(t.carts.owner, t.carts.version, {"lines": [1]}, now=w.now,
                                                    expires_at=None)),
-        "delete": Write(lambda r, t, w: r.delete(t.carts.owner)),
+        "delete": Write(lambda r, t, w: r.delete(t.carts.owner, t.carts.version)),
         "touch": Write(lambda r, t, w: r.touch(t.carts.owner, expires_at=later(w))),
         "purge_expired": Write(lambda r, t, w: r.purge_expired(now=later(w))),
     },

@@ -33,12 +33,6 @@ class CartRepository:
             return False
         return True
 
-    async def delete_expired(self, owner: str, *, now: dt.datetime) -> None:
-        """Drop the owner's cart if it expired (it is never read again; a new one may take its key)."""
-        await self.session.execute(delete(Cart).where(Cart.owner == owner, Cart.expires_at.is_not(None),
-                                                      Cart.expires_at <= now)
-                                   .execution_options(synchronize_session=False))
-
     async def replace(self, owner: str, expected_version: int, document: dict[str, Any], *, now: dt.datetime,
                       expires_at: dt.datetime | None) -> bool:
         """Compare-and-set: write version `expected_version + 1` only if the cart is still at
@@ -49,13 +43,11 @@ class CartRepository:
             .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def delete(self, owner: str, version: int | None = None) -> bool:
-        """Delete the owner's cart if it is still at `version` (None: at any); False when it is gone
-        or changed (a concurrent request merged or changed it)."""
-        query = delete(Cart).where(Cart.owner == owner)
-        if version is not None:
-            query = query.where(Cart.version == version)
-        result = await self.session.execute(query.execution_options(synchronize_session=False))
+    async def delete(self, owner: str, version: int) -> bool:
+        """Delete the owner's cart if it is still at `version`; False when it is gone or changed (a
+        concurrent request merged or changed it)."""
+        result = await self.session.execute(delete(Cart).where(Cart.owner == owner, Cart.version == version)
+                                            .execution_options(synchronize_session=False))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def touch(self, owner: str, *, expires_at: dt.datetime) -> None:

@@ -185,8 +185,7 @@ class CartStore:
         expires_at = self._expiry(cart.owner, now)
         try:
             async with session.begin_nested():
-                if cart.version == 0:
-                    await repository.delete_expired(cart.owner.name, now=now)
+                if cart.version == 0:  # a new cart: a customer's first, or a guest's of a new id
                     done = await repository.add(Cart(owner=cart.owner.name, version=1, document=document,
                                                      updated_at=now, expires_at=expires_at))
                 else:
