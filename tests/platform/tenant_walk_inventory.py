@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from amazonlite.services.inventory.models import Sku
-from tests.platform.tenant_walk import Add, Flush, Insert, Plan, Read, Rows, World, Write, later
+from tests.platform.tenant_walk import Add, Insert, Plan, Read, Rows, World, Write, later
 
 
 async def _held_reservation(r: Any, t: Rows, w: World) -> None:
@@ -42,7 +42,6 @@ PLANS: dict[str, dict[str, Plan]] = {
         "deduct": Write(lambda r, t, w: r.deduct(t.stock.sku, t.stock.warehouse, 1)),
         "totals": Read(lambda r, t, w: r.totals([t.stock.sku])),
         "add": Add("stock"),
-        "flush": Flush(),
     },
     "ThresholdRepository": {
         "get": Read(lambda r, t, w: r.get(t.thresholds.sku)),
@@ -65,6 +64,5 @@ PLANS: dict[str, dict[str, Plan]] = {
         "add": Add("ledger"),
         "insert": Insert("ledger", lambda r, values: r.insert([values])),
         "page": Read(lambda r, t, w: r.page(t.ledger.sku, limit=10, before=None)),
-        "sums": Read(lambda r, t, w: r.sums(t.ledger.sku)),
     },
 }

@@ -4,6 +4,7 @@ release requests, each idempotent per event and per order; and low stock once pe
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -276,6 +277,20 @@ class TestLowStock:
             assert [e["payload"]["available"] for e in await outbox(svc, "inventory.low_stock.v1")] == [4, 5]
             await api.put(f"{INV}/A-1/warehouses/default", json={"adjust": -1, "reason": "stolen"})
             assert len(await outbox(svc, "inventory.low_stock.v1")) == 2
+
+    async def test_concurrent_orders_crossing_the_threshold_publish_it_once(self, any_database_url: str,
+                                                                              tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc, admin(svc) as api:
+            await know(svc, "A-1")
+            await stock(svc, "A-1", units=10)
+            await api.put(f"{INV}/A-1/threshold", json={"threshold": 5})
+
+            await asyncio.gather(*(svc.deliver(order_created(("A-1", 1))) for _ in range(10)))
+
+            assert len(await outbox(svc, "inventory.reserved.v1")) == 10
+            [low] = await outbox(svc, "inventory.low_stock.v1")
+            assert low["payload"]["threshold"] == 5 and low["payload"]["available"] <= 5
+            await assert_ledger_matches_stock(svc)
 
 
 class TestTenants:

@@ -14,6 +14,7 @@ from amazonlite.services.inventory.tasks import expire_reservations
 from tests.services.inventory.factories import (
     assert_ledger_matches_stock,
     know,
+    order_cancelled,
     order_confirmed,
     order_created,
     outbox,
@@ -49,6 +50,23 @@ class TestExpiry:
             await svc.deliver(order_confirmed(order.order_id))
             assert await stock_rows(svc) == {("A-1", "default"): (5, 1)}
             assert await expire_reservations(svc.runtime, now=utcnow() - dt.timedelta(minutes=1)) == 0
+            await assert_ledger_matches_stock(svc)
+
+    async def test_a_confirmed_or_released_reservation_is_left_alone(self, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, sqlite_url, tmp_path) as svc:
+            await know(svc, "A-1")
+            await stock(svc, "A-1", units=5)
+            paid, cancelled = order_created(("A-1", 2)), order_created(("A-1", 1))
+            await svc.deliver(paid)
+            await svc.deliver(cancelled)
+            await svc.deliver(order_confirmed(paid.order_id))
+            await svc.deliver(order_cancelled(cancelled.order_id))
+            before = await stock_rows(svc)
+            assert before == {("A-1", "default"): (3, 0)}
+
+            assert await expire_reservations(svc.runtime, now=utcnow() + dt.timedelta(hours=1)) == 0
+            assert [e["payload"]["reason"] for e in await outbox(svc, "inventory.released.v1")] == ["cancelled"]
+            assert await stock_rows(svc) == before
             await assert_ledger_matches_stock(svc)
 
     async def test_the_default_hold_is_15_minutes(self, sqlite_url: str, tmp_path: Path) -> None:

@@ -134,9 +134,10 @@ class StockRepository:
         query = select(Stock.on_hand, Stock.reserved).where(Stock.sku == sku, Stock.warehouse == warehouse)
         return (await self.session.execute(query)).first()
 
-    async def set_on_hand(self, sku: str, warehouse: str, on_hand: int) -> bool:
-        return await _changed(self.session, update(Stock).where(
-            Stock.sku == sku, Stock.warehouse == warehouse, Stock.reserved <= on_hand).values(on_hand=on_hand)) == 1
+    async def set_on_hand(self, sku: str, warehouse: str, on_hand: int) -> None:
+        """Under the row's lock (`lock`), by its owner, after checking `on_hand` covers what is reserved."""
+        await _changed(self.session, update(Stock).where(Stock.sku == sku, Stock.warehouse == warehouse)
+                       .values(on_hand=on_hand))
 
     async def take(self, sku: str, warehouse: str, quantity: int) -> bool:
         """Reserve `quantity` if that many are available now; False (nothing changed) otherwise."""
@@ -163,9 +164,6 @@ class StockRepository:
     def add(self, stock: Stock) -> Stock:
         self.session.add(stock)
         return stock
-
-    async def flush(self) -> None:
-        await self.session.flush()
 
 
 class ThresholdRepository:
@@ -269,10 +267,4 @@ class LedgerRepository:
             query = query.where(LedgerEntry.id < before)
         return (await self.session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit))).all()
 
-    async def sums(self, sku: str) -> dict[str, tuple[int, int]]:
-        """Per warehouse, the sums of the SKU's on-hand and reserved deltas."""
-        query = (select(LedgerEntry.warehouse, func.sum(LedgerEntry.on_hand_delta).label("on_hand"),
-                        func.sum(LedgerEntry.reserved_delta).label("reserved"))
-                 .where(LedgerEntry.sku == sku).group_by(LedgerEntry.warehouse))
-        return {r.warehouse: (int(r.on_hand or 0), int(r.reserved or 0)) for r in await self.session.execute(query)}
 

@@ -162,7 +162,7 @@ async def change_stock(session: AsyncSession, sku: str, warehouse: str, change: 
     if not await stock.lock(sku, warehouse):
         stock.add(Stock(sku=sku, warehouse=warehouse, on_hand=0, reserved=0))
         try:
-            await stock.flush()
+            await session.flush()
         except IntegrityError as exc:  # another request created it at the same moment
             raise StockConflict() from exc
     current = await stock.one(sku, warehouse)
@@ -179,8 +179,7 @@ async def change_stock(session: AsyncSession, sku: str, warehouse: str, change: 
                             reserved=reserved)
     if new > MAX_QUANTITY:
         raise QuantityTooLarge(f"At most {MAX_QUANTITY} units of one SKU in one warehouse")
-    if not await stock.set_on_hand(sku, warehouse, new):
-        raise StockConflict()  # cannot happen under the row lock; never write a ledger row without it
+    await stock.set_on_hand(sku, warehouse, new)
     LedgerRepository(session).add(LedgerEntry(sku=sku, warehouse=warehouse, kind=kind, on_hand_delta=new - on_hand,
                                               reserved_delta=0, reason=change.reason))
     await session.flush()
