@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from amazonlite.platform.errors import AppError
 from amazonlite.platform.idempotency import (
     IDEMPOTENCY_TABLE,
     Claimed,
+    GuestScope,
     IdempotencyRequiredRoute,
     IdempotencySettings,
     IdempotencyStore,
@@ -92,7 +94,13 @@ class Gate:
 
 GATES: dict[str, Gate] = {}
 
-router = APIRouter(prefix="/api/v1/notes", route_class=IdempotentRoute)
+class NotebookRoute(IdempotentRoute):
+    """As the cart's: a guest names its own by a well-formed X-Cart-Id."""
+
+    guest_scope = GuestScope("X-Cart-Id", re.compile(r"^[A-Za-z0-9_-]{16,64}$"))
+
+
+router = APIRouter(prefix="/api/v1/notes", route_class=NotebookRoute)
 
 
 @router.post("", status_code=201, response_model=Note)

@@ -85,15 +85,15 @@ from amazonlite.platform.tenancy import UNSCOPED
 log = structlog.get_logger("amazonlite.idempotency")
 
 IDEMPOTENCY_TABLE = "idempotency_keys"
-HEADER = "Idempotency-Key"
+HEADER = IDEMPOTENCY_KEY_HEADER.title()  # as documented: "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-CART_HEADER = "x-cart-id"
 KEY_MAX = 255
 # Printable ASCII, no space first or last (an HTTP server strips those: the key would change on the way).
 KEY_PATTERN = "^[!-~](?:[ -~]*[!-~])?$"
 _KEY = re.compile(KEY_PATTERN)
-# The headers of an answer that are replayed with it (lower case); the rest are the request's own.
-KEPT_HEADERS = frozenset({"content-type", "location", "etag", "x-cart-id"})
+# The headers of an answer that are replayed with it (lower case), besides a route's guest header;
+# the rest are the request's own.
+KEPT_HEADERS = frozenset({"content-type", "location", "etag"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The answer's body, base64: one text type on every store (aiomysql cannot bind bytes), and MySQL's
 # TEXT holds only 64 kB.
@@ -289,22 +289,26 @@ def validate_key(value: str) -> str:
     return value
 
 
-# What a guest cart's id looks like (the cart issues 32 URL-safe characters); another X-Cart-Id is
-# no cart's, and scoping keys by it would let every client sending it share their answers.
-_GUEST_CART_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+@dataclass(frozen=True)
+class GuestScope:
+    """How a service's anonymous callers name what is theirs (the cart: a guest cart's id in
+    `X-Cart-Id`): their keys are scoped by it, and an answer's value of it is replayed."""
+
+    header: str
+    id_pattern: re.Pattern[str]
 
 
-def caller_of(request: Request, principal: Principal) -> str:
-    """Whose key it is: the signed-in user, else the guest cart named by a well-formed `X-Cart-Id`,
-    else the tenant's anonymous callers from the client's address (when the gateway gave it): a
-    guest who picked the same key as another guest does not get their answer (a new cart's id) from
-    afar."""
+def caller_of(request: Request, principal: Principal, guest: GuestScope | None = None) -> str:
+    """Whose key it is: the signed-in user, else what the anonymous caller names by the route's guest
+    header when it is well formed, else the tenant's anonymous callers from the client's address
+    (when the gateway gave it): a guest who picked the same key as another guest does not get their
+    answer (a new cart's id) from afar."""
     if principal.user_id is not None:
         return f"user:{principal.user_id}"
-    cart = request.headers.get(CART_HEADER)
-    if cart and _GUEST_CART_ID.fullmatch(cart):
-        return f"cart:{cart}"
-    # No X-Cart-Id, or one that names no cart (`null`, `undefined`: a client's bug many share).
+    named = request.headers.get(guest.header) if guest is not None else None
+    if guest is not None and named and guest.id_pattern.fullmatch(named):
+        return f"guest:{named}"
+    # No guest header, or one that names nothing (`null`, `undefined`: a client's bug many share).
     return f"anonymous:{principal.client_address or ''}"
 
 
@@ -348,6 +352,8 @@ class IdempotentRoute(routing.APIRoute):
     """A route whose unsafe methods honour an optional `Idempotency-Key` (see the module's text)."""
 
     key_required: ClassVar[bool] = False
+    # Set by a service whose anonymous callers name what is theirs by a header (see GuestScope).
+    guest_scope: ClassVar[GuestScope | None] = None
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: Any = None,
                  responses: dict[int | str, dict[str, Any]] | None = None,
@@ -370,6 +376,8 @@ class IdempotentRoute(routing.APIRoute):
             return handler
         required = self.key_required
         user_only = requires_user(self.dependant)
+        guest = self.guest_scope
+        kept = KEPT_HEADERS | {guest.header.lower()} if guest is not None else KEPT_HEADERS
 
         async def idempotent_handler(request: Request) -> Response:
             raw_key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
@@ -382,12 +390,12 @@ class IdempotentRoute(routing.APIRoute):
                 raise IdempotencyKeyRequired(f"Send an {HEADER} header (a new one per new request)")
             key = validate_key(raw_key)
             store = store_of(request.app.state.runtime)
-            scope_key = key_hash(caller_of(request, principal), key)
+            scope_key = key_hash(caller_of(request, principal, guest), key)
             claim = await store.claim(principal.tenant_id, scope_key, fingerprint(
                 request.method, request.url.path, request.scope.get("query_string", b""), await request.body()))
             if isinstance(claim, Replay):
                 return claim.response()
-            outcome = _Outcome(request, store, principal.tenant_id, scope_key, claim)
+            outcome = _Outcome(request, store, principal.tenant_id, scope_key, claim, kept)
             # Unwinds after the function-scoped dependencies (the session's commit): the answer is
             # stored only once the endpoint's work is committed, and a failed commit is seen.
             request.scope["fastapi_function_astack"].push_async_exit(outcome.finish)
@@ -407,7 +415,8 @@ class _Outcome:
     """What became of one claimed request: stored, or released."""
 
     def __init__(self, request: Request, store: IdempotencyStore, tenant_id: str, key_hash: str,
-                 claim: Claimed) -> None:
+                 claim: Claimed, kept: frozenset[str]) -> None:
+        self.kept = kept
         self.request = request
         self.store = store
         self.tenant_id = tenant_id
@@ -422,7 +431,7 @@ class _Outcome:
             if answer is None or not _keeps(answer, exc):
                 await self.store.release(self.tenant_id, self.key_hash, self.claim)
             elif not await self.store.complete(self.tenant_id, self.key_hash, self.claim, answer.status_code,
-                                               _kept_headers(answer), bytes(answer.body)):
+                                               _kept_headers(answer, self.kept), bytes(answer.body)):
                 log.warning("idempotency.claim_lost", tenant=self.tenant_id)
         except Exception:
             # The endpoint's answer stands; the claim stays until its lease ends, then a retry runs again.
@@ -465,5 +474,5 @@ def _keeps(response: Response, exc: BaseException | None) -> bool:
     return exc is None or 400 <= status < 500
 
 
-def _kept_headers(response: Response) -> list[tuple[str, str]]:
-    return [(name, value) for name, value in response.headers.items() if name in KEPT_HEADERS]
+def _kept_headers(response: Response, kept: frozenset[str]) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in response.headers.items() if name in kept]

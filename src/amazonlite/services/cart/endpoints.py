@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Response
 
 from amazonlite.platform.errors import AppError, Forbidden, Unauthorized, ValidationFailed, problem_responses
-from amazonlite.platform.idempotency import IdempotentRoute
+from amazonlite.platform.idempotency import GuestScope, IdempotentRoute
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import RuntimeDep, SessionDep
 from amazonlite.platform.tenant_settings import CurrentTenantSettings, TenantNotKnown, TenantSettingsUnavailable
@@ -38,9 +38,17 @@ from amazonlite.services.cart.errors import (
 )
 
 # Every change honours Idempotency-Key (platform/idempotency.py): a retry gets the first answer.
-router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
-
 CART_ID_HEADER = "X-Cart-Id"
+
+
+class CartRoute(IdempotentRoute):
+    """A guest's Idempotency-Key is scoped by its cart (a well-formed X-Cart-Id), whose id an
+    answer's replay carries."""
+
+    guest_scope = GuestScope(CART_ID_HEADER, service.GUEST_ID)
+
+
+router = APIRouter(prefix="/api/v1", route_class=CartRoute)
 CartIdHeader = Annotated[str | None, Header(alias=CART_ID_HEADER, max_length=200, description=(
     "A guest's cart id, as the service answered it; ignored for a signed-in customer (but see merge)"))]
 # The pattern tells clients what to send; any other value names no version, so its precondition
