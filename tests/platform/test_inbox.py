@@ -16,17 +16,37 @@ from sqlalchemy import func, select
 from amazonlite.platform.bus import Message
 from amazonlite.platform.bus.memory import InProcessTransport
 from amazonlite.platform.config import Environment, PlatformSettings
+from amazonlite.platform.consumer import EventContext
 from amazonlite.platform.events import Envelope
 from amazonlite.platform.service import ServiceRuntime
-from tests.platform.ledger import MESSAGING, Entry, build_runtime, entry_added, entry_amounts, ledger_module
+from tests.platform.ledger import (
+    MESSAGING,
+    Entry,
+    EntryAddedV1,
+    build_runtime,
+    copy_entry,
+    entry_added,
+    entry_amounts,
+    ledger_module,
+)
 
 Added = entry_added("inbox")
 
 
+# The ids of the events the handler ran for, committed or not (reset by the `runtime` fixture).
+HANDLED: list[uuid.UUID] = []
+
+
+async def counted_copy(ctx: EventContext, event: EntryAddedV1) -> None:
+    HANDLED.append(ctx.envelope.event_id)
+    await copy_entry(ctx, event)
+
+
 @pytest.fixture
 async def runtime(any_database_url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
+    HANDLED.clear()
     platform = PlatformSettings(environment=Environment.TEST, data_dir=tmp_path, log_json=False)
-    module = ledger_module("ledger", payload=Added)
+    module = ledger_module("ledger", payload=Added, on_entry=counted_copy)
     built = await build_runtime(module, platform, any_database_url, InProcessTransport())
     try:
         yield built
@@ -77,3 +97,4 @@ async def test_a_duplicate_leaves_nothing_of_its_own(runtime: ServiceRuntime, te
     async with runtime.db.session(tenant_id=tenant) as session:
         sources = (await session.scalars(select(Entry.source_event_id))).all()
     assert len(sources) == 1
+    assert len(HANDLED) == 1  # not run, then rolled back: not run at all
