@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import servers
-from tests.support.logs import Logs, json_logs
+from tests.support.logs import Logs, read_json_logs
 
 
 @pytest.fixture
@@ -42,4 +42,4 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture
 def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
     """The JSON log lines written so far by this test (its logging configured as a server's)."""
-    yield from json_logs(capsys)
+    yield from read_json_logs(capsys)

@@ -68,7 +68,7 @@ class TestNamesFromElsewhere:
     ])
     def test_an_identity_providers_name_is_made_one_line(self, claimed: str, kept: str) -> None:
         assert as_one_line(claimed) == kept
-        assert re.fullmatch(SINGLE_LINE_PATTERN, kept)
+        assert re.fullmatch(SINGLE_LINE_PATTERN, as_one_line(claimed))  # what it made is a single line
 
 
 class TestEmails:

@@ -15,7 +15,7 @@ from amazonlite.platform.logging import configure_logging
 Logs = Callable[[], list[dict[str, Any]]]
 
 
-def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
+def read_json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Logs]:
     """The body of the `logs` fixture: logging configured as a server's, then every JSON line so far."""
     configure_logging("test", json=True, cache=False)
     capsys.readouterr()
