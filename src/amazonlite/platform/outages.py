@@ -55,8 +55,9 @@ def database_dependency(service: str) -> str:
     return f"{service}.database"
 
 
-def upstream_dependency(service: str) -> str:
-    return f"gateway.upstream.{service}"
+def upstream_dependency(service: str, *, caller: str = "gateway") -> str:
+    """A service another one calls, as the outage log names it: `<caller>.upstream.<service>`."""
+    return f"{caller}.upstream.{service}"
 
 
 def redis_dependency(owner: str) -> str:

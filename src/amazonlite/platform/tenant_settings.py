@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from amazonlite.platform.cached_lookup import CachedLookup
 from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.errors import NotFound, ServiceUnavailable
+from amazonlite.platform.outages import upstream_dependency
 from amazonlite.platform.security import CurrentPrincipal, Principal, Role
 
 TENANTS = "tenants"
@@ -108,7 +109,8 @@ class TenantSettingsLookup:
         self._lookup: CachedLookup[TenantSettings | None] = CachedLookup(
             self._ask, ttl=lambda found: config.ttl_seconds if found is not None else config.unknown_ttl_seconds,
             max_entries=config.max_entries, unavailable=_unavailable,
-            dependency=f"{services.caller}.upstream.{TENANTS}", operation="tenant settings lookup", clock=clock)
+            dependency=upstream_dependency(TENANTS, caller=services.caller), operation="tenant settings lookup",
+            clock=clock)
 
     async def get(self, tenant_id: str) -> TenantSettings:
         """The tenant's settings: `TenantNotKnown` (404) when the tenants service has no such tenant,
