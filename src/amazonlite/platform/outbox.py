@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import weakref
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Insert, Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.bus import Message, Transport
@@ -30,7 +29,7 @@ from amazonlite.platform.events import Envelope, EventPayload
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.messaging import MessagingTables
 from amazonlite.platform.outages import DEPENDENCIES
-from amazonlite.platform.tenancy import TENANT_KEY, UNSCOPED
+from amazonlite.platform.tenancy import TENANT_KEY, UNSCOPED, insert_statement
 from amazonlite.platform.tracing import current_traceparent
 
 OUTBOX_WRITTEN = "outbox_written"
@@ -65,24 +64,13 @@ async def record_event(session: AsyncSession, payload: EventPayload, *, aggregat
         tenant_id=tenant,
         payload=payload.model_dump(mode="json"),
     )
-    await session.execute(_outbox_insert(tables), {
+    await session.execute(insert_statement(tables.outbox), {
         "event_id": envelope.event_id, "tenant_id": tenant, "topic": envelope.event_type,
         "aggregate_id": str(aggregate_id), "envelope": envelope.to_json().decode(),
         "traceparent": traceparent, "created_at": envelope.occurred_at,
     })
     session.info[OUTBOX_WRITTEN] = True
     return envelope
-
-
-_INSERTS: weakref.WeakKeyDictionary[Table, Insert] = weakref.WeakKeyDictionary()
-
-
-def _outbox_insert(tables: MessagingTables) -> Insert:
-    """One insert statement per outbox table, built once: its cache key is computed once, not per event."""
-    statement = _INSERTS.get(tables.outbox)
-    if statement is None:
-        statement = _INSERTS[tables.outbox] = insert(tables.outbox)
-    return statement
 
 
 class OutboxRelay:

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import String, Table, event, insert, text
+from sqlalchemy import Insert, String, Table, event, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.sql.base import Executable
@@ -115,6 +115,17 @@ def _scoped(statement: Any, tenant: str) -> Any:
     return scoped
 
 
+_INSERTS: weakref.WeakKeyDictionary[Table, Insert] = weakref.WeakKeyDictionary()
+
+
+def insert_statement(table: Table) -> Insert:
+    """One insert statement per table, built once: its cache key is computed once, not per use."""
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = insert(table)
+    return statement
+
+
 async def insert_rows(session: AsyncSession, model: type[TenantScoped], rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert new rows of a tenant class with one Core statement, stamped with the session's tenant:
     for write paths where the unit of work's flush (objects, identity map, events) costs more than
@@ -133,13 +144,7 @@ async def insert_rows(session: AsyncSession, model: type[TenantScoped], rows: Se
             raise TenantScopeMissing(f"row of tenant {current!r} inserted in a session of {tenant!r}")
         stamped.append({**row, TENANT_KEY: tenant})
     table: Table = model.__table__  # type: ignore[attr-defined]
-    statement = _INSERTS.get(table)
-    if statement is None:
-        statement = _INSERTS[table] = insert(table)
-    await session.execute(statement, stamped[0] if len(stamped) == 1 else stamped)
-
-
-_INSERTS: weakref.WeakKeyDictionary[Table, Any] = weakref.WeakKeyDictionary()
+    await session.execute(insert_statement(table), stamped[0] if len(stamped) == 1 else stamped)
 
 
 def _touches_scoped(state: ORMExecuteState) -> bool:
