@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
-from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page, decode_cursor, encode_cursor
+from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import SessionDep
 from amazonlite.services.inventory import schemas, service
 from amazonlite.services.inventory.auth import InventoryAdmin, InventoryReader, sees_warehouses
@@ -56,13 +55,7 @@ async def create_warehouse(_admin: InventoryAdmin, data: schemas.WarehouseCreate
 async def low_stock(_admin: InventoryAdmin, session: SessionDep, limit: Limit = 50, cursor: CursorParam = None
                     ) -> Page[schemas.LowStock]:
     """SKUs whose available units (every warehouse) are at or below their restock threshold."""
-    after = None
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, length=1)
-        if not isinstance(after, str):
-            raise InvalidCursor("Use the next_cursor of a previous page")
-    items, last = await service.low_stock_page(session, limit=limit, after=after)
-    return Page[schemas.LowStock](items=items, next_cursor=encode_cursor([last]) if last else None)
+    return await service.low_stock_page(session, limit=limit, cursor=cursor)
 
 
 @router.get("/{sku}", response_model=schemas.Availability, response_model_exclude_none=True,
@@ -94,12 +87,4 @@ async def ledger(_admin: InventoryAdmin, sku: SkuPath, session: SessionDep,
                  warehouse: Annotated[schemas.WarehouseCode | None, Query(description="Only this warehouse")] = None,
                  limit: Limit = 50, cursor: CursorParam = None) -> Page[schemas.LedgerEntry]:
     """Every change of the SKU's stock, newest first."""
-    before = None
-    if cursor is not None:
-        (value,) = decode_cursor(cursor, length=1)
-        try:
-            before = uuid.UUID(str(value))
-        except ValueError as exc:
-            raise InvalidCursor("Use the next_cursor of a previous page") from exc
-    items, last = await service.ledger_page(session, sku, limit=limit, before=before, warehouse=warehouse)
-    return Page[schemas.LedgerEntry](items=items, next_cursor=encode_cursor([last.hex]) if last else None)
+    return await service.ledger_page(session, sku, limit=limit, cursor=cursor, warehouse=warehouse)

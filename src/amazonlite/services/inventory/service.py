@@ -32,6 +32,7 @@ from amazonlite.contracts.inventory import ReleasedLineV1, ReservedLineV1, Short
 from amazonlite.platform.db import TransientConflict, after_commit, utcnow
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import record_event
+from amazonlite.platform.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from amazonlite.platform.text import as_one_line
 from amazonlite.services.inventory import schemas
 from amazonlite.services.inventory.errors import (
@@ -187,12 +188,20 @@ async def change_stock(session: AsyncSession, sku: str, warehouse: str, change: 
     return await availability(session, sku, admin=True)
 
 
-async def ledger_page(session: AsyncSession, sku: str, *, limit: int, before: uuid.UUID | None,
-                      warehouse: str | None) -> tuple[list[schemas.LedgerEntry], uuid.UUID | None]:
+async def ledger_page(session: AsyncSession, sku: str, *, limit: int, cursor: str | None,
+                      warehouse: str | None) -> Page[schemas.LedgerEntry]:
     await _require_sku(session, sku)
+    before = None
+    if cursor is not None:
+        (value,) = decode_cursor(cursor, length=1)
+        try:
+            before = uuid.UUID(str(value))
+        except ValueError as exc:
+            raise InvalidCursor("Use the next_cursor of a previous page") from exc
     rows = await LedgerRepository(session).page(sku, limit=limit + 1, before=before, warehouse=warehouse)
     items = [schemas.LedgerEntry.model_validate(r) for r in rows[:limit]]
-    return items, (items[-1].id if len(rows) > limit else None)
+    return Page[schemas.LedgerEntry](items=items,
+                                     next_cursor=encode_cursor([items[-1].id.hex]) if len(rows) > limit else None)
 
 
 # Thresholds -------------------------------------------------------------------------------------
@@ -233,11 +242,16 @@ async def check_thresholds(session: AsyncSession, skus: Iterable[str]) -> None:
             await repository.arm(row.sku, armed=True)
 
 
-async def low_stock_page(session: AsyncSession, *, limit: int, after: str | None
-                         ) -> tuple[list[schemas.LowStock], str | None]:
+async def low_stock_page(session: AsyncSession, *, limit: int, cursor: str | None) -> Page[schemas.LowStock]:
+    after = None
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, length=1)
+        if not isinstance(after, str):
+            raise InvalidCursor("Use the next_cursor of a previous page")
     rows = await ThresholdRepository(session).low_page(limit=limit + 1, after=after)
     items = [schemas.LowStock(sku=r.sku, available=int(r.available), threshold=int(r.threshold)) for r in rows[:limit]]
-    return items, (items[-1].sku if len(rows) > limit else None)
+    return Page[schemas.LowStock](items=items,
+                                  next_cursor=encode_cursor([items[-1].sku]) if len(rows) > limit else None)
 
 
 # The catalog's SKUs -----------------------------------------------------------------------------
