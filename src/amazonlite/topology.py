@@ -104,9 +104,7 @@ async def seed(names: Sequence[str], platform: PlatformSettings, tenant_id: str)
             if runtime.module.on_startup is not None:
                 await runtime.module.on_startup(runtime)
             topics = runtime.module.handlers.subscriptions
-            for message in recorded:
-                if message.topic in topics:
-                    await runtime.consumer.deliver(message)
+            await runtime.consumer.deliver_many([message for message in recorded if message.topic in topics])
             await runtime.module.seed(runtime, tenant_id)
             recorded.extend(await runtime.relay.unpublished(tenant_id))
         finally:

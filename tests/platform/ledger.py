@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from amazonlite.platform.bus import Transport
 from amazonlite.platform.config import PlatformSettings, ServiceSettings
-from amazonlite.platform.consumer import EventContext, EventHandlers
+from amazonlite.platform.consumer import BatchContext, EventContext, EventHandlers
 from amazonlite.platform.db import service_metadata
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.revocation import MemoryRevocationStore
@@ -72,6 +72,7 @@ class LedgerSettings(ServiceSettings):
 
 
 OnEntry = Callable[[EventContext, EntryAddedV1], Awaitable[None]]
+OnEntries = Callable[[BatchContext, list[EntryAddedV1]], Awaitable[None]]
 
 
 async def copy_entry(ctx: EventContext, event: EntryAddedV1) -> None:
@@ -81,10 +82,13 @@ async def copy_entry(ctx: EventContext, event: EntryAddedV1) -> None:
 
 
 def ledger_module(name: str = "ledger", *, payload: type[EntryAddedV1] | None = None,
-                  on_entry: OnEntry | None = None) -> ServiceModule:
-    """A ServiceModule named `name`; with `payload`, it consumes that topic with `on_entry` (default: copy)."""
+                  on_entry: OnEntry | None = None, on_entries: OnEntries | None = None) -> ServiceModule:
+    """A ServiceModule named `name`; with `payload`, it consumes that topic with `on_entry` (default:
+    copy), or with `on_entries`, a handler of whole runs."""
     handlers = EventHandlers()
-    if payload is not None:
+    if payload is not None and on_entries is not None:
+        handlers.batch_subscriber(payload)(on_entries)
+    elif payload is not None:
         handlers.subscriber(payload)(on_entry or copy_entry)
     return ServiceModule(name=name, router=APIRouter(), metadata=Base.metadata, settings=LedgerSettings,
                          migrations=Path(__file__).parent / "no-migrations", handlers=handlers)

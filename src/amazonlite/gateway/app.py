@@ -184,7 +184,7 @@ def _response_cache(settings: GatewaySettings, platform: PlatformSettings, polic
              else MemoryResponseStore(settings.response_cache_max_bytes))
     cache = ResponseCache(policy, store, ttl_seconds=settings.response_cache_ttl_seconds,
                           max_body_bytes=settings.response_cache_max_body_bytes)
-    events.subscribe(CONSUMER_GROUP, policy.invalidated_by, cache.apply_event)
+    events.subscribe(CONSUMER_GROUP, policy.invalidated_by, cache.apply_events)
     return cache
 
 

@@ -248,14 +248,16 @@ class ResponseCache:
         except Exception as exc:  # the event that the write records invalidates later
             self._store_failed("invalidate", exc)
 
-    async def apply_event(self, message: Message) -> None:
-        """The bus delivery of an invalidating event: drop the cached reads of its tenant."""
-        try:
-            tenant = Envelope.from_json(message.value).tenant_id
-        except ValueError:
-            log.warning("gateway.cache_event_unreadable", topic=message.topic)
-            return
-        await self.invalidate(tenant, "event")
+    async def apply_events(self, messages: Sequence[Message]) -> None:
+        """The bus delivery of invalidating events: drop the cached reads of their tenants, each once."""
+        tenants: dict[str, None] = {}
+        for message in messages:
+            try:
+                tenants[Envelope.from_json(message.value).tenant_id] = None
+            except ValueError:
+                log.warning("gateway.cache_event_unreadable", topic=message.topic)
+        for tenant in tenants:
+            await self.invalidate(tenant, "event")
 
     def _store_failed(self, operation: str, exc: Exception) -> None:
         DEPENDENCIES.unavailable(_REDIS, operation=f"response cache {operation}", error=repr(exc))

@@ -7,11 +7,22 @@ A service declares its handlers once:
     @handlers.subscriber(UserRegisteredV1)
     async def create_profile(ctx: EventContext, event: UserRegisteredV1) -> None: ...
 
-`Consumer.deliver` applies one message: inside one transaction of the consuming service it
-records `(consumer, event_id)` in the inbox and runs the handler, so a redelivered event has no
-second effect. A failing handler is retried with bounded exponential backoff and jitter; after the
-last attempt the message is recorded as a dead letter (and, on Kafka, published to
-`<topic>.dlt`) and consumption goes on.
+A handler that can apply many events of its topic at once (fewer statements per event, one
+conditional update for many orders of a hot row) is declared with `batch_subscriber` and receives a
+list:
+
+    @handlers.batch_subscriber(OrderCreatedV1)
+    async def reserve(ctx: BatchContext, events: list[OrderCreatedV1]) -> None: ...
+
+`Consumer.deliver_many` applies what a transport hands it (a Kafka partition's fetched records, a
+relay's batch on the in-process bus), in order. Consecutive events of one tenant and one topic (a
+run) are applied in one transaction of the consuming service, which records each `(consumer,
+event_id)` in the inbox and runs the handler for the events not recorded before, so a redelivered
+event has no second effect: group commit, one commit (and one fsync) for the run. A run that
+fails for any reason but an outage of its store is applied again one event per transaction, where
+a failing handler is retried with bounded exponential backoff and jitter; after the last attempt
+the message is recorded as a dead letter (and, on Kafka, published to `<topic>.dlt`) and
+consumption goes on. One bad event never takes its run's neighbours with it.
 """
 
 from __future__ import annotations
@@ -19,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import random
 import traceback
-from collections.abc import Awaitable, Callable
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -27,7 +39,7 @@ import structlog
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, Insert, insert, select, update
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,8 +65,11 @@ DEAD_LETTERS = Counter("amazonlite_dead_letters_total", "Events dead-lettered", 
 CONFLICTS = Counter("amazonlite_event_conflicts_total",
                     "Units of work that lost a race (a deadlock, a serialization failure, a lock wait "
                     "timeout, a busy SQLite) and were done again", ["service", "topic"])
-HANDLE_SECONDS = Histogram("amazonlite_event_handle_seconds", "Time to apply one event",
+HANDLE_SECONDS = Histogram("amazonlite_event_handle_seconds",
+                           "Time to apply one unit of work (one event, or a run of events in one transaction)",
                            ["service", "topic"])
+RUN_SIZE = Histogram("amazonlite_event_run_size", "Events applied together in one transaction",
+                     ["service", "topic"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 
 
 class PermanentError(Exception):
@@ -71,14 +86,28 @@ class EventContext:
         return self.envelope.tenant_id
 
 
+@dataclass(frozen=True)
+class BatchContext:
+    """A run of events of one tenant and topic, new to this consumer, in the order they arrived."""
+
+    session: AsyncSession
+    envelopes: Sequence[Envelope]
+
+    @property
+    def tenant_id(self) -> str:
+        return self.envelopes[0].tenant_id
+
+
 Handler = Callable[[EventContext, Any], Awaitable[None]]
+BatchHandler = Callable[[BatchContext, list[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Subscription(Generic[P]):
     topic: str
     payload: type[P]
-    handler: Handler
+    handler: Handler | BatchHandler
+    batch: bool = False
 
 
 class EventHandlers:
@@ -88,15 +117,26 @@ class EventHandlers:
         self.subscriptions: dict[str, Subscription[Any]] = {}
 
     def subscriber(self, payload: type[P]) -> Callable[[Handler], Handler]:
-        topic: str = payload.event_type  # type: ignore[attr-defined]
-
+        """A handler of one event at a time (a run's events are handed to it in turn, in one
+        transaction)."""
         def register(fn: Handler) -> Handler:
-            if topic in self.subscriptions:
-                raise ValueError(f"{topic} already has a handler")
-            self.subscriptions[topic] = Subscription(topic, payload, fn)
+            self._add(Subscription(payload.event_type, payload, fn))  # type: ignore[attr-defined]
             return fn
 
         return register
+
+    def batch_subscriber(self, payload: type[P]) -> Callable[[BatchHandler], BatchHandler]:
+        """A handler of a whole run at once: it gets the run's new events (never an empty list)."""
+        def register(fn: BatchHandler) -> BatchHandler:
+            self._add(Subscription(payload.event_type, payload, fn, batch=True))  # type: ignore[attr-defined]
+            return fn
+
+        return register
+
+    def _add(self, subscription: Subscription[Any]) -> None:
+        if subscription.topic in self.subscriptions:
+            raise ValueError(f"{subscription.topic} already has a handler")
+        self.subscriptions[subscription.topic] = subscription
 
     @property
     def topics(self) -> list[str]:
@@ -126,10 +166,6 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
 
-class Duplicate(Exception):
-    pass
-
-
 class Consumer:
     def __init__(self, service: str, db: Database, tables: MessagingTables, handlers: EventHandlers,
                  transport: Transport, retry: RetryPolicy) -> None:
@@ -144,14 +180,85 @@ class Consumer:
 
     def attach(self) -> None:
         if self.handlers.subscriptions:
-            self.transport.subscribe(self.service, self.handlers.topics, self.deliver)
+            self.transport.subscribe(self.service, self.handlers.topics, self.deliver_many)
 
     async def deliver(self, message: Message) -> None:
-        try:
-            envelope = Envelope.from_json(message.value)
-        except ValidationError as exc:
-            await self._dead_letter(message, None, "default", f"unreadable envelope: {exc}", 1)
-            return
+        """Apply one message (see `deliver_many`)."""
+        await self.deliver_many((message,))
+
+    async def deliver_many(self, messages: Sequence[Message]) -> None:
+        """Apply `messages` in order, each run of one tenant and topic in one transaction. Returns
+        once every message is applied or dead-lettered; raises only when its store is down, and then
+        the transport delivers the messages again (the inbox drops the ones applied already)."""
+        for run in self._runs(messages):
+            if not isinstance(run, list):  # unreadable: no envelope, no tenant, no handler
+                message, error = run
+                await self._dead_letter(message, None, "default", error, 1)
+                continue
+            subscription = self.handlers.subscriptions.get(run[0][1].event_type)
+            if subscription is not None and len(run) > 1 and await self._apply_run(subscription, run):
+                continue
+            for message, envelope in run:
+                await self._deliver_one(message, envelope)
+
+    @staticmethod
+    def _runs(messages: Sequence[Message]) -> Iterator[list[tuple[Message, Envelope]] | tuple[Message, str]]:
+        """Runs of consecutive readable messages of one tenant and topic; an unreadable message on
+        its own, with why."""
+        run: list[tuple[Message, Envelope]] = []
+        for message in messages:
+            try:
+                envelope = Envelope.from_json(message.value)
+            except ValidationError as exc:
+                if run:
+                    yield run
+                    run = []
+                yield message, f"unreadable envelope: {exc}"
+                continue
+            if run and (run[0][1].tenant_id, run[0][1].event_type) != (envelope.tenant_id, envelope.event_type):
+                yield run
+                run = []
+            run.append((message, envelope))
+        if run:
+            yield run
+
+    async def _apply_run(self, subscription: Subscription[Any], run: list[tuple[Message, Envelope]]) -> bool:
+        """The run in one transaction, done again while it loses races; False when it fails
+        otherwise (its events are then applied one by one)."""
+        first = run[0][1]
+        topic = first.event_type
+        bind_correlation_id(first.correlation_id or first.event_id.hex)
+        bind_tenant(first.tenant_id)
+        links = [trace.Link(span) for span in (trace.get_current_span(extract_context(m.headers)).get_span_context()
+                                               for m, _e in run) if span.is_valid]
+        conflicts = 0
+        with self._tracer.start_as_current_span(
+            f"consume {topic}", kind=trace.SpanKind.CONSUMER, links=links,
+            attributes={"messaging.destination.name": topic, "messaging.consumer.group.name": self.service,
+                        "messaging.batch.message_count": len(run)},
+        ):
+            while True:
+                try:
+                    with HANDLE_SECONDS.labels(self.service, topic).time():
+                        outcomes = await self.apply(subscription, [envelope for _m, envelope in run])
+                except Exception as exc:
+                    if is_database_outage(exc):
+                        DEPENDENCIES.unavailable(database_dependency(self.service), error=repr(exc)[:300])
+                        raise
+                    if is_transient_conflict(exc) and conflicts < self.retry.max_conflicts:
+                        conflicts += 1
+                        CONFLICTS.labels(self.service, topic).inc()
+                        await asyncio.sleep(self.retry.conflict_delay(conflicts))
+                        continue
+                    log.info("consumer.run_applied_one_by_one", service=self.service, topic=topic, events=len(run),
+                             error=_describe(exc)[:300])
+                    return False
+                RUN_SIZE.labels(self.service, topic).observe(len(run))
+                for outcome, count in Tally(outcomes).items():
+                    CONSUMED.labels(self.service, topic, outcome).inc(count)
+                return True
+
+    async def _deliver_one(self, message: Message, envelope: Envelope) -> None:
         bind_correlation_id(envelope.correlation_id or envelope.event_id.hex)
         with self._tracer.start_as_current_span(
             f"consume {message.topic}", context=extract_context(message.headers),
@@ -173,7 +280,7 @@ class Consumer:
             attempt += 1
             try:
                 with HANDLE_SECONDS.labels(self.service, envelope.event_type).time():
-                    outcome = await self.apply(subscription, envelope)
+                    (outcome,) = await self._apply_one(subscription, envelope)
                 CONSUMED.labels(self.service, envelope.event_type, outcome).inc()
                 return
             except (PermanentError, ValidationError) as exc:
@@ -203,38 +310,61 @@ class Consumer:
                             event_id=str(envelope.event_id), attempt=attempt, error=str(exc))
                 await asyncio.sleep(self.retry.delay(attempt))
 
-    async def apply(self, subscription: Subscription[Any], envelope: Envelope) -> str:
-        """Apply one event in one transaction with its inbox record; 'applied' or 'duplicate'."""
-        inbox = self.tables.inbox
-        row = {"consumer": self.service, "event_id": envelope.event_id, "tenant_id": envelope.tenant_id,
-               "topic": envelope.event_type, "processed_at": utcnow()}
+    async def _apply_one(self, subscription: Subscription[Any], envelope: Envelope) -> list[str]:
         try:
-            async with self.db.session(tenant_id=envelope.tenant_id) as session:
-                if self._record_inbox is not None:
-                    # One statement records the event or finds it recorded (it waits for a concurrent
-                    # delivery's transaction holding the same key, then skips if that one commits).
-                    recorded = cast(CursorResult[Any], await session.execute(self._record_inbox, row))
-                    if recorded.rowcount == 0:
-                        raise Duplicate
-                else:
-                    seen = await session.scalar(select(inbox.c.event_id).where(
-                        inbox.c.consumer == self.service, inbox.c.event_id == envelope.event_id))
-                    if seen is not None:
-                        raise Duplicate
-                    await session.execute(insert(inbox), row)
-                payload = subscription.payload.model_validate(envelope.payload)
-                await subscription.handler(EventContext(session, envelope), payload)
-        except Duplicate:
-            return "duplicate"
+            return await self.apply(subscription, [envelope])
         except IntegrityError:
             # A concurrent delivery of the same event won the inbox insert: already done.
+            inbox = self.tables.inbox
             async with self.db.session(tenant_id=envelope.tenant_id) as session:
                 seen = await session.scalar(select(inbox.c.event_id).where(
                     inbox.c.consumer == self.service, inbox.c.event_id == envelope.event_id))
             if seen is not None:
-                return "duplicate"
+                return ["duplicate"]
             raise
-        return "applied"
+
+    async def apply(self, subscription: Subscription[Any], envelopes: Sequence[Envelope]) -> list[str]:
+        """Apply events of one tenant and topic in one transaction with their inbox records;
+        'applied' or 'duplicate' for each. The handler runs only for events the inbox had not
+        recorded (nor seen earlier in `envelopes`)."""
+        now = utcnow()
+        firsts: dict[Any, Envelope] = {}
+        for envelope in envelopes:
+            firsts.setdefault(envelope.event_id, envelope)
+        async with self.db.session(tenant_id=envelopes[0].tenant_id) as session:
+            recorded = await self._record(session, list(firsts.values()), now)
+            new = [envelope for event_id, envelope in firsts.items() if event_id in recorded]
+            if new:
+                payloads = [subscription.payload.model_validate(envelope.payload) for envelope in new]
+                if subscription.batch:
+                    await cast(BatchHandler, subscription.handler)(BatchContext(session, new), payloads)
+                else:
+                    for envelope, payload in zip(new, payloads, strict=True):
+                        bind_correlation_id(envelope.correlation_id or envelope.event_id.hex)
+                        await cast(Handler, subscription.handler)(EventContext(session, envelope), payload)
+        applied = {envelope.event_id for envelope in new}
+        outcomes = []
+        for envelope in envelopes:
+            outcomes.append("applied" if envelope.event_id in applied else "duplicate")
+            applied.discard(envelope.event_id)  # a second copy in the same run is a duplicate
+        return outcomes
+
+    async def _record(self, session: AsyncSession, envelopes: Sequence[Envelope], now: Any) -> set[Any]:
+        """Record the events in the inbox; the ids of those it had not recorded before. One
+        statement on PostgreSQL and SQLite (it waits for a concurrent delivery's transaction
+        holding the same key, then skips that row if it commits)."""
+        inbox = self.tables.inbox
+        rows = [{"consumer": self.service, "event_id": envelope.event_id, "tenant_id": envelope.tenant_id,
+                 "topic": envelope.event_type, "processed_at": now} for envelope in envelopes]
+        if self._record_inbox is not None:
+            return set((await session.scalars(self._record_inbox, rows)).all())
+        ids = [row["event_id"] for row in rows]
+        seen = set((await session.scalars(select(inbox.c.event_id).where(
+            inbox.c.consumer == self.service, inbox.c.event_id.in_(ids)))).all())
+        fresh = [row for row in rows if row["event_id"] not in seen]
+        if fresh:
+            await session.execute(insert(inbox), fresh)
+        return {row["event_id"] for row in fresh}
 
     async def _dead_letter(self, message: Message, envelope: Envelope | None, tenant: str, error: str,
                            attempts: int) -> None:
@@ -279,7 +409,7 @@ class Consumer:
         subscription = self.handlers.subscriptions.get(envelope.event_type)
         if subscription is None:
             raise LookupError(f"{self.service} has no handler for {envelope.event_type}")
-        outcome = await self.apply(subscription, envelope)
+        (outcome,) = await self._apply_one(subscription, envelope)
         async with self.db.session(tenant_id=UNSCOPED) as session:
             await session.execute(update(table).where(table.c.id == dead_letter_id).values(replayed_at=utcnow()))
         CONSUMED.labels(self.service, envelope.event_type, f"replayed-{outcome}").inc()
@@ -287,15 +417,18 @@ class Consumer:
 
 
 def _inbox_insert(dialect: str, tables: MessagingTables) -> Insert | None:
-    """The inbox insert that skips an event already recorded (row count 0), where the database has
+    """The inbox insert that skips an event already recorded (and returns the ids it inserted), where the database has
     one that skips only that: PostgreSQL's and SQLite's ON CONFLICT DO NOTHING on the inbox's key.
     MySQL's INSERT IGNORE would also swallow other errors (a value too long), so there the consumer
     reads the inbox first, then inserts."""
     if dialect == "postgresql":
-        return postgresql.insert(tables.inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-    if dialect == "sqlite":
-        return sqlite.insert(tables.inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-    return None
+        statement: Insert = postgresql.insert(tables.inbox).on_conflict_do_nothing(
+            index_elements=["consumer", "event_id"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(tables.inbox).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    else:
+        return None
+    return statement.returning(tables.inbox.c.event_id)
 
 
 def _describe(exc: BaseException) -> str:

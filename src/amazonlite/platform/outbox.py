@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, func, select, update
@@ -48,29 +49,35 @@ MAX_BACKOFF_S = 5.0
 
 async def record_event(session: AsyncSession, payload: EventPayload, *, aggregate_id: object) -> Envelope:
     """Write `payload` into the outbox of the session's service, in the session's transaction."""
+    (envelope,) = await record_events(session, [(payload, aggregate_id)])
+    return envelope
+
+
+async def record_events(session: AsyncSession, events: Sequence[tuple[EventPayload, object]]) -> list[Envelope]:
+    """Write each `(payload, aggregate_id)` into the outbox, in order, with one statement."""
     tables: MessagingTables = session.info[TABLES]
     tenant = session.info[TENANT_KEY]
     if tenant == UNSCOPED:
         raise RuntimeError("an event belongs to a tenant; record it in a tenant's session")
     traceparent = current_traceparent()
-    envelope = Envelope(
-        event_id=new_id(),
-        event_type=type(payload).event_type,
-        occurred_at=utcnow(),
-        producer=session.info[PRODUCER],
-        schema_version=type(payload).schema_version,
-        trace_id=traceparent.split("-")[1] if traceparent else "0" * 32,
-        correlation_id=current_correlation_id() or "",
-        tenant_id=tenant,
-        payload=payload.model_dump(mode="json"),
-    )
-    await session.execute(insert_statement(tables.outbox), {
-        "event_id": envelope.event_id, "tenant_id": tenant, "topic": envelope.event_type,
-        "aggregate_id": str(aggregate_id), "envelope": envelope.to_json().decode(),
-        "traceparent": traceparent, "created_at": envelope.occurred_at,
-    })
-    session.info[OUTBOX_WRITTEN] = True
-    return envelope
+    trace_id = traceparent.split("-")[1] if traceparent else "0" * 32
+    correlation_id = current_correlation_id() or ""
+    producer = session.info[PRODUCER]
+    envelopes: list[Envelope] = []
+    rows: list[dict[str, object]] = []
+    for payload, aggregate_id in events:
+        envelope = Envelope(
+            event_id=new_id(), event_type=type(payload).event_type, occurred_at=utcnow(), producer=producer,
+            schema_version=type(payload).schema_version, trace_id=trace_id, correlation_id=correlation_id,
+            tenant_id=tenant, payload=payload.model_dump(mode="json"))
+        envelopes.append(envelope)
+        rows.append({"event_id": envelope.event_id, "tenant_id": tenant, "topic": envelope.event_type,
+                     "aggregate_id": str(aggregate_id), "envelope": envelope.to_json().decode(),
+                     "traceparent": traceparent, "created_at": envelope.occurred_at})
+    if rows:
+        await session.execute(insert_statement(tables.outbox), rows)
+        session.info[OUTBOX_WRITTEN] = True
+    return envelopes
 
 
 class OutboxRelay:

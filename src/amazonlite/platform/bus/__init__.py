@@ -15,9 +15,10 @@ class Message:
     headers: tuple[tuple[str, bytes], ...] = field(default=())
 
 
-# A consumer's delivery function: returns once the message is applied or dead-lettered; raises
-# only when neither could be recorded (its store is down), and then the transport delivers again.
-Deliver = Callable[[Message], Awaitable[None]]
+# A consumer's delivery function, handed messages in order (a partition's fetched records, a
+# relay's batch): returns once every one is applied or dead-lettered; raises only when that could
+# not be recorded (its store is down), and then the transport delivers them all again.
+Deliver = Callable[[Sequence[Message]], Awaitable[None]]
 
 
 class Transport(Protocol):

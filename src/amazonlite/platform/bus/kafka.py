@@ -365,14 +365,12 @@ class KafkaTransport:
                 batches = {}
                 await asyncio.sleep(self.retry_backoff_s)
             progressed = False
+            batches = {tp: records for tp, records in batches.items() if records}
             if batches:
-                # return_exceptions: one partition's failure must not end the others, nor the loop.
-                results = await asyncio.gather(*(self._apply(group, consumer, tp, records)
-                                                 for tp, records in batches.items()), return_exceptions=True)
-                for result in results:
-                    if isinstance(result, Exception):
-                        log.warning("bus.batch_failed", group=group.group, error=repr(result))
-                progressed = any(result is True for result in results)
+                try:
+                    progressed = await self._apply(group, consumer, batches)
+                except Exception as exc:  # a bug: logged, and the loop goes on (the records come again)
+                    log.warning("bus.batch_failed", group=group.group, error=repr(exc))
                 # The broker answered; the time spent applying the batch is no stall of the bus.
                 group.polled(time.time())
             await self._observe(group, consumer)
@@ -409,44 +407,49 @@ class KafkaTransport:
             if position is not None:
                 group.observe_position(tp, position, highwater, now)
 
-    async def _apply(self, group: _Group, consumer: AIOKafkaConsumer, tp: TopicPartition,
-                     records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-        """Deliver a partition's records in order and commit after the last one applied; whether
-        any was."""
-        done: int | None = None
-        for record in records:
-            message = Message(record.topic, record.key or b"", record.value or b"",
-                              tuple((k, v) for k, v in (record.headers or ())))
-            try:
-                await group.deliver(message)
-            except Exception as exc:  # its own store is down (the database's outage is logged): deliver again later
-                log.debug("bus.deliver_failed", group=group.group, topic=record.topic,
-                            offset=record.offset, error=str(exc))
-                consumer.seek(tp, record.offset)
-                group.next_offsets[tp] = record.offset
+    async def _apply(self, group: _Group, consumer: AIOKafkaConsumer,
+                     batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> bool:
+        """Deliver a fetch's records, every partition's in order, in one delivery (the consumer
+        applies runs of one tenant and topic in one transaction each, and partitions of a topic
+        make one run: group commit across them), then commit each partition's offset; whether they
+        were applied. Order holds per partition, and so per key; Kafka orders nothing across
+        partitions or topics."""
+        messages = [Message(record.topic, record.key or b"", record.value or b"",
+                            tuple((k, v) for k, v in (record.headers or ())))
+                    for records in batches.values() for record in records]
+        try:
+            await group.deliver(messages)
+        except Exception as exc:  # its own store is down (the database's outage is logged): deliver again later
+            log.debug("bus.deliver_failed", group=group.group, records=len(messages), error=str(exc))
+            now = time.time()
+            for tp, records in batches.items():
+                # From the first: the inbox drops those applied before the store went down.
+                first = records[0].offset
+                consumer.seek(tp, first)
+                group.next_offsets[tp] = first
                 # Waiting on its own store, not on the broker: readiness names the database, and a
                 # new consumer would not help.
-                group.waiting[tp] = (record.offset, time.time())
-                await asyncio.sleep(self.retry_backoff_s)
-                break
-            done = record.offset
-            group.next_offsets[tp] = done + 1
-        if done is not None:
-            try:
-                # aiokafka retries a commit the broker answers with a retriable error forever (an
-                # unknown topic after a broker restart, ~6,600 times in 5 minutes): bound it.
-                async with asyncio.timeout(self._request_timeout_s):
-                    await consumer.commit({tp: done + 1})
-            except Exception as exc:
-                # A rebalance or a lost coordinator: the partition's new owner (maybe us) gets these
-                # messages again, and the inbox makes the repeat harmless.
-                group.commit_failed(exc)
-                log.debug("bus.commit_failed", group=group.group, partition=tp.partition, error=repr(exc))
-                if isinstance(exc, TimeoutError):
-                    await self._check_topics(group, consumer)
-            else:
-                group.commits_failing_since = None
-        return done is not None
+                group.waiting[tp] = (first, now)
+            await asyncio.sleep(self.retry_backoff_s)
+            return False
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        group.next_offsets.update(offsets)
+        try:
+            # aiokafka retries a commit the broker answers with a retriable error forever (an
+            # unknown topic after a broker restart, ~6,600 times in 5 minutes): bound it.
+            async with asyncio.timeout(self._request_timeout_s):
+                await consumer.commit(offsets)
+        except Exception as exc:
+            # A rebalance or a lost coordinator: the partitions' new owners (maybe us) get these
+            # messages again, and the inbox makes the repeat harmless.
+            group.commit_failed(exc)
+            log.debug("bus.commit_failed", group=group.group, partitions=sorted(tp.partition for tp in offsets),
+                      error=repr(exc))
+            if isinstance(exc, TimeoutError):
+                await self._check_topics(group, consumer)
+        else:
+            group.commits_failing_since = None
+        return True
 
     async def _check_topics(self, group: _Group, consumer: AIOKafkaConsumer) -> None:
         """A commit that times out may be one the broker keeps refusing because it lost the topic

@@ -1,9 +1,10 @@
 """The in-process transport: the embedded topology's bus.
 
-`publish` returns only after every subscribed group has applied (or dead-lettered) the message,
-so the outbox row is marked sent only once its effects are committed in every consumer's
-database. A crash before that re-publishes it at the next start, and the consumers' inboxes drop
-the repeat: at-least-once delivery, at-most-once effect, with no broker.
+`publish` hands each subscribed group the messages of its topics, in order, in one delivery (the
+consumer applies them in runs, one transaction each), and returns only after every group has
+applied (or dead-lettered) them, so the outbox row is marked sent only once its effects are
+committed in every consumer's database. A crash before that re-publishes it at the next start,
+and the consumers' inboxes drop the repeat: at-least-once delivery, at-most-once effect, with no broker.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ class InProcessTransport:
         self._started = False
 
     async def publish(self, messages: Sequence[Message]) -> None:
+        deliveries: dict[str, tuple[Deliver, list[Message]]] = {}
         for message in messages:
-            subscribers = self._subscribers.get(message.topic, ())
-            if subscribers:
-                await asyncio.gather(*(deliver(message) for _group, deliver in subscribers))
+            for group, deliver in self._subscribers.get(message.topic, ()):
+                deliveries.setdefault(group, (deliver, []))[1].append(message)
+        if deliveries:
+            await asyncio.gather(*(deliver(batch) for deliver, batch in deliveries.values()))
 
     async def ping(self) -> None:
         if not self._started:
