@@ -15,6 +15,11 @@ async def _held_reservation(r: Any, t: Rows, w: World) -> None:
     reservation.status, reservation.expires_at = "held", w.now
 
 
+async def _figures_and_statuses(r: Any, t: Rows, w: World) -> list[Any]:
+    figures, statuses = await r.figures_and_statuses([t.skus.sku], [t.reservations.order_id])
+    return [*figures, *statuses.items()]
+
+
 PLANS: dict[str, dict[str, Plan]] = {
     "WarehouseRepository": {
         "all": Read(lambda r, t, w: r.all()),
@@ -32,7 +37,8 @@ PLANS: dict[str, dict[str, Plan]] = {
         "add": Add("skus"),
     },
     "StockRepository": {
-        "figures": Read(lambda r, t, w: r.figures([t.skus.sku], order_id=t.reservations.order_id)),
+        "figures": Read(lambda r, t, w: r.figures([t.skus.sku])),
+        "figures_and_statuses": Read(_figures_and_statuses),
         "lock": Read(lambda r, t, w: r.lock(t.stock.sku, t.stock.warehouse)),
         "one": Read(lambda r, t, w: r.one(t.stock.sku, t.stock.warehouse)),
         "set_on_hand": Write(lambda r, t, w: r.set_on_hand(t.stock.sku, t.stock.warehouse, 5000)),
@@ -51,13 +57,12 @@ PLANS: dict[str, dict[str, Plan]] = {
         "add": Add("thresholds"),
     },
     "ReservationRepository": {
-        "status_of": Read(lambda r, t, w: r.status_of(t.reservations.order_id)),
         "of_order": Read(lambda r, t, w: r.of_order(t.reservations.order_id)),
         "get": Read(lambda r, t, w: r.get(t.reservations.id)),
         "move": Write(lambda r, t, w: r.move(t.reservations.id, from_status=t.reservations.status,
                                              to_status="expired", now=w.now)),
         "expired": Read(lambda r, t, w: r.expired(later(w), limit=10), prepare=_held_reservation),
-        "insert": Insert("reservations", lambda r, values: r.insert(values)),
+        "insert": Insert("reservations", lambda r, values: r.insert([values])),
         "add": Add("reservations"),
     },
     "LedgerRepository": {

@@ -51,13 +51,23 @@ class Harness:
     async def deliver(self, event: Any, *, tenant: str = "default", event_id: uuid.UUID | None = None,
                       key: str = "k") -> Envelope:
         """Deliver a contract payload to this service's consumer as the bus would."""
-        envelope = Envelope(
-            event_id=event_id or uuid.uuid4(), event_type=type(event).event_type,
-            occurred_at=dt.datetime.now(dt.UTC), producer="test", schema_version=type(event).schema_version,
-            trace_id="0" * 32, correlation_id="test", tenant_id=tenant, payload=event.model_dump(mode="json"),
-        )
+        envelope = _envelope(event, tenant, event_id)
         await self.runtime.consumer.deliver(Message(envelope.event_type, key.encode(), envelope.to_json()))
         return envelope
+
+    async def deliver_together(self, events: list[Any], *, tenant: str = "default") -> list[Envelope]:
+        """Deliver contract payloads in one delivery, as a transport hands over a fetch."""
+        envelopes = [_envelope(event, tenant, None) for event in events]
+        await self.runtime.consumer.deliver_many([Message(e.event_type, b"k", e.to_json()) for e in envelopes])
+        return envelopes
+
+
+def _envelope(event: Any, tenant: str, event_id: uuid.UUID | None) -> Envelope:
+    return Envelope(
+        event_id=event_id or uuid.uuid4(), event_type=type(event).event_type,
+        occurred_at=dt.datetime.now(dt.UTC), producer="test", schema_version=type(event).schema_version,
+        trace_id="0" * 32, correlation_id="test", tenant_id=tenant, payload=event.model_dump(mode="json"),
+    )
 
 
 @asynccontextmanager

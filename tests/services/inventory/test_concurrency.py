@@ -16,9 +16,11 @@ from amazonlite.services.inventory.app import SERVICE
 from tests.services.inventory.factories import (
     anonymous,
     assert_ledger_matches_stock,
+    by_order,
     create_warehouse,
     dead_letters,
     know,
+    order_cancelled,
     order_created,
     outbox,
     stock,
@@ -99,3 +101,59 @@ class TestFlashSale:
             await assert_ledger_matches_stock(svc)
             assert await dead_letters(svc) == 0
             assert database_errors == []
+
+
+class TestRunsOfOrders:
+    """A fetch of many order.created.v1 is one unit of work: planned in order on one read, each order
+    all or none, every stock row taken once for the run."""
+
+    async def test_a_run_reserves_in_order_until_the_stock_runs_out_then_rejects(
+            self, any_database_url: str, tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            await know(svc, "RUN-A", "RUN-B")
+            await create_warehouse(svc, "east", 1)
+            await stock(svc, "RUN-A", units=3)
+            await stock(svc, "RUN-A", "east", units=2)
+            await stock(svc, "RUN-B", units=1)
+            answered_before = order_created(("RUN-B", 1))
+            await svc.deliver(order_cancelled(answered_before.order_id))  # cancelled before it was reserved
+            orders = [order_created(("RUN-A", 2)), order_created(("RUN-A", 2), ("RUN-B", 1)),
+                      order_created(("RUN-A", 2)), order_created(("RUN-B", 1)), order_created(("RUN-A", 1)),
+                      order_created(("NOT-KNOWN", 1))]
+            repeated = orders[0]
+
+            await svc.deliver_together([*orders, repeated, answered_before])
+
+            verdicts = by_order(await outbox(svc))
+            assert [verdicts.get(str(o.order_id)) for o in orders] == [
+                ["inventory.reserved.v1"], ["inventory.reserved.v1"],  # 2 + 2 of RUN-A, RUN-B's one
+                ["inventory.rejected.v1"],  # 1 of RUN-A left: short
+                ["inventory.rejected.v1"],  # RUN-B is gone
+                ["inventory.reserved.v1"],  # the last of RUN-A
+                ["inventory.rejected.v1"]]  # an unknown SKU
+            # Each order answered once (the repeat is a duplicate); the cancelled one is not reserved.
+            assert str(answered_before.order_id) not in verdicts
+            # By priority: default's 3 first, then east's 2.
+            assert await stock_rows(svc) == {("RUN-A", "default"): (3, 3), ("RUN-A", "east"): (2, 2),
+                                             ("RUN-B", "default"): (1, 1)}
+            rejected = {e["aggregate_id"]: e["payload"] for e in await outbox(svc, "inventory.rejected.v1")}
+            assert rejected[str(orders[2].order_id)]["short"] == [{"sku": "RUN-A", "requested": 2, "available": 1}]
+            assert rejected[str(orders[5].order_id)]["reason"] == "unknown_sku"
+            await assert_ledger_matches_stock(svc)
+            assert await dead_letters(svc) == 0
+
+    async def test_concurrent_runs_for_the_last_units_hold_exactly_them(self, any_database_url: str,
+                                                                       tmp_path: Path) -> None:
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            await know(svc, "HOT-RUN")
+            await stock(svc, "HOT-RUN", units=30)
+            orders = [order_created(("HOT-RUN", 1)) for _ in range(120)]
+            # Four deliveries at once (four partitions' fetches in four consumers), 30 orders each.
+            await asyncio.gather(*(svc.deliver_together(orders[n::4]) for n in range(4)))
+            events = await outbox(svc)
+            reserved = [e for e in events if e["topic"] == "inventory.reserved.v1"]
+            rejected = [e for e in events if e["topic"] == "inventory.rejected.v1"]
+            assert (len(reserved), len(rejected)) == (30, 90)
+            assert await stock_rows(svc) == {("HOT-RUN", "default"): (30, 30)}
+            await assert_ledger_matches_stock(svc)
+            assert await dead_letters(svc) == 0

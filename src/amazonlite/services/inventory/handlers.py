@@ -8,7 +8,7 @@ from amazonlite.contracts import (
     ProductDeletedV1,
     ProductUpdatedV1,
 )
-from amazonlite.platform.consumer import EventContext, EventHandlers
+from amazonlite.platform.consumer import BatchContext, EventContext, EventHandlers
 from amazonlite.services.inventory import service, settings
 
 handlers = EventHandlers()
@@ -24,10 +24,10 @@ async def on_product_deleted(ctx: EventContext, event: ProductDeletedV1) -> None
     await service.forget_product(ctx.session, event)
 
 
-@handlers.subscriber(OrderCreatedV1)
-async def on_order_created(ctx: EventContext, event: OrderCreatedV1) -> None:
+@handlers.batch_subscriber(OrderCreatedV1)
+async def on_orders_created(ctx: BatchContext, events: list[OrderCreatedV1]) -> None:
     minutes = await settings.hold_time(ctx.session).minutes(ctx.tenant_id)
-    await service.reserve(ctx.session, event, minutes=minutes)
+    await service.reserve(ctx.session, events, minutes=minutes)
 
 
 @handlers.subscriber(OrderConfirmedV1)

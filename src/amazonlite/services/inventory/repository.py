@@ -15,7 +15,20 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, CursorResult, String, Uuid, and_, bindparam, func, null, select, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    func,
+    null,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.tenancy import insert_rows
@@ -43,20 +56,19 @@ async def _changed(session: AsyncSession, statement: Any, parameters: dict[str, 
 # which an UPDATE's parameters would otherwise set): the same statement objects each time, so
 # SQLAlchemy neither rebuilds them nor recomputes their cache keys per order. The kernel still adds
 # the tenant criteria to each when it runs.
-def _figures_query(with_order: bool) -> Any:
-    seen = (select(Reservation.status).where(Reservation.order_id == bindparam("b_order_id", type_=Uuid))
-            .scalar_subquery() if with_order else null())
-    return (select(Sku.sku, Sku.reservable, Threshold.armed, Stock.warehouse, Stock.on_hand, Stock.reserved,
-                   Warehouse.priority, seen.label("seen"))
+_FIGURES = (select(Sku.sku, Sku.reservable, Threshold.armed, Stock.warehouse, Stock.on_hand, Stock.reserved,
+                   Warehouse.priority)
             .select_from(Sku)
             .outerjoin(Threshold, and_(Threshold.sku == Sku.sku, Threshold.tenant_id == Sku.tenant_id))
             .outerjoin(Stock, and_(Stock.sku == Sku.sku, Stock.tenant_id == Sku.tenant_id))
             .outerjoin(Warehouse, and_(Warehouse.code == Stock.warehouse, Warehouse.tenant_id == Stock.tenant_id))
             .where(Sku.sku.in_(bindparam("b_skus", expanding=True))))
-
-
-_FIGURES = _figures_query(with_order=False)
-_FIGURES_WITH_ORDER = _figures_query(with_order=True)
+# The reservation path's one read: the figures, and under them the reservation status of each order
+# of the run that inventory has answered already (rows with an order id).
+_FIGURES_AND_STATUSES: Any = union_all(
+    _FIGURES.add_columns(type_coerce(null(), Uuid()).label("order_id"), type_coerce(null(), String()).label("status")),
+    select(*(null() for _ in range(7)), Reservation.order_id, Reservation.status)
+    .where(Reservation.order_id.in_(bindparam("b_order_ids", expanding=True))))
 _QUANTITY = bindparam("b_quantity", type_=BigInteger)
 _TAKE = update(Stock).where(
     Stock.sku == bindparam("b_sku", type_=String), Stock.warehouse == bindparam("b_warehouse", type_=String),
@@ -115,15 +127,26 @@ class StockRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def figures(self, skus: Collection[str], *, order_id: uuid.UUID | None = None) -> Sequence[Any]:
+    async def figures(self, skus: Collection[str]) -> Sequence[Any]:
         """For each known SKU among `skus`: whether it is reservable, whether its restock threshold is
         armed (None without one), and each of its stock rows with its warehouse's priority (None for
-        `default`); a SKU without stock has one row with no warehouse. With `order_id`, each row also
-        carries the status of that order's reservation (`seen`; None if inventory has none), so the
-        reservation path reads all it needs in one Core statement: no objects are loaded."""
-        if order_id is None:
-            return (await self.session.execute(_FIGURES, {"b_skus": list(skus)})).all()
-        return (await self.session.execute(_FIGURES_WITH_ORDER, {"b_skus": list(skus), "b_order_id": order_id})).all()
+        `default`); a SKU without stock has one row with no warehouse. One Core statement: no
+        objects are loaded."""
+        return (await self.session.execute(_FIGURES, {"b_skus": list(skus)})).all()
+
+    async def figures_and_statuses(self, skus: Collection[str], order_ids: Collection[uuid.UUID]
+                                   ) -> tuple[list[Any], dict[uuid.UUID, str]]:
+        """`figures(skus)`, and the status of each of these orders' reservations that inventory has,
+        in one Core statement: the reservation path reads all it needs in one round trip."""
+        figures: list[Any] = []
+        statuses: dict[uuid.UUID, str] = {}
+        for row in await self.session.execute(_FIGURES_AND_STATUSES, {"b_skus": list(skus),
+                                                                       "b_order_ids": list(order_ids)}):
+            if row.order_id is None:
+                figures.append(row)
+            else:
+                statuses[row.order_id] = row.status
+        return figures, statuses
 
     async def lock(self, sku: str, warehouse: str) -> bool:
         """Lock the row until the transaction ends (a write that changes nothing); False if none."""
@@ -210,8 +233,6 @@ class ReservationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def status_of(self, order_id: uuid.UUID) -> str | None:
-        return await self.session.scalar(select(Reservation.status).where(Reservation.order_id == order_id))
 
     async def of_order(self, order_id: uuid.UUID) -> Reservation | None:
         return await self.session.scalar(select(Reservation).where(Reservation.order_id == order_id))
@@ -239,10 +260,10 @@ class ReservationRepository:
         self.session.add(reservation)
         return reservation
 
-    async def insert(self, values: dict[str, Any]) -> None:
-        """Insert a new reservation at once (one Core statement, stamped with the session's tenant;
-        no object enters the session): the reservation path's write."""
-        await insert_rows(self.session, Reservation, [values])
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert new reservations at once (one Core statement, stamped with the session's tenant;
+        no object enters the session; every row names the same columns): the reservation path's write."""
+        await insert_rows(self.session, Reservation, rows)
 
 
 class LedgerRepository:

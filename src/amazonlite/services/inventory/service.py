@@ -31,7 +31,7 @@ from amazonlite.contracts import (
 from amazonlite.contracts.inventory import ReleasedLineV1, ReservedLineV1, ShortLineV1, WarehouseAllocationV1
 from amazonlite.platform.db import TransientConflict, after_commit, utcnow
 from amazonlite.platform.ids import new_id
-from amazonlite.platform.outbox import record_event
+from amazonlite.platform.outbox import record_event, record_events
 from amazonlite.platform.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from amazonlite.platform.text import as_one_line
 from amazonlite.services.inventory import schemas
@@ -61,7 +61,7 @@ RESERVATIONS = Counter("amazonlite_inventory_reservations_total", "Orders invent
                        ["outcome"])
 RELEASES = Counter("amazonlite_inventory_releases_total", "Reservations whose stock went back", ["reason"])
 RESERVATION_SECONDS = Histogram("amazonlite_inventory_reservation_seconds",
-                                "One order.created.v1's reservation, from its first read to its commit",
+                                "One run of order.created.v1 reservations, from its first read to its commit",
                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 HELD, REJECTED, DEDUCTED, RELEASED, EXPIRED, CANCELLED = "held", "rejected", "deducted", "released", "expired", \
@@ -103,17 +103,18 @@ async def _require_warehouse(session: AsyncSession, code: str) -> None:
 class _Known:
     reservable: bool
     armed: bool
-    # The status of the order's reservation when asked with an order id (None: inventory has none).
-    seen: str | None
     # (priority, warehouse, on_hand, reserved), in allocation order.
     rows: list[tuple[int, str, int, int]]
 
 
-async def _stock_of(session: AsyncSession, skus: Iterable[str], *, order_id: uuid.UUID | None = None
-                    ) -> dict[str, _Known]:
+async def _stock_of(session: AsyncSession, skus: Iterable[str]) -> dict[str, _Known]:
+    return _known(await StockRepository(session).figures(sorted(set(skus))))
+
+
+def _known(figures: Iterable[Any]) -> dict[str, _Known]:
     known: dict[str, _Known] = {}
-    for row in await StockRepository(session).figures(sorted(set(skus)), order_id=order_id):
-        entry = known.setdefault(row.sku, _Known(bool(row.reservable), bool(row.armed), row.seen, []))
+    for row in figures:
+        entry = known.setdefault(row.sku, _Known(bool(row.reservable), bool(row.armed), []))
         if row.warehouse is not None:
             entry.rows.append((row.priority or 0, row.warehouse, int(row.on_hand), int(row.reserved)))
     for entry in known.values():
@@ -301,80 +302,129 @@ async def forget_product(session: AsyncSession, event: ProductDeletedV1) -> None
 
 # Reservations -----------------------------------------------------------------------------------
 
-def _allocate(wanted: dict[str, int], known: dict[str, _Known]
+def _allocate(wanted: dict[str, int], known: dict[str, _Known], available: dict[tuple[str, str], int]
               ) -> tuple[list[tuple[str, str, int]], list[ShortLineV1]]:
-    """Take each SKU's units from its warehouses in priority order; the (sku, warehouse, quantity)
-    allocations, or the lines that cannot be covered with what is available."""
+    """Take each SKU's units from its warehouses in priority order, out of `available` per (sku,
+    warehouse) (what earlier orders of the same run left); the (sku, warehouse, quantity) allocations,
+    or the lines that cannot be covered, and then nothing is taken."""
     allocations: list[tuple[str, str, int]] = []
     short: list[ShortLineV1] = []
     for sku, quantity in sorted(wanted.items()):
-        rows = known[sku].rows
-        available = sum(max(on_hand - reserved, 0) for _p, _w, on_hand, reserved in rows)
-        if available < quantity:
-            short.append(ShortLineV1(sku=sku, requested=quantity, available=available))
+        warehouses = [warehouse for _priority, warehouse, _on_hand, _reserved in known[sku].rows]
+        total = sum(available[sku, warehouse] for warehouse in warehouses)
+        if total < quantity:
+            short.append(ShortLineV1(sku=sku, requested=quantity, available=total))
             continue
         remaining = quantity
-        for _priority, warehouse, on_hand, reserved in rows:
-            take = min(remaining, max(on_hand - reserved, 0))
+        for warehouse in warehouses:
+            take = min(remaining, available[sku, warehouse])
             if take:
                 allocations.append((sku, warehouse, take))
                 remaining -= take
             if not remaining:
                 break
+    if short:
+        return [], short
+    for sku, warehouse, quantity in allocations:
+        available[sku, warehouse] -= quantity
     return allocations, short
 
 
-async def reserve(session: AsyncSession, event: OrderCreatedV1, *, minutes: float) -> str:
-    """Hold every line of the order (all or none) for `minutes`: 'reserved', 'rejected', or
-    'duplicate' when inventory has answered this order already (or it was cancelled first).
+RejectReason = Literal["insufficient_stock", "unknown_sku"]
 
-    The stock is read without locks, the allocation planned on it, every insert made (reservation,
-    ledger, outbox), and only then each stock row taken with one conditional update, in (sku,
-    warehouse) order: the hot rows are locked for the shortest time, and never in a cycle. An
-    update that no longer applies (a concurrent order took the units first) raises
-    `TransientConflict`: the consumer rolls the unit back and does it again on fresh figures."""
+
+async def reserve(session: AsyncSession, events: Sequence[OrderCreatedV1], *, minutes: float) -> list[str]:
+    """Hold every line of each order (all or none) for `minutes`, in the order given: for each,
+    'reserved', 'rejected', or 'duplicate' when inventory has answered the order already (or it was
+    cancelled first).
+
+    The stock and what inventory answered these orders before are read without locks (one
+    statement for the whole run), every order planned on it in
+    turn, every insert made (reservations, ledger, outbox: one statement each), and only then each
+    stock row taken once for the whole run, with one conditional update, in (sku, warehouse) order:
+    the hot rows are locked for the shortest time, never in a cycle, and a flash sale's orders share
+    one update per row. An update that no longer applies (a concurrent run took the units first)
+    raises `TransientConflict`: the consumer rolls the run back and does it again on fresh figures."""
     started = time.perf_counter()
-    reservations = ReservationRepository(session)
-    wanted: dict[str, int] = defaultdict(int)
-    for line in event.lines:
-        wanted[line.sku] += line.quantity
-    known = await _stock_of(session, wanted, order_id=event.order_id)
-    # The order's reservation status comes with the figures (one statement); when inventory knows
-    # none of the SKUs there is no row to carry it, so it is asked on its own.
-    seen = next(iter(known.values())).seen if known else await reservations.status_of(event.order_id)
-    if seen is not None:
-        log.info("inventory.order_already_answered", order_id=str(event.order_id), status=seen)
-        return "duplicate"
-    unknown = [sku for sku in sorted(wanted) if sku not in known or not known[sku].reservable]
-    if unknown:
-        return await _reject(session, event.order_id, "unknown_sku", [
-            ShortLineV1(sku=sku, requested=wanted[sku], available=0) for sku in unknown], started)
-    allocations, short = _allocate(wanted, known)
-    if short:
-        return await _reject(session, event.order_id, "insufficient_stock", short, started)
+    wanted: dict[uuid.UUID, dict[str, int]] = {}
+    outcomes: dict[uuid.UUID, str] = {}
+    for event in events:
+        if event.order_id in wanted:
+            continue  # the same order twice in one run: the first answers it
+        lines: dict[str, int] = defaultdict(int)
+        for line in event.lines:
+            lines[line.sku] += line.quantity
+        wanted[event.order_id] = lines
+    every_sku = {sku for lines in wanted.values() for sku in lines}
+    figures, statuses = await StockRepository(session).figures_and_statuses(sorted(every_sku), list(wanted))
+    known = _known(figures)
+    for order_id, status in statuses.items():
+        log.info("inventory.order_already_answered", order_id=str(order_id), status=status)
+        outcomes[order_id] = "duplicate"
+    available = {(sku, warehouse): max(on_hand - reserved, 0)
+                 for sku, entry in known.items() for _p, warehouse, on_hand, reserved in entry.rows}
 
     now = utcnow()
     expires_at = now + dt.timedelta(minutes=minutes)
-    reservation_id = new_id()
-    await reservations.insert({
-        "id": reservation_id, "order_id": event.order_id, "status": HELD, "expires_at": expires_at,
-        "created_at": now, "updated_at": now,
-        "allocations": [{"sku": s, "warehouse": w, "quantity": q} for s, w, q in allocations]})
-    await LedgerRepository(session).insert([
-        {"sku": s, "warehouse": w, "kind": "reserve", "on_hand_delta": 0, "reserved_delta": q,
-         "reason": "order.created.v1", "order_id": event.order_id, "created_at": now}
-        for s, w, q in allocations])
-    await record_event(session, InventoryReservedV1(
-        order_id=event.order_id, reservation_id=reservation_id, lines=_reserved_lines(allocations),
-        expires_at=expires_at), aggregate_id=event.order_id)
+    reservations: list[dict[str, Any]] = []
+    ledger: list[dict[str, Any]] = []
+    published: list[tuple[Any, object]] = []
+    taken: dict[tuple[str, str], int] = defaultdict(int)
+    rejected: list[tuple[uuid.UUID, RejectReason, list[ShortLineV1]]] = []
+    for order_id, lines in wanted.items():
+        if order_id in outcomes:
+            continue
+        unknown = [sku for sku in sorted(lines) if sku not in known or not known[sku].reservable]
+        if unknown:
+            rejected.append((order_id, "unknown_sku", [ShortLineV1(sku=sku, requested=lines[sku], available=0)
+                                                       for sku in unknown]))
+            continue
+        allocations, short = _allocate(lines, known, available)
+        if short:
+            rejected.append((order_id, "insufficient_stock", short))
+            continue
+        reservation_id = new_id()
+        reservations.append({
+            "id": reservation_id, "order_id": order_id, "status": HELD, "expires_at": expires_at,
+            "created_at": now, "updated_at": now,
+            "allocations": [{"sku": s, "warehouse": w, "quantity": q} for s, w, q in allocations]})
+        ledger.extend({"sku": s, "warehouse": w, "kind": "reserve", "on_hand_delta": 0, "reserved_delta": q,
+                       "reason": "order.created.v1", "order_id": order_id, "created_at": now}
+                      for s, w, q in allocations)
+        published.append((InventoryReservedV1(order_id=order_id, reservation_id=reservation_id,
+                                              lines=_reserved_lines(allocations), expires_at=expires_at), order_id))
+        for sku, warehouse, quantity in allocations:
+            taken[sku, warehouse] += quantity
+        outcomes[order_id] = "reserved"
+    for order_id, reason, short in rejected:
+        reservations.append({"id": new_id(), "order_id": order_id, "status": REJECTED, "expires_at": None,
+                             "created_at": now, "updated_at": now, "allocations": []})
+        published.append((InventoryRejectedV1(order_id=order_id, reason=reason, short=short), order_id))
+        log.info("inventory.order_rejected", order_id=str(order_id), reason=reason, skus=[s.sku for s in short])
+        outcomes[order_id] = "rejected"
+
+    if reservations:
+        await ReservationRepository(session).insert(reservations)
+    if ledger:
+        await LedgerRepository(session).insert(ledger)
+    await record_events(session, published)
     stock = StockRepository(session)
-    for sku, warehouse, quantity in sorted(allocations):
+    for (sku, warehouse), quantity in sorted(taken.items()):
         if not await stock.take(sku, warehouse, quantity):
             raise TransientConflict(f"{sku} in {warehouse} no longer has {quantity} available")
-    if any(known[sku].armed for sku in wanted):
-        await check_thresholds(session, wanted)
-    _count_after_commit(session, "reserved", started)
-    return "reserved"
+    armed = [sku for sku in every_sku if sku in known and known[sku].armed]
+    if taken and armed:
+        await check_thresholds(session, armed)
+    answered = [outcome for outcome in outcomes.values() if outcome != "duplicate"]
+    if answered:
+        _count_after_commit(session, answered, started)
+    # A repeat of an order within the run is a duplicate of its first.
+    firsts: set[uuid.UUID] = set()
+    results = []
+    for event in events:
+        results.append(outcomes[event.order_id] if event.order_id not in firsts else "duplicate")
+        firsts.add(event.order_id)
+    return results
 
 
 def _reserved_lines(allocations: Sequence[tuple[str, str, int]]) -> list[ReservedLineV1]:
@@ -385,21 +435,10 @@ def _reserved_lines(allocations: Sequence[tuple[str, str, int]]) -> list[Reserve
             for sku, parts in by_sku.items()]
 
 
-async def _reject(session: AsyncSession, order_id: uuid.UUID, reason: Literal["insufficient_stock", "unknown_sku"],
-                  short: list[ShortLineV1], started: float) -> str:
-    now = utcnow()
-    await ReservationRepository(session).insert({"id": new_id(), "order_id": order_id, "status": REJECTED,
-                                                 "allocations": [], "created_at": now, "updated_at": now})
-    await record_event(session, InventoryRejectedV1(order_id=order_id, reason=reason, short=short),
-                       aggregate_id=order_id)
-    log.info("inventory.order_rejected", order_id=str(order_id), reason=reason, skus=[s.sku for s in short])
-    _count_after_commit(session, "rejected", started)
-    return "rejected"
-
-
-def _count_after_commit(session: AsyncSession, outcome: str, started: float) -> None:
+def _count_after_commit(session: AsyncSession, outcomes: Sequence[str], started: float) -> None:
     async def count() -> None:
-        RESERVATIONS.labels(outcome).inc()
+        for outcome in outcomes:
+            RESERVATIONS.labels(outcome).inc()
         RESERVATION_SECONDS.observe(time.perf_counter() - started)
 
     after_commit(session, count)
