@@ -62,12 +62,11 @@ PLANS: dict[str, dict[str, Plan]] = {
         "move": Write(lambda r, t, w: r.move(t.reservations.id, from_status=t.reservations.status,
                                              to_status="expired", now=w.now)),
         "expired": Read(lambda r, t, w: r.expired(later(w), limit=10), prepare=_held_reservation),
-        "insert": Insert("reservations", lambda r, values: r.insert([values])),
+        "insert_with": Insert("reservations", lambda r, values: r.insert_with([values], [], (None, [], None))),
         "add": Add("reservations"),
     },
     "LedgerRepository": {
         "add": Add("ledger"),
-        "insert": Insert("ledger", lambda r, values: r.insert([values])),
         "page": Read(lambda r, t, w: r.page(t.ledger.sku, limit=10, before=None)),
     },
 }

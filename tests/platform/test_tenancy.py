@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from amazonlite.platform.db import Database
 from amazonlite.platform.outbox import record_event
-from amazonlite.platform.tenancy import UNSCOPED, TenantScopeMissing, insert_rows
+from amazonlite.platform.tenancy import UNSCOPED, TenantScopeMissing, insert_together
 from tests.platform.ledger import MESSAGING, Entry, EntryAddedV1, create_tables
 
 A, B = "tenant-a", "tenant-b"
@@ -129,26 +130,53 @@ class TestPreparedStatements:
         assert await amounts(db, B) == [20]
 
 
-class TestInsertRows:
-    async def test_rows_are_stamped_with_the_session_tenant(self, db: Database) -> None:
-        async with db.session(tenant_id=A) as session:
-            await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 4}, {"id": uuid.uuid4(), "amount": 6}])
-            await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 8}])
-        assert await amounts(db, A) == [4, 6, 8]
-        assert await amounts(db, B) == []
+@pytest.fixture
+async def any_db(any_database_url: str) -> AsyncIterator[Database]:
+    database = Database(any_database_url, service="ledger", messaging=MESSAGING)
+    await create_tables(database.engine)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
-    async def test_a_row_of_another_tenant_raises_and_writes_nothing(self, db: Database) -> None:
+
+class TestInsertTogether:
+    """Rows written without the unit of work, on each database (PostgreSQL: one statement for every
+    table, whatever the row counts)."""
+
+    async def test_rows_are_stamped_with_the_session_tenant_and_take_their_defaults(self, any_db: Database) -> None:
+        async with any_db.session(tenant_id=A) as session:
+            await insert_together(session, [(Entry, [{"amount": 4}, {"amount": 6}])])  # ids by default
+            await insert_together(session, [(Entry, [{"id": uuid.uuid4(), "amount": 8}])])
+        assert await amounts(any_db, A) == [4, 6, 8]
+        assert await amounts(any_db, B) == []
+        async with any_db.engine.connect() as conn:
+            assert await conn.scalar(select(func.count(func.distinct(Entry.id)))) == 3
+
+    async def test_rows_of_several_tables_go_together_and_plain_tables_as_given(self, any_db: Database) -> None:
+        event_id = uuid.uuid4()
+        outbox_row = {"event_id": event_id, "tenant_id": A, "topic": "t", "aggregate_id": "a", "envelope": "{}",
+                      "traceparent": None, "created_at": dt.datetime.now(dt.UTC)}
+        async with any_db.session(tenant_id=A) as session:
+            await insert_together(session, [(Entry, [{"amount": n} for n in range(1, 6)]), (MESSAGING.outbox, []),
+                                            (MESSAGING.outbox, [outbox_row])])
+        assert await amounts(any_db, A) == [1, 2, 3, 4, 5]
+        async with any_db.engine.connect() as conn:
+            rows = (await conn.execute(select(MESSAGING.outbox.c.event_id, MESSAGING.outbox.c.tenant_id))).all()
+        assert [(row.event_id, row.tenant_id) for row in rows] == [(event_id, A)]
+
+    async def test_a_row_of_another_tenant_raises_and_writes_nothing(self, any_db: Database) -> None:
         with pytest.raises(TenantScopeMissing):
-            async with db.session(tenant_id=A) as session:
-                await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 1},
-                                                   {"id": uuid.uuid4(), "amount": 2, "tenant_id": B}])
-        assert await amounts(db, A) == []
-        assert await amounts(db, B) == []
+            async with any_db.session(tenant_id=A) as session:
+                await insert_together(session, [(Entry, [{"id": uuid.uuid4(), "amount": 1},
+                                                         {"id": uuid.uuid4(), "amount": 2, "tenant_id": B}])])
+        assert await amounts(any_db, A) == []
+        assert await amounts(any_db, B) == []
 
     async def test_an_unscoped_session_cannot_insert_rows_this_way(self, db: Database) -> None:
         with pytest.raises(TenantScopeMissing):
             async with db.session(tenant_id=UNSCOPED) as session:
-                await insert_rows(session, Entry, [{"id": uuid.uuid4(), "amount": 1, "tenant_id": A}])
+                await insert_together(session, [(Entry, [{"id": uuid.uuid4(), "amount": 1, "tenant_id": A}])])
         assert await amounts(db, A) == []
 
 

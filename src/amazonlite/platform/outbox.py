@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.platform.bus import Message, Transport
@@ -30,7 +30,7 @@ from amazonlite.platform.events import Envelope, EventPayload
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.messaging import MessagingTables
 from amazonlite.platform.outages import DEPENDENCIES
-from amazonlite.platform.tenancy import TENANT_KEY, UNSCOPED, insert_statement
+from amazonlite.platform.tenancy import TENANT_KEY, UNSCOPED, insert_together
 from amazonlite.platform.tracing import current_traceparent
 
 OUTBOX_WRITTEN = "outbox_written"
@@ -55,6 +55,16 @@ async def record_event(session: AsyncSession, payload: EventPayload, *, aggregat
 
 async def record_events(session: AsyncSession, events: Sequence[tuple[EventPayload, object]]) -> list[Envelope]:
     """Write each `(payload, aggregate_id)` into the outbox, in order, with one statement."""
+    outbox, rows, envelopes = outbox_rows(session, events)
+    await insert_together(session, [(outbox, rows)])
+    return envelopes
+
+
+def outbox_rows(session: AsyncSession, events: Sequence[tuple[EventPayload, object]]
+                ) -> tuple[Table, list[dict[str, object]], list[Envelope]]:
+    """The outbox table and its rows for each `(payload, aggregate_id)`, in order, with their
+    envelopes, for a caller that inserts them together with its own rows (`insert_together`) in
+    the session's transaction."""
     tables: MessagingTables = session.info[TABLES]
     tenant = session.info[TENANT_KEY]
     if tenant == UNSCOPED:
@@ -75,9 +85,8 @@ async def record_events(session: AsyncSession, events: Sequence[tuple[EventPaylo
                      "aggregate_id": str(aggregate_id), "envelope": envelope.to_json().decode(),
                      "traceparent": traceparent, "created_at": envelope.occurred_at})
     if rows:
-        await session.execute(insert_statement(tables.outbox), rows)
-        session.info[OUTBOX_WRITTEN] = True
-    return envelopes
+        session.info[OUTBOX_WRITTEN] = True  # the relay is woken after the commit
+    return tables.outbox, rows, envelopes
 
 
 class OutboxRelay:

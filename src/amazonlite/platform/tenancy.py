@@ -12,12 +12,14 @@ explicitly unscoped session.
 
 from __future__ import annotations
 
+import json
 import re
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Insert, String, Table, bindparam, event, insert, text
+from sqlalchemy import JSON, Insert, String, Table, Text, bindparam, event, insert, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.sql.base import Executable
@@ -129,14 +131,39 @@ def insert_statement(table: Table) -> Insert:
     return statement
 
 
-async def insert_rows(session: AsyncSession, model: type[TenantScoped], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert new rows of a tenant class with one Core statement, stamped with the session's tenant:
-    for write paths where the unit of work's flush (objects, identity map, events) costs more than
-    the rows. The rows never enter the session (nothing to refresh or flush later); columns they
-    leave out take their defaults (every row names the same columns). A row naming another tenant is
-    refused, as a flush refuses it."""
-    if not rows:
+Rows = Sequence[Mapping[str, Any]]
+
+
+async def insert_together(session: AsyncSession, inserts: Sequence[tuple[type[TenantScoped] | Table, Rows]]) -> None:
+    """Insert new rows into one or more tables at once: for write paths where the unit of work's
+    flush (objects, identity map, events) costs more than the rows. The rows never enter the session
+    (nothing to refresh or flush later); every row of one table names the same columns, and columns
+    they leave out take their defaults.
+
+    Rows of a tenant class are stamped with the session's tenant, and a row naming another tenant
+    is refused, as a flush refuses it; rows of a plain table (the kernel's outbox) go as given.
+
+    On PostgreSQL it is one statement whatever the tables and row counts: each table's rows go as
+    one array per column (`unnest`), the inserts after the first as data-modifying CTEs, so the SQL
+    is the same for any number of rows (prepared once) and the whole write is one round trip.
+    Elsewhere, one multi-row insert per table."""
+    prepared = [(target.__table__ if isinstance(target, type) else target,  # type: ignore[attr-defined]
+                 _stamped(session, target, rows)) for target, rows in inserts if rows]
+    if not prepared:
         return
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        with_defaults = [(table, _with_defaults(table, rows)) for table, rows in prepared]
+        if all(rows is not None for _table, rows in with_defaults):
+            statement, parameters = _unnest_insert(session.bind.dialect, with_defaults)  # type: ignore[arg-type]
+            await session.execute(statement, parameters)
+            return
+    for table, rows in prepared:
+        await session.execute(insert_statement(table), rows[0] if len(rows) == 1 else list(rows))
+
+
+def _stamped(session: AsyncSession, target: type[TenantScoped] | Table, rows: Rows) -> Rows:
+    if not (isinstance(target, type) and issubclass(target, TenantScoped)):
+        return rows
     tenant = _session_tenant(session.sync_session)
     if tenant == UNSCOPED:
         raise TenantScopeMissing("insert tenant rows in a session of their tenant")
@@ -146,8 +173,64 @@ async def insert_rows(session: AsyncSession, model: type[TenantScoped], rows: Se
         if current is not None and current != tenant:
             raise TenantScopeMissing(f"row of tenant {current!r} inserted in a session of {tenant!r}")
         stamped.append({**row, TENANT_KEY: tenant})
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    await session.execute(insert_statement(table), stamped[0] if len(stamped) == 1 else stamped)
+    return stamped
+
+
+def _with_defaults(table: Table, rows: Rows) -> Rows | None:
+    """The rows with the Python-side defaults of the columns they leave out (as a Core insert
+    would add them); None when one is a SQL expression, which only a Core insert renders."""
+    missing = [column for column in table.columns if column.name not in rows[0] and column.default is not None]
+    if not missing:
+        return rows
+    defaults: list[tuple[str, Any]] = []
+    for column in missing:
+        default: Any = column.default
+        if default.is_callable:
+            defaults.append((column.name, default.arg))
+        elif default.is_scalar:
+            defaults.append((column.name, lambda _ctx, value=default.arg: value))
+        else:
+            return None
+    return [{**row, **{name: make(None) for name, make in defaults}} for row in rows]
+
+
+_UNNEST: dict[tuple[Any, ...], Any] = {}
+
+
+def _unnest_insert(dialect: Any, inserts: Sequence[tuple[Table, Rows]]) -> tuple[Any, dict[str, Any]]:
+    """One statement inserting every table's rows (PostgreSQL), and its parameters."""
+    signature = tuple((table, tuple(rows[0])) for table, rows in inserts)
+    statement = _UNNEST.get(signature)
+    if statement is None:
+        quote = dialect.identifier_preparer
+        parts: list[str] = []
+        binds: list[Any] = []
+        for table, columns in signature:
+            arrays = []
+            for name in columns:
+                key = f"u{len(binds)}"
+                column_type = table.c[name].type
+                # A JSON value goes as its text: an array of JSON lists would read as a deeper array.
+                element = Text() if isinstance(column_type, JSON) else column_type
+                binds.append(bindparam(key, type_=ARRAY(element)))
+                arrays.append(f"CAST(:{key} AS {column_type.compile(dialect=dialect)}[])")
+            # Names from the table's own metadata, quoted by the dialect; every value is bound.
+            parts.append(f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(n) for n in columns)}) "  # noqa: S608
+                         f"SELECT * FROM unnest({', '.join(arrays)})")
+        *first, last = parts
+        ctes = ", ".join(f"w{number} AS ({part})" for number, part in enumerate(first))
+        statement = _UNNEST[signature] = text(f"WITH {ctes} {last}" if ctes else last).bindparams(*binds)
+    parameters: dict[str, Any] = {}
+    for (table, columns), (_same, rows) in zip(signature, inserts, strict=True):
+        for name in columns:
+            values = [row[name] for row in rows]
+            column_type = table.c[name].type
+            if isinstance(column_type, JSON):  # as SQLAlchemy's JSON type stores it
+                serialize = dialect._json_serializer or json.dumps
+                values = [None if value is None and column_type.none_as_null else serialize(value)
+                          for value in values]
+            parameters[f"u{len(parameters)}"] = values
+    return statement, parameters
 
 
 def _touches_scoped(state: ORMExecuteState) -> bool:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from amazonlite.platform.tenancy import insert_rows
+from amazonlite.platform.tenancy import insert_together
 from amazonlite.services.inventory.models import (
     LedgerEntry,
     Product,
@@ -260,10 +260,13 @@ class ReservationRepository:
         self.session.add(reservation)
         return reservation
 
-    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert new reservations at once (one Core statement, stamped with the session's tenant;
-        no object enters the session; every row names the same columns): the reservation path's write."""
-        await insert_rows(self.session, Reservation, rows)
+    async def insert_with(self, reservations: Sequence[dict[str, Any]], ledger: Sequence[dict[str, Any]],
+                          outbox: tuple[Any, Sequence[dict[str, Any]], Any]) -> None:
+        """Insert new reservations, their ledger entries and their events at once (one statement
+        on PostgreSQL, stamped with the session's tenant; no object enters the session; every row
+        of a table names the same columns): the reservation path's write."""
+        table, events, _envelopes = outbox
+        await insert_together(self.session, [(Reservation, reservations), (LedgerEntry, ledger), (table, events)])
 
 
 class LedgerRepository:
@@ -272,11 +275,6 @@ class LedgerRepository:
 
     def add(self, *entries: LedgerEntry) -> None:
         self.session.add_all(entries)
-
-    async def insert(self, entries: Sequence[dict[str, Any]]) -> None:
-        """Insert new entries at once (one Core statement, stamped with the session's tenant; every
-        entry names the same columns)."""
-        await insert_rows(self.session, LedgerEntry, entries)
 
     async def page(self, sku: str, *, limit: int, before: uuid.UUID | None,
                    warehouse: str | None = None) -> Sequence[LedgerEntry]:

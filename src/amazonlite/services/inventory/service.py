@@ -31,7 +31,7 @@ from amazonlite.contracts import (
 from amazonlite.contracts.inventory import ReleasedLineV1, ReservedLineV1, ShortLineV1, WarehouseAllocationV1
 from amazonlite.platform.db import TransientConflict, after_commit, utcnow
 from amazonlite.platform.ids import new_id
-from amazonlite.platform.outbox import record_event, record_events
+from amazonlite.platform.outbox import outbox_rows, record_event
 from amazonlite.platform.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from amazonlite.platform.text import as_one_line
 from amazonlite.services.inventory import schemas
@@ -340,7 +340,7 @@ async def reserve(session: AsyncSession, events: Sequence[OrderCreatedV1], *, mi
 
     The stock and what inventory answered these orders before are read without locks (one
     statement for the whole run), every order planned on it in
-    turn, every insert made (reservations, ledger, outbox: one statement each), and only then each
+    turn, every insert made (reservations, ledger, outbox: one statement on PostgreSQL), and only then each
     stock row taken once for the whole run, with one conditional update, in (sku, warehouse) order:
     the hot rows are locked for the shortest time, never in a cycle, and a flash sale's orders share
     one update per row. An update that no longer applies (a concurrent run took the units first)
@@ -403,11 +403,7 @@ async def reserve(session: AsyncSession, events: Sequence[OrderCreatedV1], *, mi
         log.info("inventory.order_rejected", order_id=str(order_id), reason=reason, skus=[s.sku for s in short])
         outcomes[order_id] = "rejected"
 
-    if reservations:
-        await ReservationRepository(session).insert(reservations)
-    if ledger:
-        await LedgerRepository(session).insert(ledger)
-    await record_events(session, published)
+    await ReservationRepository(session).insert_with(reservations, ledger, outbox_rows(session, published))
     stock = StockRepository(session)
     for (sku, warehouse), quantity in sorted(taken.items()):
         if not await stock.take(sku, warehouse, quantity):
