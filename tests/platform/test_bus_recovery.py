@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -191,7 +191,7 @@ class TestEmbeddedBus:
         payload = entry_added(unique)
         consumer_down = True
 
-        async def downstream(message: Message) -> None:  # another service, whose database is away
+        async def downstream(messages: Sequence[Message]) -> None:  # another service, whose database is away
             if consumer_down:
                 raise ConnectionError("the consumer's database is down")
 
@@ -255,8 +255,8 @@ class TestMessagesWaitingUnconsumed:
         topic, group = f"empty.{unique}.v1", f"starved-{unique}"
         applied: list[bytes] = []
 
-        async def deliver(message: Message) -> None:
-            applied.append(message.value)
+        async def deliver(messages: Sequence[Message]) -> None:
+            applied.extend(message.value for message in messages)
 
         consumer_bus, producer_bus = transport(broker.bootstrap, group), transport(broker.bootstrap, "producer")
         consumer_bus.subscribe(group, [topic], deliver)
@@ -297,10 +297,10 @@ class TestConsumerMetrics:
         store_down.set()
         applied: list[bytes] = []
 
-        async def deliver(message: Message) -> None:
+        async def deliver(messages: Sequence[Message]) -> None:
             if store_down.is_set():
                 raise ConnectionError("the consumer's database is down")
-            applied.append(message.value)
+            applied.extend(message.value for message in messages)
 
         consumer_bus, producer_bus = transport(broker.bootstrap, group), transport(broker.bootstrap, "producer")
         consumer_bus.subscribe(group, [topic], deliver)

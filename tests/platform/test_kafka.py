@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -202,8 +203,8 @@ class TestFirstPublish:
         existing, brand_new = f"exists.{uuid.uuid4().hex[:8]}.v1", f"new.{uuid.uuid4().hex[:8]}.v1"
         received: list[str] = []
 
-        async def deliver(message: Message) -> None:
-            received.append(message.topic)
+        async def deliver(messages: Sequence[Message]) -> None:
+            received.extend(message.topic for message in messages)
 
         consumer = KafkaTransport(kafka_bootstrap, client_id="consumer-side", **FAST_GROUPS)
         consumer.subscribe("first-publish", [existing], deliver)

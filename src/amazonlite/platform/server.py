@@ -4,7 +4,10 @@ with the limits a server facing hostile clients needs and that uvicorn does not 
 - A request's head (request line and headers) must arrive within `header_timeout_seconds` of its
   first byte, and its body within `body_timeout_seconds` of its head: a slow client gets a 408
   problem and the connection is closed. A connection that sends nothing is closed after
-  `keep_alive_seconds`, the same as an idle kept-alive one.
+  `header_timeout_seconds` (or `keep_alive_seconds`, if shorter); an idle kept-alive one after
+  `keep_alive_seconds`, which is longer than the idle timeout of the clients and load balancers in
+  front (httpx 5 s, AWS ALB 60 s): the client closes an idle connection first, so the server never
+  closes one just as a request is sent on it, which the client would see as a disconnection.
 - A URL longer than `max_url_bytes` is refused with 414, a head larger than `max_header_bytes` or
   with more than `max_headers` headers with 431; the server stops reading at the limit.
 - Malformed HTTP (a NUL in a header, `Content-Length: abc`, both `Content-Length` and
@@ -73,7 +76,7 @@ class ServerSettings(BaseSettings):
 
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=30.0, gt=0)
-    keep_alive_seconds: int = Field(default=5, ge=1)
+    keep_alive_seconds: int = Field(default=75, ge=1)
     max_url_bytes: int = Field(default=8 * 1024, ge=256)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     max_headers: int = Field(default=100, ge=8)
@@ -176,8 +179,9 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._cycle_transport = _CycleTransport(self, transport)
-        # A connection that never sends a byte is as idle as a kept-alive one.
-        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        # A connection that never sends a byte is closed once a request's head would have been late.
+        first_byte = min(self.timeout_keep_alive, self.settings.header_timeout_seconds)
+        self.timeout_keep_alive_task = self.loop.call_later(first_byte, self.timeout_keep_alive_handler)
         if self.server_state not in _SWEPT:
             _SWEPT.add(self.server_state)
             self.loop.call_later(_SWEEP_SECONDS, _sweep, self.loop, self.connections)
