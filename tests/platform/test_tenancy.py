@@ -17,14 +17,19 @@ from tests.platform.ledger import MESSAGING, Entry, EntryAddedV1, create_tables
 A, B = "tenant-a", "tenant-b"
 
 
-@pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_url, service="ledger", messaging=MESSAGING)
+async def ledger_database(url: str) -> AsyncIterator[Database]:
+    database = Database(url, service="ledger", messaging=MESSAGING)
     await create_tables(database.engine)
     try:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+async def db(sqlite_url: str) -> AsyncIterator[Database]:
+    async for database in ledger_database(sqlite_url):
+        yield database
 
 
 @pytest.fixture
@@ -132,12 +137,8 @@ class TestPreparedStatements:
 
 @pytest.fixture
 async def any_db(any_database_url: str) -> AsyncIterator[Database]:
-    database = Database(any_database_url, service="ledger", messaging=MESSAGING)
-    await create_tables(database.engine)
-    try:
+    async for database in ledger_database(any_database_url):
         yield database
-    finally:
-        await database.dispose()
 
 
 class TestInsertTogether:

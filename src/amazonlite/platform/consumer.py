@@ -242,13 +242,8 @@ class Consumer:
                     with HANDLE_SECONDS.labels(self.service, topic).time():
                         outcomes = await self.apply(subscription, [envelope for _m, envelope in run])
                 except Exception as exc:
-                    if is_database_outage(exc):
-                        DEPENDENCIES.unavailable(database_dependency(self.service), error=repr(exc)[:300])
-                        raise
-                    if is_transient_conflict(exc) and conflicts < self.retry.max_conflicts:
+                    if await self._redo_after(exc, topic, conflicts):
                         conflicts += 1
-                        CONFLICTS.labels(self.service, topic).inc()
-                        await asyncio.sleep(self.retry.conflict_delay(conflicts))
                         continue
                     log.info("consumer.run_applied_one_by_one", service=self.service, topic=topic, events=len(run),
                              error=_describe(exc)[:300])
@@ -287,20 +282,9 @@ class Consumer:
                 await self._dead_letter(message, envelope, envelope.tenant_id, _describe(exc), attempt)
                 return
             except Exception as exc:
-                if is_database_outage(exc):
-                    # Not the event's fault: nothing is dead-lettered for an outage. The transport
-                    # delivers it again later (Kafka: from the uncommitted offset; in-process: the
-                    # relay's next try), and the outage is logged once, not per event.
-                    DEPENDENCIES.unavailable(database_dependency(self.service), error=repr(exc)[:300])
-                    raise
-                if is_transient_conflict(exc) and conflicts < self.retry.max_conflicts:
-                    # Lost a race (its transaction rolled back whole, inbox row included): do it again.
+                if await self._redo_after(exc, envelope.event_type, conflicts):
                     conflicts += 1
                     attempt -= 1
-                    CONFLICTS.labels(self.service, envelope.event_type).inc()
-                    log.debug("consumer.conflict_retrying", service=self.service, topic=envelope.event_type,
-                              event_id=str(envelope.event_id), conflicts=conflicts, error=str(exc)[:300])
-                    await asyncio.sleep(self.retry.conflict_delay(conflicts))
                     continue
                 if attempt >= self.retry.max_attempts:
                     await self._dead_letter(message, envelope, envelope.tenant_id, _describe(exc), attempt)
@@ -309,6 +293,23 @@ class Consumer:
                 log.warning("consumer.retrying", service=self.service, topic=envelope.event_type,
                             event_id=str(envelope.event_id), attempt=attempt, error=str(exc))
                 await asyncio.sleep(self.retry.delay(attempt))
+
+    async def _redo_after(self, exc: Exception, topic: str, conflicts: int) -> bool:
+        """After a unit of work failed with `exc`: an outage of the store propagates (not the event's
+        fault: nothing is dead-lettered for it; the transport delivers again later, Kafka from the
+        uncommitted offset, in-process at the relay's next try, and the outage is logged once, not per
+        event). A lost race (its transaction rolled back whole, inbox rows included) within the cap
+        is counted and waited for: True, do it again. Anything else: False."""
+        if is_database_outage(exc):
+            DEPENDENCIES.unavailable(database_dependency(self.service), error=repr(exc)[:300])
+            raise exc
+        if not (is_transient_conflict(exc) and conflicts < self.retry.max_conflicts):
+            return False
+        CONFLICTS.labels(self.service, topic).inc()
+        log.debug("consumer.conflict_retrying", service=self.service, topic=topic, conflicts=conflicts + 1,
+                  error=str(exc)[:300])
+        await asyncio.sleep(self.retry.conflict_delay(conflicts + 1))
+        return True
 
     async def _apply_one(self, subscription: Subscription[Any], envelope: Envelope) -> list[str]:
         try:
