@@ -140,6 +140,15 @@ class Subject:
                                       settings=InventorySettings(database_url=url, database_pool_size=pool_size))
         self.template = self._template()
 
+    @classmethod
+    async def open(cls, url: str, pool_size: int) -> Subject:
+        """A subject whose service has started as `amazonlite serve inventory` starts it (its
+        on-startup work: the hold time its event handlers read), without serving HTTP."""
+        subject = cls(url, pool_size)
+        if subject.runtime.module.on_startup is not None:
+            await subject.runtime.module.on_startup(subject.runtime)
+        return subject
+
     @staticmethod
     def _template() -> str:
         from amazonlite.contracts import OrderCreatedV1
@@ -218,7 +227,7 @@ async def prepare_inventory(url: str, skus: int) -> None:
     from amazonlite.services.inventory.app import SERVICE
 
     await asyncio.to_thread(upgrade, SERVICE.name, SERVICE.migrations, url)
-    subject = Subject(url, 4)
+    subject = await Subject.open(url, 4)
     names = [HOT, *(f"SPREAD-{n:05d}" for n in range(skus))]
     price = Money(amount=1000, currency="INR")
     from amazonlite.platform.bus import Message
@@ -302,7 +311,7 @@ async def sell_out(url: str) -> dict[str, Any]:
         held_before = before["reserved"]
     finally:
         await conn.close()
-    subject = Subject(url, 4)
+    subject = await Subject.open(url, 4)
     try:
         orders = 4 * units
         delivered, _ = await subject.drive(32, 600, lambda: sku, orders=orders)
@@ -347,7 +356,7 @@ async def measure(args: argparse.Namespace, url: str, database: str, pgbench: st
     rows: list[dict[str, Any]] = []
     for scenario in ("hot", "spread"):
         for reservers in args.reservers:
-            subject = Subject(url, 4)
+            subject = await Subject.open(url, 4)
             try:
                 await subject.drive(reservers, args.warmup, choosers[scenario])
                 await asyncio.to_thread(run_pgbench, pgbench, database, scripts[scenario], clients=reservers,

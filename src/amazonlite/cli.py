@@ -17,7 +17,6 @@ from amazonlite.platform.config import platform_settings
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.logging import configure_logging
 from amazonlite.platform.server import serve as serve_http
-from amazonlite.platform.service import ServiceRuntime
 from amazonlite.platform.tenancy import DEFAULT_TENANT, validate_tenant_id
 from amazonlite.topology import SERVICE_ENV, SERVICE_NAMES, UPSTREAMS_ENV, build_runtime, load_service
 
@@ -218,12 +217,8 @@ def create_admin(
     async def go() -> uuid.UUID:
         await _with_runtime("tenants", lambda rt: ensure_tenant(rt, tenant))
 
-        async def admin(runtime: ServiceRuntime) -> uuid.UUID:
-            if runtime.module.on_startup is not None:
-                await runtime.module.on_startup(runtime)
-            return await create(runtime, tenant_id=tenant, email=email, password=password, name=name)
-
-        return await _with_runtime("auth", admin)  # type: ignore[return-value]
+        return await _with_runtime("auth", lambda runtime: create(  # type: ignore[return-value]
+            runtime, tenant_id=tenant, email=email, password=password, name=name))
 
     try:
         user_id = asyncio.run(go())
@@ -285,12 +280,16 @@ def _consumer_runtimes(service: str | None) -> list[str]:
 
 
 async def _with_runtime(name: str, work: object) -> object:
+    """Run `work` with the service's runtime as it is once started (its on-startup work done: what
+    its handlers and commands read, such as key rings), without serving or consuming."""
     from amazonlite.platform.bus.memory import InProcessTransport
     from amazonlite.platform.revocation import MemoryRevocationStore
 
     runtime = build_runtime(name, platform_settings(), transport=InProcessTransport(),
                             revocations=MemoryRevocationStore(), redis=None)
     try:
+        if runtime.module.on_startup is not None:
+            await runtime.module.on_startup(runtime)
         return await work(runtime)  # type: ignore[operator]
     finally:
         await runtime.db.dispose()

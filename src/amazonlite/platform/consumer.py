@@ -80,6 +80,8 @@ class PermanentError(Exception):
 class EventContext:
     session: AsyncSession
     envelope: Envelope
+    # The consuming service's runtime (its settings, state, other services), as an endpoint has it.
+    runtime: Any = None
 
     @property
     def tenant_id(self) -> str:
@@ -92,6 +94,7 @@ class BatchContext:
 
     session: AsyncSession
     envelopes: Sequence[Envelope]
+    runtime: Any = None
 
     @property
     def tenant_id(self) -> str:
@@ -168,8 +171,9 @@ class RetryPolicy:
 
 class Consumer:
     def __init__(self, service: str, db: Database, tables: MessagingTables, handlers: EventHandlers,
-                 transport: Transport, retry: RetryPolicy) -> None:
+                 transport: Transport, retry: RetryPolicy, *, runtime: Any = None) -> None:
         self.service = service
+        self.runtime = runtime  # handed to the handlers in their context
         self.db = db
         self.tables = tables
         self.handlers = handlers
@@ -338,11 +342,12 @@ class Consumer:
             if new:
                 payloads = [subscription.payload.model_validate(envelope.payload) for envelope in new]
                 if subscription.batch:
-                    await cast(BatchHandler, subscription.handler)(BatchContext(session, new), payloads)
+                    await cast(BatchHandler, subscription.handler)(BatchContext(session, new, self.runtime), payloads)
                 else:
+                    handler = cast(Handler, subscription.handler)
                     for envelope, payload in zip(new, payloads, strict=True):
                         bind_correlation_id(envelope.correlation_id or envelope.event_id.hex)
-                        await cast(Handler, subscription.handler)(EventContext(session, envelope), payload)
+                        await handler(EventContext(session, envelope, self.runtime), payload)
         applied = {envelope.event_id for envelope in new}
         outcomes = []
         for envelope in envelopes:

@@ -93,7 +93,7 @@ class ServiceRuntime:
             max_attempts=platform.consumer_max_attempts,
             initial=platform.consumer_backoff_initial_ms / 1000,
             maximum=platform.consumer_backoff_max_ms / 1000,
-        ))
+        ), runtime=self)
         self.consumer.attach()
         # The other services, reachable over HTTP with internal tokens (filled by the topology).
         self.services = ServiceDirectory(module.name, self.internal_tokens)

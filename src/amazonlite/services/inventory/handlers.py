@@ -9,7 +9,7 @@ from amazonlite.contracts import (
     ProductUpdatedV1,
 )
 from amazonlite.platform.consumer import BatchContext, EventContext, EventHandlers
-from amazonlite.services.inventory import service, settings
+from amazonlite.services.inventory import service
 
 handlers = EventHandlers()
 
@@ -26,7 +26,7 @@ async def on_product_deleted(ctx: EventContext, event: ProductDeletedV1) -> None
 
 @handlers.batch_subscriber(OrderCreatedV1)
 async def on_orders_created(ctx: BatchContext, events: list[OrderCreatedV1]) -> None:
-    minutes = await settings.hold_time(ctx.session).minutes(ctx.tenant_id)
+    minutes = await ctx.runtime.state.hold_time.minutes(ctx.tenant_id)
     await service.reserve(ctx.session, events, minutes=minutes)
 
 

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import structlog
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from amazonlite.platform.config import ServiceSettings
 from amazonlite.platform.tenant_settings import TenantSettingsLookup
@@ -48,19 +46,3 @@ class HoldTime:
             log.debug("inventory.tenant_hold_time_unknown", tenant_id=tenant_id, error=type(exc).__name__)
             return self.settings.reservation_minutes
         return minutes if minutes > 0 else self.settings.reservation_minutes
-
-
-# Event handlers see a session, not the runtime: they find their service's hold time here, by the
-# engine their session is bound to (registered at start-up).
-_BY_ENGINE: weakref.WeakKeyDictionary[AsyncEngine, HoldTime] = weakref.WeakKeyDictionary()
-_DEFAULT_HOLD = HoldTime(DEFAULTS)
-
-
-def attach(engine: AsyncEngine, hold_time: HoldTime) -> None:
-    _BY_ENGINE[engine] = hold_time
-
-
-def hold_time(session: AsyncSession) -> HoldTime:
-    bind = session.bind
-    found = _BY_ENGINE.get(bind) if isinstance(bind, AsyncEngine) else None
-    return found or _DEFAULT_HOLD

@@ -20,7 +20,7 @@ from amazonlite.platform.tenancy import UNSCOPED
 from amazonlite.platform.tenant_settings import TENANTS, TenantSettingsLookup, tenant_settings
 from amazonlite.services.inventory import service
 from amazonlite.services.inventory.repository import ReservationRepository
-from amazonlite.services.inventory.settings import HoldTime, InventorySettings, attach
+from amazonlite.services.inventory.settings import HoldTime, InventorySettings
 
 log = structlog.get_logger("amazonlite.inventory")
 
@@ -72,10 +72,10 @@ def tasks(settings: InventorySettings) -> list[PeriodicTask]:
 
 
 async def on_startup(runtime: ServiceRuntime) -> None:
-    """Let event handlers find this runtime's hold time through their session's engine: the tenant's
-    own, when this runtime can reach the tenants service, else the service's default."""
+    """The runtime's hold time, for the event handlers (`runtime.state.hold_time`): the tenant's own,
+    when this runtime can reach the tenants service, else the service's default."""
 
     def lookup() -> TenantSettingsLookup | None:
         return tenant_settings(runtime) if TENANTS in runtime.services.known else None
 
-    attach(runtime.db.engine, HoldTime(cast(InventorySettings, runtime.settings), lookup))
+    runtime.state.hold_time = HoldTime(cast(InventorySettings, runtime.settings), lookup)

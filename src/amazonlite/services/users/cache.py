@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from amazonlite.services.users.schemas import UserProfile
 
@@ -91,16 +89,3 @@ class ProfileCache:
             self._failing = False
             log.info("users.profile_cache_recovered")
         return result
-
-
-# Event handlers see a session, not the runtime: they find the cache of their service's database here.
-_BY_ENGINE: weakref.WeakKeyDictionary[AsyncEngine, ProfileCache] = weakref.WeakKeyDictionary()
-
-
-def attach(engine: AsyncEngine, cache: ProfileCache) -> None:
-    _BY_ENGINE[engine] = cache
-
-
-def of_session(session: AsyncSession) -> ProfileCache | None:
-    bind = session.bind
-    return _BY_ENGINE.get(bind) if isinstance(bind, AsyncEngine) else None

@@ -34,7 +34,6 @@ async def on_startup(runtime: ServiceRuntime) -> None:
                                            ttl_seconds=settings.profile_cache_ttl_seconds,
                                            timeout_seconds=settings.profile_cache_timeout_ms / 1000)
         runtime.state.profile_cache = profile_cache
-        cache.attach(runtime.db.engine, profile_cache)
 
 
 async def rotate_pii_keys(runtime: ServiceRuntime, *, batch_size: int = 500) -> int:
