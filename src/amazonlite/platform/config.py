@@ -10,10 +10,12 @@ import secrets
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from amazonlite.platform.crypto import Keyring
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "development"})
 
@@ -115,3 +117,46 @@ class ServiceSettings(BaseSettings):
         name = cls.__dict__.get("service_name")
         if name:
             cls.model_config = SettingsConfigDict(env_prefix=f"AMAZONLITE_{name.upper()}_", extra="ignore")
+
+
+class PiiKeySettings(ServiceSettings):
+    """Settings of a service that stores personal data encrypted at rest (`platform/crypto.py`):
+    `AMAZONLITE_<SERVICE>_PII_KEYS` and `…_PII_ACTIVE_KEY`."""
+
+    # Keys that encrypt PII at rest: JSON `{"<kid>": "<base64 of 32 random bytes>", ...}`. Keep every
+    # key that stored values may still name; rotate by adding a key, making it active, running
+    # `amazonlite keys rotate`, and only then removing the old one. Empty: outside production, the
+    # fixed development key (`platform.crypto.DEVELOPMENT_KID`).
+    pii_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # The kid new values are encrypted under (may be omitted when the ring holds one key).
+    pii_active_key: str = ""
+    # The platform's environment (the same variable `PlatformSettings` reads).
+    environment: Environment = Field(default=Environment.DEVELOPMENT, validation_alias="AMAZONLITE_ENVIRONMENT")
+
+    @model_validator(mode="after")
+    def _keys(self) -> Self:
+        variable = f"AMAZONLITE_{self.service_name.upper()}_PII_KEYS"
+        if not self.pii_keys:
+            if self.environment is Environment.PRODUCTION:
+                raise ValueError(f"{variable} must be set outside development")
+            if self.pii_active_key:
+                raise ValueError(f"{variable[:-4]}ACTIVE_KEY names a key, but {variable} is empty")
+            return self
+        try:
+            ring = self.pii_keyring()
+        except ValueError as exc:
+            raise ValueError(f"{variable} / {variable[:-4]}ACTIVE_KEY: {exc}") from None
+        if ring.holds_development_key and self.environment is Environment.PRODUCTION:
+            raise ValueError(f"{variable} holds the public development key; use random keys")
+        return self
+
+    def pii_keyring(self) -> Keyring:
+        """The key ring for PII (the development ring when none is configured)."""
+        if not self.pii_keys:
+            return Keyring.development()
+        return Keyring.from_config({kid: key.get_secret_value() for kid, key in self.pii_keys.items()},
+                                   self.pii_active_key)
+
+    @property
+    def uses_development_key(self) -> bool:
+        return not self.pii_keys

@@ -6,11 +6,11 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from amazonlite.platform.addresses import LINE_MAX, NAME_MAX, PHONE_MAX
 from amazonlite.platform.crypto import max_token_length
 from amazonlite.platform.db import IdPrimaryKey, Timestamps, service_metadata
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.tenancy import TenantScoped
-from amazonlite.services.users.schemas import LINE_MAX, NAME_MAX, PHONE_MAX
 
 
 class Base(DeclarativeBase):

@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -17,6 +15,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from amazonlite.platform.addresses import Country, Line, Phone, Place, PostalAddress, PostalCode, RecipientName
 from amazonlite.platform.text import STRIPPED, NonBlankLine
 
 UserId = uuid.UUID
@@ -44,32 +43,6 @@ class UserProfileUpdate(BaseModel):
 # Addresses ----------------------------------------------------------------------------------------
 
 MAX_ADDRESSES = 20
-NAME_MAX = 200
-LINE_MAX = 200
-PHONE_MAX = 22  # the pattern below allows 1 + 1 + 20 characters
-
-# ISO 3166-1 alpha-2: the officially assigned codes, as pycountry keeps them current.
-COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
-
-
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
-def _assigned_country(value: str) -> str:
-    if value not in COUNTRY_CODES:
-        raise ValueError("not an ISO 3166-1 alpha-2 country code")
-    return value
-
-
-Country = Annotated[str, BeforeValidator(_upper), AfterValidator(_assigned_country), Field(
-    min_length=2, max_length=2, examples=["IN"], description="ISO 3166-1 alpha-2 (any case: stored in capitals)",
-    json_schema_extra={"enum": sorted(COUNTRY_CODES)})]
-Phone = Annotated[str, Field(max_length=PHONE_MAX, pattern=r"^\+?[0-9][0-9 ()-]{6,20}$", examples=["+91 98765 43210"])]
-PostalCode = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")]
-RecipientName = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=NAME_MAX), STRIPPED]
-Line = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=LINE_MAX), STRIPPED]
-Place = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=100), STRIPPED]
 
 
 class Address(BaseModel):
@@ -87,17 +60,7 @@ class Address(BaseModel):
     updated_at: dt.datetime
 
 
-class AddressCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: RecipientName
-    line1: Line
-    line2: Line | None = None
-    city: Place
-    state: Place | None = None
-    postal_code: PostalCode
-    country: Country
-    phone: Phone | None = None
+class AddressCreate(PostalAddress):
     is_default: StrictBool = False
 
 
