@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
@@ -52,8 +53,23 @@ def app() -> FastAPI:
     async def echo(request: Request) -> dict[str, int]:
         return {"received": len(await request.body())}
 
+
     app.add_middleware(EdgeMiddleware, service="server-test", max_body_bytes=MAX_BODY)
     return app
+
+
+async def answer_at_once(scope: Any, receive: Any, send: Any) -> None:
+    """Answers without reading the request's body, as a proxy relays an upstream's early answer."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture(scope="module")
+def early_address() -> Iterator[tuple[str, int]]:
+    with uvicorn_in_thread(answer_at_once, **uvicorn_options()) as port:
+        yield "127.0.0.1", port
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +301,17 @@ class TestOversizeBodies:
             statuses = [client.post("/echo", content=THREE_MB).status_code for _ in range(30)]
             assert statuses == [413] * 30
             assert client.post("/echo", content=b"{}").json() == {"received": 2}  # the client goes on
+
+    def test_an_answer_before_the_body_arrived_says_the_connection_closes(self, early_address: tuple[str, int]
+                                                                          ) -> None:
+        # The head alone: the answer comes before any of the body was sent.
+        answer = exchange(early_address, request("POST", "/", "Content-Length: 2"))
+        assert answer.status == 200 and answer.headers["connection"] == "close" and answer.closed, answer
+        # A body that arrived with its head is read with it, and the connection kept for the next request.
+        kept = exchange(early_address, request("POST", "/", "Content-Length: 2", body=b"{}")
+                        + request("GET", "/", "Connection: close"))
+        assert kept.status == 200 and "connection" not in kept.headers, kept.headers
+        assert kept.body.count(b"HTTP/1.1 200 ") == 1  # the second answer followed on the same connection
 
     def test_a_body_under_the_limit_is_read_whole_and_the_connection_kept(self, address: tuple[str, int]) -> None:
         body = b"y" * (MAX_BODY - 10)

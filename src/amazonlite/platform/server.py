@@ -13,8 +13,9 @@ with the limits a server facing hostile clients needs and that uvicorn does not 
 - Malformed HTTP (a NUL in a header, `Content-Length: abc`, both `Content-Length` and
   `Transfer-Encoding`, …) is a 400 problem.
 - A request whose body was not read to its end when its answer was sent (the edge refused it as
-  too large) is not cut off with unread data in the socket, which resets the connection before
-  the client has read the answer: the server shuts down its side, reads and discards at most
+  too large, or an upstream answered before the body was through) is not cut off with unread data
+  in the socket, which resets the connection before the client has read the answer: the answer
+  says `Connection: close`, and the server shuts down its side, reads and discards at most
   `drain_max_bytes` more during at most `drain_seconds`, then closes.
 - No forwarding header is believed: uvicorn's `proxy_headers` is off, so `scope["client"]` is the
   peer of the connection; only the gateway reads `X-Forwarded-For`, from trusted proxies.
@@ -255,8 +256,22 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None and self._cycle_transport is not None:
             self.cycle.transport = self._cycle_transport  # type: ignore[assignment]
+            self._close_if_answered_early(self.cycle)
         self._waiting_for = _BODY
         self._deadline = time.monotonic() + self.settings.body_timeout_seconds
+
+    def _close_if_answered_early(self, cycle: Any) -> None:
+        """An answer that starts before its request's body has arrived says `Connection: close`:
+        the connection ends after it (`on_response_complete` drains the rest), and a client that
+        reused it for its next request would see it closed without an answer."""
+        send = cycle.send
+
+        async def send_closing_early(message: Any) -> None:
+            if message["type"] == "http.response.start" and self._waiting_for is _BODY and self.cycle is cycle:
+                cycle.keep_alive = False
+            await send(message)
+
+        cycle.send = send_closing_early
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
