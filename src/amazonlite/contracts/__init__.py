@@ -20,6 +20,12 @@ from amazonlite.contracts.orders import (
     OrderConfirmedV1,
     OrderCreatedV1,
 )
+from amazonlite.contracts.payments import (
+    PaymentAuthorizedV1,
+    PaymentFailedV1,
+    PaymentRefundedV1,
+    PaymentRequestedV1,
+)
 from amazonlite.contracts.users import UserPreferencesUpdatedV1, UserRegisteredV1
 
 ALL_EVENTS: tuple[type[EventPayload], ...] = (
@@ -36,11 +42,16 @@ ALL_EVENTS: tuple[type[EventPayload], ...] = (
     InventoryRejectedV1,
     InventoryReleasedV1,
     InventoryLowStockV1,
+    PaymentRequestedV1,
+    PaymentAuthorizedV1,
+    PaymentFailedV1,
+    PaymentRefundedV1,
 )
 
 BY_TOPIC: dict[str, type[EventPayload]] = {event.event_type: event for event in ALL_EVENTS}
 
 __all__ = ["ALL_EVENTS", "BY_TOPIC", "EmailRequestedV1", "EventPayload", "InventoryLowStockV1",
            "InventoryRejectedV1", "InventoryReleaseRequestedV1", "InventoryReleasedV1", "InventoryReservedV1",
-           "OrderCancelledV1", "OrderConfirmedV1", "OrderCreatedV1", "ProductDeletedV1", "ProductUpdatedV1",
+           "OrderCancelledV1", "OrderConfirmedV1", "OrderCreatedV1", "PaymentAuthorizedV1", "PaymentFailedV1",
+           "PaymentRefundedV1", "PaymentRequestedV1", "ProductDeletedV1", "ProductUpdatedV1",
            "UserPreferencesUpdatedV1", "UserRegisteredV1"]
