@@ -78,6 +78,10 @@ REFUSED_FOR_WHAT_THE_SCHEMA_CANNOT_KNOW: dict[str, list[tuple[int, str]]] = {
     "POST /api/v1/cart/coupon": [(422, "a code no coupon has, one not started or ended, or a subtotal under its "
                                        "minimum"), STALE_VERSION],
     "DELETE /api/v1/cart/coupon": [STALE_VERSION],
+    # Checkout: the customer's cart and address book are state the schema cannot see.
+    "POST /api/v1/orders": [(422, "an empty cart, an address id that is not the customer's, or a payment provider "
+                                  "the shop does not take")],
+    "GET /api/v1/orders": [CURSOR],
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis's default
 # How invalid data may be refused (schemathesis's default), and with 412 where the operation takes an

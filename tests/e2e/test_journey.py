@@ -242,6 +242,29 @@ class TestShopping:
         assert_problem(api.delete(f"/cart/items/{shop['copper']}", headers={**customer.auth, "If-Match": f'"{stale}"'}),
                        412)
 
+    def test_a_customer_checks_out_and_inventory_holds_the_stock(self, api: httpx.Client,
+                                                                  shop: dict[str, Any]) -> None:
+        customer = sign_up(api, shop["tenant"], name="Mary Jackson")
+        assert_ok(api.post("/cart/items", headers=customer.auth, json={"sku": shop["copper"], "quantity": 1}))
+        before = assert_ok(api.get(f"/inventory/{shop['copper']}", headers=shop["admin"]))["available"]
+        body = {"payment_provider": "sandbox", "address": {
+            "name": "Mary Jackson", "line1": "1 Langley Way", "city": "Hampton", "postal_code": "23666",
+            "country": "US"}}
+        attempt = {**customer.auth, "Idempotency-Key": uuid.uuid4().hex}
+        placed = assert_ok(api.post("/orders", headers=attempt, json=body), 202)
+        assert placed["status"] == "RESERVATION_PENDING" and placed["total"]["amount"] == 3_009  # 25.50 + 18 %
+        assert assert_ok(api.post("/orders", headers=attempt, json=body), 202)["id"] == placed["id"]  # one order
+        # order.created.v1 reaches inventory (the stock is held) and the cart (the ordered line leaves it).
+        eventually(lambda: api.get(f"/inventory/{shop['copper']}", headers=shop["admin"]).json()["available"]
+                   == before - 1, timeout=60, what="inventory to hold the order's stock")
+        eventually(lambda: api.get("/cart", headers=customer.auth).json()["items"] == [], timeout=60,
+                   what="the cart to give up the ordered line")
+        mine = assert_ok(api.get("/orders", headers=customer.auth))["items"]
+        assert [order["id"] for order in mine] == [placed["id"]]
+        assert_problem(api.get(f"/orders/{placed['id']}", headers=sign_up(api, shop["tenant"], name="Eve").auth),
+                       404)
+        assert assert_ok(api.get(f"/orders/{placed['id']}", headers=shop["admin"]))["id"] == placed["id"]
+
     def test_a_price_change_shows_on_the_next_read(self, api: httpx.Client, shop: dict[str, Any]) -> None:
         customer = sign_up(api, shop["tenant"], name="Katherine Johnson")
         added = api.post("/cart/items", headers=customer.auth, json={"sku": shop["copper"], "quantity": 1})

@@ -33,7 +33,7 @@ from amazonlite.platform.tenancy import UNSCOPED, TenantScoped, TenantScopeMissi
 from amazonlite.services.catalog.repository import ProductQuery
 from amazonlite.services.users.models import ENCRYPTED_ADDRESS_FIELDS
 from amazonlite.topology import SERVICE_NAMES
-from tests.platform import tenant_walk_cart, tenant_walk_inventory
+from tests.platform import tenant_walk_cart, tenant_walk_inventory, tenant_walk_orders
 from tests.platform.tenant_walk import (
     KERNEL_TABLES,
     OPTIONAL_KERNEL_TABLES,
@@ -443,6 +443,7 @@ PLANS: dict[str, dict[str, dict[str, Plan]]] = {
     },
     "inventory": tenant_walk_inventory.PLANS,
     "cart": tenant_walk_cart.PLANS,
+    "orders": tenant_walk_orders.PLANS,
 }
 
 
@@ -621,16 +622,13 @@ ALLOWED_BYPASSES: dict[tuple[str, str], tuple[int, str]] = {
     ("tenants/commands.py", "UNSCOPED"): (3, "ensure_tenant creates a tenant's row before any session of that "
                                              "tenant can exist; the operator's `tenants list/activate/suspend` "
                                              "work across tenants, as a platform admin does"),
-    ("users/cache.py", ".bind"): (1, "finds the profile cache registered for the session's engine; no SQL"),
-    ("users/commands.py", ".engine"): (1, "registers the profile cache for the service's engine; no SQL"),
     ("users/commands.py", "UNSCOPED"): (1, "PII key rotation re-encrypts the addresses of every tenant"),
     ("cart/tasks.py", "UNSCOPED"): (1, "the guest-cart sweeper (cart.expire_guest_carts) deletes guest carts "
                                        "past their idle time in every tenant"),
-    ("inventory/settings.py", ".bind"): (1, "finds the hold time registered for the session's engine; no SQL"),
-    ("inventory/tasks.py", ".engine"): (1, "registers the hold time (settings, tenant lookup) for the service's "
-                                           "engine; no SQL"),
     ("inventory/tasks.py", "UNSCOPED"): (1, "the expiry sweeper lists the expired reservations of every tenant, "
                                             "then releases each in a unit of work of its own tenant"),
+    ("orders/tasks.py", "UNSCOPED"): (1, "the deadline sweeper lists the overdue orders of every tenant, then "
+                                         "cancels each in a unit of work of its own tenant"),
 }
 
 

@@ -39,6 +39,7 @@ ROUTES: Mapping[str, str] = MappingProxyType({
     "/api/v1/inventory": "inventory",
     "/api/v1/cart": "cart",
     "/api/v1/coupons": "cart",
+    "/api/v1/orders": "orders",
     "/api/v1/admin/tenants": "tenants",
 })
 

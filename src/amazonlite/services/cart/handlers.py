@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
-from amazonlite.contracts.orders import OrderCancelledV1, OrderConfirmedV1
+from amazonlite.contracts.orders import OrderCancelledV1, OrderConfirmedV1, OrderCreatedV1
 from amazonlite.platform.consumer import EventContext, EventHandlers
 from amazonlite.services.cart import coupons, service
 
@@ -16,6 +16,12 @@ async def on_product_updated(ctx: EventContext, event: ProductUpdatedV1) -> None
 @handlers.subscriber(ProductDeletedV1)
 async def on_product_deleted(ctx: EventContext, event: ProductDeletedV1) -> None:
     await service.apply_product_deleted(ctx.session, event, at=ctx.envelope.occurred_at)
+
+
+@handlers.subscriber(OrderCreatedV1)
+async def on_order_created(ctx: EventContext, event: OrderCreatedV1) -> None:
+    """The order exists: what it was placed with leaves the customer's cart."""
+    await service.take_ordered(ctx.session, ctx.runtime.state.carts, event)
 
 
 @handlers.subscriber(OrderConfirmedV1)

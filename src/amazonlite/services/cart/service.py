@@ -24,8 +24,9 @@ from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
+from amazonlite.contracts.orders import OrderCreatedV1
 from amazonlite.platform.clients import ServiceDirectory
-from amazonlite.platform.db import utcnow
+from amazonlite.platform.db import TransientConflict, utcnow
 from amazonlite.platform.errors import AppError, Unauthorized
 from amazonlite.platform.security import Principal
 from amazonlite.platform.tenant_settings import TenantSettings
@@ -560,3 +561,31 @@ async def _combine(session: AsyncSession, request: CartRequest, cart: StoredCart
         coupon = await CouponRepository(session).get(guest.coupon)
         if coupon is not None and not await coupons.used_by(session, coupon, request.customer):
             cart.coupon = coupon.code
+
+
+# Checkout ---------------------------------------------------------------------------------------------
+
+async def take_ordered(session: AsyncSession, store: CartStore, event: OrderCreatedV1) -> bool:
+    """Take what an order was placed with out of its customer's cart, now that the order exists:
+    each ordered SKU's quantity comes off its line (a line added or raised since stays, less what was
+    ordered), and the order's coupon leaves the cart. False when there was nothing to take (no cart,
+    or taken already). Raises `TransientConflict` when the cart changed meanwhile (done again)."""
+    cart = await store.load(session, Owner("user", str(event.customer_id)), for_change=True)
+    if cart is None:
+        return False
+    ordered: dict[str, int] = {}
+    for item in event.lines:
+        ordered[item.sku] = ordered.get(item.sku, 0) + item.quantity
+    lines = []
+    for line in cart.lines:
+        left = int(line["quantity"]) - ordered.get(line["sku"], 0)
+        if left > 0:
+            lines.append({**line, "quantity": left})
+    coupon = None if event.coupon_code is not None and cart.coupon == event.coupon_code else cart.coupon
+    if lines == cart.lines and coupon == cart.coupon:
+        return False
+    cart.lines, cart.coupon = lines, coupon
+    if not await store.save(session, cart):
+        raise TransientConflict("the cart changed while the order's lines were taken out of it")
+    log.info("cart.ordered_lines_taken", order_id=str(event.order_id), lines_left=len(lines))
+    return True

@@ -1,0 +1,1 @@
+"""Orders: checkout, the order saga's state machine and its deadlines."""
