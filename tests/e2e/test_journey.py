@@ -242,11 +242,11 @@ class TestShopping:
         assert_problem(api.delete(f"/cart/items/{shop['copper']}", headers={**customer.auth, "If-Match": f'"{stale}"'}),
                        412)
 
-    def test_a_customer_checks_out_and_inventory_holds_the_stock(self, api: httpx.Client,
-                                                                  shop: dict[str, Any]) -> None:
+    def test_a_customer_checks_out_pays_on_the_sandbox_and_the_order_is_confirmed(
+            self, api: httpx.Client, shop: dict[str, Any]) -> None:
         customer = sign_up(api, shop["tenant"], name="Mary Jackson")
         assert_ok(api.post("/cart/items", headers=customer.auth, json={"sku": shop["copper"], "quantity": 1}))
-        before = assert_ok(api.get(f"/inventory/{shop['copper']}", headers=shop["admin"]))["available"]
+        stock = assert_ok(api.get(f"/inventory/{shop['copper']}", headers=shop["admin"]))["warehouses"][0]
         body = {"payment_provider": "sandbox", "address": {
             "name": "Mary Jackson", "line1": "1 Langley Way", "city": "Hampton", "postal_code": "23666",
             "country": "US"}}
@@ -254,16 +254,33 @@ class TestShopping:
         placed = assert_ok(api.post("/orders", headers=attempt, json=body), 202)
         assert placed["status"] == "RESERVATION_PENDING" and placed["total"]["amount"] == 3_009  # 25.50 + 18 %
         assert assert_ok(api.post("/orders", headers=attempt, json=body), 202)["id"] == placed["id"]  # one order
-        # order.created.v1 reaches inventory (the stock is held) and the cart (the ordered line leaves it).
-        eventually(lambda: api.get(f"/inventory/{shop['copper']}", headers=shop["admin"]).json()["available"]
-                   == before - 1, timeout=60, what="inventory to hold the order's stock")
+        path = f"/orders/{placed['id']}"
+
+        # Inventory holds the stock, payments opens a sandbox payment: the order shows how to pay.
+        waiting = eventually(lambda: (o := api.get(path, headers=customer.auth).json())["status"] == "PAYMENT_PENDING"
+                             and o, timeout=60, what="the order to wait for its payment")
+        assert waiting["payment"]["provider"] == "sandbox" and waiting["payment"]["client"]["page_url"]
         eventually(lambda: api.get("/cart", headers=customer.auth).json()["items"] == [], timeout=60,
                    what="the cart to give up the ordered line")
+        payment = waiting["payment"]["id"]
+        assert_problem(api.post(f"/payments/sandbox/{payment}/complete", json={"outcome": "success"},
+                                headers=sign_up(api, shop["tenant"], name="Eve").auth), 404)
+        assert_ok(api.post(f"/payments/sandbox/{payment}/complete", json={"outcome": "success"},
+                           headers=customer.auth), 202)
+
+        # The sandbox's signed webhook authorizes the payment; orders confirms; inventory deducts.
+        confirmed = eventually(lambda: (o := api.get(path, headers=customer.auth).json())["status"] == "CONFIRMED"
+                               and o, timeout=60, what="the order to be confirmed")
+        assert [h["status"] for h in confirmed["history"]] == ["RESERVATION_PENDING", "PAYMENT_PENDING", "CONFIRMED"]
+        assert assert_ok(api.get(f"/payments/{payment}", headers=customer.auth))["status"] in ("authorized",
+                                                                                           "captured")
+        eventually(lambda: api.get(f"/inventory/{shop['copper']}", headers=shop["admin"]).json()["warehouses"][0]
+                   == {**stock, "on_hand": stock["on_hand"] - 1, "available": stock["available"] - 1},
+                   timeout=60, what="inventory to deduct the confirmed order's stock")
         mine = assert_ok(api.get("/orders", headers=customer.auth))["items"]
         assert [order["id"] for order in mine] == [placed["id"]]
-        assert_problem(api.get(f"/orders/{placed['id']}", headers=sign_up(api, shop["tenant"], name="Eve").auth),
-                       404)
-        assert assert_ok(api.get(f"/orders/{placed['id']}", headers=shop["admin"]))["id"] == placed["id"]
+        assert_problem(api.get(path, headers=sign_up(api, shop["tenant"], name="Eve").auth), 404)
+        assert assert_ok(api.get(path, headers=shop["admin"]))["id"] == placed["id"]
 
     def test_a_price_change_shows_on_the_next_read(self, api: httpx.Client, shop: dict[str, Any]) -> None:
         customer = sign_up(api, shop["tenant"], name="Katherine Johnson")

@@ -33,7 +33,7 @@ from amazonlite.platform.tenancy import UNSCOPED, TenantScoped, TenantScopeMissi
 from amazonlite.services.catalog.repository import ProductQuery
 from amazonlite.services.users.models import ENCRYPTED_ADDRESS_FIELDS
 from amazonlite.topology import SERVICE_NAMES
-from tests.platform import tenant_walk_cart, tenant_walk_inventory, tenant_walk_orders
+from tests.platform import tenant_walk_cart, tenant_walk_inventory, tenant_walk_orders, tenant_walk_payments
 from tests.platform.tenant_walk import (
     KERNEL_TABLES,
     OPTIONAL_KERNEL_TABLES,
@@ -444,6 +444,7 @@ PLANS: dict[str, dict[str, dict[str, Plan]]] = {
     "inventory": tenant_walk_inventory.PLANS,
     "cart": tenant_walk_cart.PLANS,
     "orders": tenant_walk_orders.PLANS,
+    "payments": tenant_walk_payments.PLANS,
 }
 
 

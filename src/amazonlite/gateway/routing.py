@@ -40,6 +40,7 @@ ROUTES: Mapping[str, str] = MappingProxyType({
     "/api/v1/cart": "cart",
     "/api/v1/coupons": "cart",
     "/api/v1/orders": "orders",
+    "/api/v1/payments": "payments",
     "/api/v1/admin/tenants": "tenants",
 })
 

@@ -1,3 +1,4 @@
-"""Payments (issue 9, in progress): so far only its provider layer (`providers/`: the sandbox and Razorpay
-behind one interface). The service around it (payments, webhooks, the saga's consumers) is not built yet,
-and it is not part of the platform's topology."""
+"""Payments: one payment per order with the order's provider (`providers/`: the sandbox and Razorpay
+behind one interface), confirmed by verified webhooks or a verified client callback, voided or
+refunded for a cancelled order; the saga's `payment.*` facts (ARCHITECTURE.md §5). Not yet part of
+the platform's topology or the gateway's routes."""

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from amazonlite.platform.config import Environment, ServiceSettings
+from amazonlite.services.payments.providers.base import DEV_SANDBOX_WEBHOOK_SECRET, ProviderSettings
+
+
+class PaymentsSettings(ServiceSettings, ProviderSettings):
+    """`AMAZONLITE_PAYMENTS_*`: the service's database (`ServiceSettings`) and its providers'
+    settings (`ProviderSettings`, whose fields and variable names it keeps), so that
+    `build_providers` takes it as it is."""
+
+    service_name: ClassVar[str] = "payments"
+
+    # The platform's environment (the same variable `PlatformSettings` reads).
+    environment: Environment = Field(default=Environment.DEVELOPMENT, validation_alias="AMAZONLITE_ENVIRONMENT")
+
+    @model_validator(mode="after")
+    def _secrets(self) -> PaymentsSettings:
+        # The sandbox is always offered; with the public development secret anyone could sign its
+        # webhooks and "pay" any sandbox order.
+        if (self.environment is Environment.PRODUCTION
+                and self.sandbox_webhook_secret.get_secret_value() in ("", DEV_SANDBOX_WEBHOOK_SECRET)):
+            raise ValueError("AMAZONLITE_PAYMENTS_SANDBOX_WEBHOOK_SECRET must be set outside development")
+        return self

@@ -1,0 +1,98 @@
+"""Start-up, and the service's background work: the sandbox gateway's webhook deliveries.
+
+At start: the providers this deployment offers (`runtime.state.providers`) and the sandbox's gateway
+(`runtime.state.sandbox_gateway`, which holds its delivery tasks). Payments has no periodic job: an
+order's deadline (orders' sweeper) ends a payment nobody completes, with `order.cancelled.v1`.
+
+The sandbox gateway's side of its hosted page: once the customer chose an outcome there, it sends
+the sandbox's signed webhooks, after its latency, as a real gateway does after a customer paid.
+They are delivered in-process, to the service function the webhook endpoint calls
+(`service.receive_webhook`), signature check and de-duplication included, each webhook in a unit of
+work of its own in the payment's tenant (one that loses a race is done again). The customer's
+request does not wait for them. A deployment whose sandbox should sit even further away could post
+the same bodies and headers to the public webhook URL instead (`public_base_url` +
+`/api/v1/payments/webhooks/sandbox`, through the gateway and the tenant's host); in-process needs
+neither a route back into the platform nor the tenant's host name.
+
+Deliveries are background tasks (`payments.deliver_sandbox_webhooks`) kept referenced by the gateway
+(so none is collected half-way); `drain()` waits for every one, those they start included. A
+delivery that fails is logged, not retried: the payment then waits for its order's deadline, as
+with a gateway that gave up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import cast
+
+import structlog
+
+from amazonlite.platform.context import bind_tenant
+from amazonlite.platform.db import Database, is_transient_conflict
+from amazonlite.platform.service import ServiceRuntime
+from amazonlite.services.payments import service
+from amazonlite.services.payments.providers import SandboxProvider, build_providers
+from amazonlite.services.payments.providers.base import DEV_SANDBOX_WEBHOOK_SECRET
+from amazonlite.services.payments.providers.sandbox import Webhook
+from amazonlite.services.payments.settings import PaymentsSettings
+
+log = structlog.get_logger("amazonlite.payments")
+
+CONFLICT_ATTEMPTS = 10
+
+
+class SandboxGateway:
+    """`service.HostedPage` for the sandbox: delivers its webhooks later, in the background."""
+
+    def __init__(self, db: Database, providers: service.Providers) -> None:
+        self.db = db
+        self.providers = providers
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def deliver_later(self, *, tenant_id: str, reference: str, outcome: service.Outcome, amount: int) -> None:
+        task = asyncio.create_task(self._deliver(tenant_id, reference, outcome, amount),
+                                   name="payments.deliver_sandbox_webhooks")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until every delivery scheduled so far (and any they scheduled) is done."""
+        while self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _deliver(self, tenant_id: str, reference: str, outcome: service.Outcome, amount: int) -> None:
+        sandbox = self.providers.get(SandboxProvider.name)
+        assert isinstance(sandbox, SandboxProvider)  # always offered
+        bind_tenant(tenant_id)
+        await asyncio.sleep(sandbox.latency_s)
+        for webhook in sandbox.webhooks_for(reference, outcome, amount):
+            try:
+                await self._deliver_one(tenant_id, webhook)
+            except Exception:
+                log.exception("payments.sandbox_webhook_failed", reference=reference)
+
+    async def _deliver_one(self, tenant_id: str, webhook: Webhook) -> None:
+        body, headers = webhook
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                async with self.db.session(tenant_id=tenant_id) as session:
+                    await service.receive_webhook(session, self.providers, SandboxProvider.name, body=body,
+                                                  headers=headers)
+                return
+            except Exception as exc:
+                if attempt == CONFLICT_ATTEMPTS or not is_transient_conflict(exc):
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.01 * attempt))
+
+
+async def on_startup(runtime: ServiceRuntime) -> None:
+    """The providers by name (`runtime.state.providers`) and the sandbox's gateway
+    (`runtime.state.sandbox_gateway`)."""
+    settings = cast(PaymentsSettings, runtime.settings)
+    runtime.state.providers = build_providers(settings)
+    runtime.state.sandbox_gateway = SandboxGateway(runtime.db, runtime.state.providers)
+    log.info("payments.providers", providers=sorted(runtime.state.providers))
+    if settings.sandbox_webhook_secret.get_secret_value() == DEV_SANDBOX_WEBHOOK_SECRET:
+        log.warning("payments.development_sandbox_secret",
+                    detail="sandbox webhooks are signed with the public development secret")
