@@ -46,6 +46,7 @@ PLANS: dict[str, dict[str, Plan]] = {
         "take": Write(lambda r, t, w: r.take(t.stock.sku, t.stock.warehouse, -1)),
         "give_back": Write(lambda r, t, w: r.give_back(t.stock.sku, t.stock.warehouse, 1)),
         "deduct": Write(lambda r, t, w: r.deduct(t.stock.sku, t.stock.warehouse, 1)),
+        "restock": Write(lambda r, t, w: r.restock(t.stock.sku, t.stock.warehouse, 1)),
         "totals": Read(lambda r, t, w: r.totals([t.stock.sku])),
         "add": Add("stock"),
     },

@@ -144,7 +144,8 @@ class TestReservations:
             assert (await stock_rows(svc))[("A-1", "west")] == (10, 1)
             await assert_ledger_matches_stock(svc)
 
-    async def test_confirmation_deducts_and_nothing_undoes_it(self, any_database_url: str, tmp_path: Path) -> None:
+    async def test_confirmation_deducts_and_a_cancel_before_shipping_puts_it_back_once(
+            self, any_database_url: str, tmp_path: Path) -> None:
         async with running_service(SERVICE, any_database_url, tmp_path) as svc:
             await know(svc, "A-1")
             await stock(svc, "A-1", units=5)
@@ -152,11 +153,19 @@ class TestReservations:
             await svc.deliver(order)
             await svc.deliver(order_confirmed(order.order_id))
             assert await stock_rows(svc) == {("A-1", "default"): (3, 0)}
+            await svc.deliver(order_confirmed(order.order_id))  # another confirmation deducts nothing more
+            assert await stock_rows(svc) == {("A-1", "default"): (3, 0)}
+            # The customer cancels the paid order before it ships: the units are on hand again, once,
+            # whether the cancel or the release request comes first (orders sends both).
             await svc.deliver(order_cancelled(order.order_id))
             await svc.deliver(release_requested(order.order_id))
             await svc.deliver(order_confirmed(order.order_id))
-            assert await stock_rows(svc) == {("A-1", "default"): (3, 0)}
-            assert [e["topic"] for e in await answers(svc, order.order_id)] == ["inventory.reserved.v1"]
+            assert await stock_rows(svc) == {("A-1", "default"): (5, 0)}
+            assert [e["topic"] for e in await answers(svc, order.order_id)] == ["inventory.reserved.v1",
+                                                                                "inventory.released.v1"]
+            async with admin(svc) as api:
+                kinds = [e["kind"] for e in (await api.get(f"{INV}/A-1/ledger")).json()["items"]]
+            assert kinds[0] == "restock"
             await assert_ledger_matches_stock(svc)
 
     async def test_a_cancel_or_release_request_gives_the_units_back(self, any_database_url: str,

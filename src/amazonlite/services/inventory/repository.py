@@ -172,6 +172,11 @@ class StockRepository:
             Stock.sku == sku, Stock.warehouse == warehouse, Stock.reserved >= quantity,
         ).values(reserved=Stock.reserved - quantity)) == 1
 
+    async def restock(self, sku: str, warehouse: str, quantity: int) -> None:
+        """Units that had left the warehouse (a deducted order, cancelled) are on hand again."""
+        await _changed(self.session, update(Stock).where(Stock.sku == sku, Stock.warehouse == warehouse)
+                       .values(on_hand=Stock.on_hand + quantity))
+
     async def deduct(self, sku: str, warehouse: str, quantity: int) -> bool:
         """A held quantity leaves the warehouse: on hand and reserved both go down."""
         return await _changed(self.session, update(Stock).where(

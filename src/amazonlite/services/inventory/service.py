@@ -66,6 +66,7 @@ RESERVATION_SECONDS = Histogram("amazonlite_inventory_reservation_seconds",
 
 HELD, REJECTED, DEDUCTED, RELEASED, EXPIRED, CANCELLED = "held", "rejected", "deducted", "released", "expired", \
     "cancelled"
+RESTOCKED = "restocked"  # deducted for a confirmed order, then back on the shelf when it was cancelled
 ReleaseReason = Literal["cancelled", "release_requested", "expired"]
 
 
@@ -466,9 +467,10 @@ async def confirm(session: AsyncSession, order_id: uuid.UUID) -> bool:
 
 async def release(session: AsyncSession, order_id: uuid.UUID, reason: Literal["cancelled", "release_requested"],
                   detail: str | None) -> bool:
-    """Give back what the order holds. An order inventory has not seen yet gets a tombstone, so its
-    late order.created.v1 reserves nothing; one that holds nothing (deducted, released, expired,
-    rejected) changes nothing."""
+    """Give back what the order holds; for an order confirmed (its stock deducted) and then cancelled
+    before it shipped, put the stock back on hand. An order inventory has not seen yet gets a
+    tombstone, so its late order.created.v1 reserves nothing; one that holds nothing any more
+    (released, expired, restocked, rejected) changes nothing."""
     reservations = ReservationRepository(session)
     reservation = await reservations.of_order(order_id)
     if reservation is None:
@@ -478,6 +480,10 @@ async def release(session: AsyncSession, order_id: uuid.UUID, reason: Literal["c
         await session.flush()
         log.info("inventory.order_cancelled_before_reservation", order_id=str(order_id))
         return False
+    if reservation.status == DEDUCTED and await reservations.move(
+            reservation.id, from_status=DEDUCTED, to_status=RESTOCKED, now=utcnow()):
+        await _give_back(session, reservation, reason, detail, restock=True)
+        return True
     if reservation.status != HELD or not await reservations.move(
             reservation.id, from_status=HELD, to_status=RELEASED, now=utcnow()):
         log.info("inventory.release_ignored", order_id=str(order_id), status=reservation.status)
@@ -503,18 +509,23 @@ def _allocations(reservation: Reservation) -> list[tuple[str, str, int]]:
 
 
 async def _give_back(session: AsyncSession, reservation: Reservation, reason: ReleaseReason,
-                     detail: str | None) -> None:
+                     detail: str | None, *, restock: bool = False) -> None:
+    """The reservation's units are available again: no longer reserved (held), or back on hand
+    (`restock`: they had been deducted)."""
     allocations = _allocations(reservation)
-    kind = "expire" if reason == "expired" else "release"
+    kind = "restock" if restock else "expire" if reason == "expired" else "release"
     LedgerRepository(session).add(*(
-        LedgerEntry(sku=s, warehouse=w, kind=kind, on_hand_delta=0, reserved_delta=-q,
+        LedgerEntry(sku=s, warehouse=w, kind=kind, on_hand_delta=q if restock else 0,
+                    reserved_delta=0 if restock else -q,
                     reason=as_one_line(f"{reason}: {detail}")[:200] if detail else reason,
                     order_id=reservation.order_id)
         for s, w, q in allocations))
     await session.flush()
     stock = StockRepository(session)
     for sku, warehouse, quantity in allocations:
-        if not await stock.give_back(sku, warehouse, quantity):
+        if restock:
+            await stock.restock(sku, warehouse, quantity)
+        elif not await stock.give_back(sku, warehouse, quantity):
             raise RuntimeError(f"{sku} in {warehouse} holds less than the {quantity} reserved")
     released: dict[str, int] = defaultdict(int)
     for sku, _warehouse, quantity in allocations:

@@ -1,4 +1,3 @@
 """Payments: one payment per order with the order's provider (`providers/`: the sandbox and Razorpay
 behind one interface), confirmed by verified webhooks or a verified client callback, voided or
-refunded for a cancelled order; the saga's `payment.*` facts (ARCHITECTURE.md §5). Not yet part of
-the platform's topology or the gateway's routes."""
+refunded for a cancelled order; the saga's `payment.*` facts (ARCHITECTURE.md §5)."""
