@@ -282,6 +282,43 @@ class TestShopping:
         assert_problem(api.get(path, headers=sign_up(api, shop["tenant"], name="Eve").auth), 404)
         assert assert_ok(api.get(path, headers=shop["admin"]))["id"] == placed["id"]
 
+    def test_a_declined_payment_cancels_and_a_paid_order_cancelled_is_refunded_and_restocked(
+            self, api: httpx.Client, shop: dict[str, Any]) -> None:
+        def available() -> int:
+            return int(api.get(f"/inventory/{shop['steel']}", headers=shop["admin"]).json()["available"])
+
+        def order_waiting_for_payment(customer: Any) -> dict[str, Any]:
+            assert_ok(api.post("/cart/items", headers=customer.auth, json={"sku": shop["steel"], "quantity": 1}))
+            placed = assert_ok(api.post("/orders", headers={**customer.auth, "Idempotency-Key": uuid.uuid4().hex},
+                                        json={"payment_provider": "sandbox", "address": {
+                                            "name": "Dorothy Vaughan", "line1": "2 Langley Way", "city": "Hampton",
+                                            "postal_code": "23666", "country": "US"}}), 202)
+            return dict(eventually(lambda: (o := api.get(f"/orders/{placed['id']}", headers=customer.auth).json())[
+                "status"] == "PAYMENT_PENDING" and o, timeout=60, what="the order to wait for its payment"))
+
+        before = available()
+        declined = sign_up(api, shop["tenant"], name="Dorothy Vaughan")
+        order = order_waiting_for_payment(declined)
+        assert available() == before - 1
+        assert_ok(api.post(f"/payments/sandbox/{order['payment']['id']}/complete", json={"outcome": "failure"},
+                           headers=declined.auth), 202)
+        cancelled = eventually(lambda: (o := api.get(f"/orders/{order['id']}", headers=declined.auth).json())[
+            "status"] == "CANCELLED" and o, timeout=60, what="the declined order to be cancelled")
+        assert cancelled["cancel_reason"] == "payment_failed"
+        eventually(lambda: available() == before, timeout=60, what="the declined order's stock to be released")
+
+        regretful = sign_up(api, shop["tenant"], name="Christine Darden")
+        order = order_waiting_for_payment(regretful)
+        assert_ok(api.post(f"/payments/sandbox/{order['payment']['id']}/complete", json={"outcome": "success"},
+                           headers=regretful.auth), 202)
+        eventually(lambda: api.get(f"/orders/{order['id']}", headers=regretful.auth).json()["status"] == "CONFIRMED",
+                   timeout=60, what="the paid order to be confirmed")
+        cancelled = assert_ok(api.post(f"/orders/{order['id']}/cancel", headers=regretful.auth))
+        assert (cancelled["status"], cancelled["cancel_reason"]) == ("CANCELLED", "customer")
+        eventually(lambda: api.get(f"/payments/{order['payment']['id']}", headers=regretful.auth).json()["status"]
+                   == "refunded", timeout=60, what="the cancelled order's payment to be refunded")
+        eventually(lambda: available() == before, timeout=60, what="the cancelled order's stock to be back on hand")
+
     def test_a_price_change_shows_on_the_next_read(self, api: httpx.Client, shop: dict[str, Any]) -> None:
         customer = sign_up(api, shop["tenant"], name="Katherine Johnson")
         added = api.post("/cart/items", headers=customer.auth, json={"sku": shop["copper"], "quantity": 1})

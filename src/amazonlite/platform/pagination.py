@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -42,6 +43,22 @@ def decode_cursor(cursor: str, *, length: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != length:
         raise InvalidCursor("Use the next_cursor of a previous page")
     return values
+
+
+def encode_id_cursor(last_id: uuid.UUID) -> str:
+    """The cursor of a page sorted by (time-ordered) id, after its last item."""
+    return encode_cursor([last_id.hex])
+
+
+def decode_id_cursor(cursor: str | None) -> uuid.UUID | None:
+    """The id an id-sorted page continues from (None: the first page)."""
+    if cursor is None:
+        return None
+    (value,) = decode_cursor(cursor, length=1)
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise InvalidCursor("Use the next_cursor of a previous page") from exc
 
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page")]

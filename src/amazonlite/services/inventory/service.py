@@ -32,7 +32,14 @@ from amazonlite.contracts.inventory import ReleasedLineV1, ReservedLineV1, Short
 from amazonlite.platform.db import TransientConflict, after_commit, utcnow
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import outbox_rows, record_event
-from amazonlite.platform.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from amazonlite.platform.pagination import (
+    InvalidCursor,
+    Page,
+    decode_cursor,
+    decode_id_cursor,
+    encode_cursor,
+    encode_id_cursor,
+)
 from amazonlite.platform.text import as_one_line
 from amazonlite.services.inventory import schemas
 from amazonlite.services.inventory.errors import (
@@ -193,17 +200,11 @@ async def change_stock(session: AsyncSession, sku: str, warehouse: str, change: 
 async def ledger_page(session: AsyncSession, sku: str, *, limit: int, cursor: str | None,
                       warehouse: str | None) -> Page[schemas.LedgerEntry]:
     await _require_sku(session, sku)
-    before = None
-    if cursor is not None:
-        (value,) = decode_cursor(cursor, length=1)
-        try:
-            before = uuid.UUID(str(value))
-        except ValueError as exc:
-            raise InvalidCursor("Use the next_cursor of a previous page") from exc
-    rows = await LedgerRepository(session).page(sku, limit=limit + 1, before=before, warehouse=warehouse)
+    rows = await LedgerRepository(session).page(sku, limit=limit + 1, before=decode_id_cursor(cursor),
+                                                warehouse=warehouse)
     items = [schemas.LedgerEntry.model_validate(r) for r in rows[:limit]]
     return Page[schemas.LedgerEntry](items=items,
-                                     next_cursor=encode_cursor([items[-1].id.hex]) if len(rows) > limit else None)
+                                     next_cursor=encode_id_cursor(items[-1].id) if len(rows) > limit else None)
 
 
 # Thresholds -------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from amazonlite.platform.db import TransientConflict, after_commit, utcnow
 from amazonlite.platform.errors import AppError, ValidationFailed
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import record_event
-from amazonlite.platform.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from amazonlite.platform.pagination import Page, decode_id_cursor, encode_id_cursor
 from amazonlite.platform.security import ADMIN_ROLES, Principal
 from amazonlite.services.orders import schemas
 from amazonlite.services.orders.errors import (
@@ -367,18 +367,12 @@ async def list_orders(session: AsyncSession, principal: Principal, cipher: Field
                       cursor: str | None) -> Page[schemas.Order]:
     """The caller's own orders, newest first."""
     assert principal.user_id is not None
-    before = None
-    if cursor is not None:
-        (value,) = decode_cursor(cursor, length=1)
-        try:
-            before = uuid.UUID(str(value))
-        except ValueError as exc:
-            raise InvalidCursor("Use the next_cursor of a previous page") from exc
-    rows = list(await OrderRepository(session).page_of(uuid.UUID(principal.user_id), limit=limit + 1, before=before))
+    rows = list(await OrderRepository(session).page_of(uuid.UUID(principal.user_id), limit=limit + 1,
+                                                       before=decode_id_cursor(cursor)))
     page = rows[:limit]
     steps = await StepRepository(session).of_orders([order.id for order in page])
     items = [render(order, [step for step in steps if step.order_id == order.id], cipher) for order in page]
-    return Page[schemas.Order](items=items, next_cursor=encode_cursor([page[-1].id.hex]) if len(rows) > limit else None)
+    return Page[schemas.Order](items=items, next_cursor=encode_id_cursor(page[-1].id) if len(rows) > limit else None)
 
 
 def render(order: Order, steps: Iterable[OrderStep], cipher: FieldCipher, *,
