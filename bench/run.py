@@ -2,6 +2,7 @@
 
     ./dev bench [--duration 10] [--runs 3] [--connections 8,64] [--json PATH]
     ./dev bench flash-sale [...]   (bench/flash_sale.py)    ./dev bench cart [...]   (bench/cart.py)
+    ./dev bench checkout [...]   (bench/checkout.py)
 
 In one run, on one machine:
 
@@ -787,7 +788,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
 
 
 # `./dev bench <name> [options]` runs another benchmark; without a name, the product read.
-OTHER_BENCHMARKS = {"flash-sale": "flash_sale", "cart": "cart"}
+OTHER_BENCHMARKS = {"flash-sale": "flash_sale", "cart": "cart", "checkout": "checkout"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
