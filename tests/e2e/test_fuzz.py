@@ -55,6 +55,7 @@ LINE_RULES = (422, "more of a SKU than the per-line maximum (a setting), a line 
                    "or a product priced in another currency than the tenant's")
 COUPON_RULES = (422, "ends_at not after starts_at, or a percent above 100 (once combined with the stored "
                      "coupon, for a change)")
+NUL_IN_FREE_FORM = (400, "a NUL character in free-form JSON, which the platform refuses in any text")
 REFUSED_FOR_WHAT_THE_SCHEMA_CANNOT_KNOW: dict[str, list[tuple[int, str]]] = {
     "GET /api/v1/products": [CURSOR, (422, "min_price above max_price")],
     "GET /api/v1/categories": [CURSOR],
@@ -82,6 +83,10 @@ REFUSED_FOR_WHAT_THE_SCHEMA_CANNOT_KNOW: dict[str, list[tuple[int, str]]] = {
     "POST /api/v1/orders": [(422, "an empty cart, an address id that is not the customer's, or a payment provider "
                                   "the shop does not take")],
     "GET /api/v1/orders": [CURSOR],
+    # Payments: a provider's event and a checkout's callback are free-form JSON the provider signs;
+    # the platform refuses a NUL character in any text (no provider sends one).
+    "POST /api/v1/payments/webhooks/{provider}": [NUL_IN_FREE_FORM],
+    "POST /api/v1/payments/{payment_id}/verify": [NUL_IN_FREE_FORM],
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis's default
 # How invalid data may be refused (schemathesis's default), and with 412 where the operation takes an
