@@ -13,10 +13,11 @@ For each topology, in one run:
    of 50 SKUs and stock them deeply;
 2. sign up the buyers (each signs in), then for each number of `--buyers`: every buyer, again and
    again, puts one unit of a SKU in its cart, checks out (`POST /orders` with a new Idempotency-Key:
-   202), and reads the order (`GET /orders/{id}`, every 10 ms) until it is CONFIRMED or CANCELLED;
+   202), and reads the order (`GET /orders/{id}`, every 100 ms, as a client page would) until it is
+   CONFIRMED or CANCELLED;
    a warm-up first, then `--duration` seconds measured;
 3. report orders confirmed per second, the saga's p50/p95/p99 (from sending the checkout to reading
-   CONFIRMED, as the buyer saw it: the 10 ms polling is inside it), and the success ratio (confirmed
+   CONFIRMED, as the buyer saw it: up to 100 ms of polling is inside it), and the success ratio (confirmed
    / placed: stock and payment always allow, so every order placed should be confirmed).
 
 Goals (issue 9): a success ratio of 100 %, and a saga p99 under 1 s embedded. The figures are absolute:
@@ -49,7 +50,7 @@ from run import BenchError, console, describe_machine, save_report  # noqa: E402
 from tests.e2e import platforms  # noqa: E402
 
 BENCHMARK = "checkout"
-POLL_SECONDS = 0.01
+POLL_SECONDS = 0.1
 ADDRESS = {"name": "Bench Buyer", "line1": "1 Bench Road", "city": "Pune", "postal_code": "411001", "country": "IN"}
 PASSWORD = "bench-buyer-password-2026"
 ENV = {"AMAZONLITE_PAYMENTS_SANDBOX_AUTO_APPROVE": "true"}
