@@ -51,3 +51,16 @@ class PostalAddress(BaseModel):
     postal_code: PostalCode
     country: Country
     phone: Phone | None = None
+
+
+class StoredAddress(BaseModel):
+    """An address as a service answers it: read back from its store (decrypted), not checked again."""
+
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    state: str | None
+    postal_code: str
+    country: str
+    phone: str | None

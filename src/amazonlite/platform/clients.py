@@ -11,14 +11,18 @@ a problem document.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import TypeAdapter
 
 from amazonlite.platform.context import CORRELATION_HEADER, current_correlation_id
+from amazonlite.platform.errors import AppError
 from amazonlite.platform.resilience import DownstreamPolicy, NetworkTransport, ResilienceSettings, is_idempotent
 from amazonlite.platform.security import INTERNAL_TOKEN_HEADER, InternalTokens, Principal
 from amazonlite.platform.tracing import inject_headers
+
+T = TypeVar("T")
 
 
 def _settings(resilience: ResilienceSettings | None, timeout: float | None) -> ResilienceSettings:
@@ -66,6 +70,25 @@ class ServiceClient:
             return await self._client.request(method, path, headers=headers, **kwargs)
 
         return await self.policy.call(send, idempotent=is_idempotent(method, headers))
+
+    async def read(self, path: str, reader: TypeAdapter[T], *, principal: Principal, unavailable: type[AppError],
+                   **kwargs: Any) -> T:
+        """GET `path` and read its 200 answer's JSON with `reader`. Anything else (the target down
+        or refusing, another status, a body that is not JSON or that `reader` rejects) raises
+        `unavailable`, the caller's 503 with `Retry-After: 1`: an answer this service cannot use is
+        never a 500 of its own."""
+        try:
+            answer = await self.request("GET", path, principal=principal, **kwargs)
+        except AppError as exc:
+            raise unavailable(f"The {self.target} service cannot answer: {exc.title}",
+                              headers={"Retry-After": "1"}) from exc
+        try:
+            if answer.status_code != 200:
+                raise ValueError(f"HTTP {answer.status_code}")
+            return reader.validate_json(answer.content)
+        except ValueError as exc:  # a ValidationError is a ValueError
+            raise unavailable(f"The {self.target} service answered what {self.caller} cannot use ({exc})",
+                              headers={"Retry-After": "1"}) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import pycountry
-from pydantic import AfterValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 # ISO 4217's codes for what no shop prices in: precious metals, bond-market and accounting units,
 # special drawing rights, the testing code and "no currency".
@@ -27,3 +27,12 @@ def _iso_4217(value: str) -> str:
 Currency = Annotated[str, AfterValidator(_iso_4217),
                      WithJsonSchema({"type": "string", "enum": sorted(CURRENCY_CODES),
                                      "description": "An ISO 4217 currency code", "examples": ["INR"]})]
+
+
+class Money(BaseModel):
+    """An amount as every service answers it: integer minor units and the currency they are in. A
+    stored amount reads as it was written (a currency code withdrawn since must not make it
+    unreadable), so the currency is not checked against the codes in force here."""
+
+    amount: int = Field(description="Integer minor units (paise, cents)")
+    currency: str

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Request
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,8 @@ from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.errors import NotFound, ServiceUnavailable
 from amazonlite.platform.outages import upstream_dependency
 from amazonlite.platform.security import CurrentPrincipal, Principal, Role
+
+log = structlog.get_logger("amazonlite.tenant_settings")
 
 TENANTS = "tenants"
 TENANT_PATH = "/api/v1/admin/tenants/{tenant}"
@@ -139,6 +142,22 @@ class TenantSettingsLookup:
 def _unavailable(tenant_id: str) -> TenantSettingsUnavailable:
     return TenantSettingsUnavailable(f"The settings of the tenant {tenant_id!r} cannot be read right now; "
                                      "try again shortly")
+
+
+async def minutes_setting(runtime: Any, tenant_id: str, read: Callable[[TenantSettings], float],
+                          default: float) -> float:
+    """A tenant's own duration in minutes (`read` of its settings: `reservation_minutes`,
+    `payment_minutes`), or the service's `default` when the tenants service is not reachable from
+    this runtime, cannot answer now, or the tenant set none. For event handlers and tasks, which
+    must go on whatever the tenants service does; an endpoint takes `CurrentTenantSettings`."""
+    if TENANTS not in runtime.services.known:
+        return default
+    try:
+        minutes = read(await tenant_settings(runtime).get(tenant_id))
+    except Exception as exc:  # the lookup logs an outage of the tenants service once
+        log.debug("tenant_settings.default_used", tenant_id=tenant_id, error=type(exc).__name__)
+        return default
+    return minutes if minutes > 0 else default
 
 
 def tenant_settings(runtime: Any) -> TenantSettingsLookup:

@@ -16,6 +16,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from amazonlite.platform.money import Money
 from amazonlite.platform.numbers import JSON_INTEGER
 
 MAX_MONEY = 10**13  # minor units, as the catalog's
@@ -28,11 +29,6 @@ CouponCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$"),
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), JSON_INTEGER]
 MoneyAmount = Annotated[int, Field(ge=0, le=MAX_MONEY), JSON_INTEGER]
 CouponKind = Literal["percent", "fixed"]
-
-
-class Money(BaseModel):
-    amount: int = Field(description="Integer minor units (paise, cents)")
-    currency: str
 
 
 # Requests -------------------------------------------------------------------------------------------

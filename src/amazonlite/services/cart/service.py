@@ -28,6 +28,7 @@ from amazonlite.contracts.orders import OrderCreatedV1
 from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.db import TransientConflict, utcnow
 from amazonlite.platform.errors import AppError, Unauthorized
+from amazonlite.platform.pagination import Page
 from amazonlite.platform.security import Principal
 from amazonlite.platform.tenant_settings import TenantSettings
 from amazonlite.services.cart import coupons, schemas
@@ -149,24 +150,13 @@ async def _lookup(request: CartRequest, target: str, path: str, skus: list[str],
     """The `items` the target answers for `skus` (in batches); a target that is down, refuses (its
     breaker open, its bulkhead full) or answers anything but a 200 whose items read as `item` is
     `unavailable` (503)."""
-    reader = TypeAdapter(list[item])  # type: ignore[valid-type]
+    reader = TypeAdapter(Page[item])  # type: ignore[valid-type]
     items: list[_Item] = []
+    client = request.services.client(target)
     for start in range(0, len(skus), LOOKUP_BATCH):
-        params = [("sku", s) for s in skus[start:start + LOOKUP_BATCH]]
-        try:
-            answer = await request.services.client(target).request("GET", path, principal=request.principal,
-                                                                   params=params)
-        except AppError as exc:
-            raise unavailable(f"The {target} service cannot answer: {exc.title}",
-                              headers={"Retry-After": "1"}) from exc
-        try:
-            if answer.status_code != 200:
-                raise ValueError(f"HTTP {answer.status_code}")
-            found = reader.validate_python(answer.json()["items"])
-        except (LookupError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
-            raise unavailable(f"The {target} service answered what the cart cannot use ({exc})",
-                              headers={"Retry-After": "1"}) from exc
-        items += found
+        page = await client.read(path, reader, principal=request.principal, unavailable=unavailable,
+                                 params=[("sku", s) for s in skus[start:start + LOOKUP_BATCH]])
+        items += page.items
     return items
 
 

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from amazonlite.platform.money import Currency
+from amazonlite.platform.money import Currency, Money
 from amazonlite.platform.numbers import JSON_INTEGER
 from amazonlite.platform.text import STRIPPED, MultiLine, NonBlankLine, SingleLine
 
@@ -75,14 +75,6 @@ class MoneyIn(BaseModel):
 
     amount: Annotated[int, Field(ge=0, le=MAX_MONEY, description="Integer minor units (paise, cents)"), JSON_INTEGER]
     currency: Currency
-
-
-class Money(BaseModel):
-    """A stored price as it reads: its currency was a code in force when it was written (a code
-    withdrawn since must not make the product unreadable)."""
-
-    amount: int = Field(description="Integer minor units (paise, cents)")
-    currency: str
 
 
 class MediaIn(BaseModel):

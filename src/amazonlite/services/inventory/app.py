@@ -8,7 +8,7 @@ from amazonlite.services.inventory.handlers import handlers
 from amazonlite.services.inventory.models import Base
 from amazonlite.services.inventory.seed import seed
 from amazonlite.services.inventory.settings import DEFAULTS, InventorySettings
-from amazonlite.services.inventory.tasks import on_startup, tasks
+from amazonlite.services.inventory.tasks import tasks
 
 SERVICE = ServiceModule(
     name="inventory",
@@ -18,7 +18,6 @@ SERVICE = ServiceModule(
     settings=InventorySettings,
     handlers=handlers,
     tasks=tasks(DEFAULTS),
-    on_startup=on_startup,
     migrations=Path(__file__).parent / "migrations",
     seed=seed,
 )

@@ -9,6 +9,7 @@ from amazonlite.contracts import (
     ProductUpdatedV1,
 )
 from amazonlite.platform.consumer import BatchContext, EventContext, EventHandlers
+from amazonlite.platform.tenant_settings import minutes_setting
 from amazonlite.services.inventory import service
 
 handlers = EventHandlers()
@@ -26,7 +27,9 @@ async def on_product_deleted(ctx: EventContext, event: ProductDeletedV1) -> None
 
 @handlers.batch_subscriber(OrderCreatedV1)
 async def on_orders_created(ctx: BatchContext, events: list[OrderCreatedV1]) -> None:
-    minutes = await ctx.runtime.state.hold_time.minutes(ctx.tenant_id)
+    # The tenant's own hold time, or this service's default when the tenants service cannot say.
+    minutes = await minutes_setting(ctx.runtime, ctx.tenant_id, lambda tenant: tenant.reservation_minutes,
+                                    ctx.runtime.settings.reservation_minutes)
     await service.reserve(ctx.session, events, minutes=minutes)
 
 

@@ -17,10 +17,9 @@ import structlog
 from amazonlite.platform.db import is_transient_conflict, utcnow
 from amazonlite.platform.service import PeriodicTask, ServiceRuntime
 from amazonlite.platform.tenancy import UNSCOPED
-from amazonlite.platform.tenant_settings import TENANTS, TenantSettingsLookup, tenant_settings
 from amazonlite.services.inventory import service
 from amazonlite.services.inventory.repository import ReservationRepository
-from amazonlite.services.inventory.settings import HoldTime, InventorySettings
+from amazonlite.services.inventory.settings import InventorySettings
 
 log = structlog.get_logger("amazonlite.inventory")
 
@@ -69,13 +68,3 @@ async def _run(runtime: ServiceRuntime) -> None:
 
 def tasks(settings: InventorySettings) -> list[PeriodicTask]:
     return [PeriodicTask("inventory.expire_reservations", settings.sweep_interval_seconds, _run)]
-
-
-async def on_startup(runtime: ServiceRuntime) -> None:
-    """The runtime's hold time, for the event handlers (`runtime.state.hold_time`): the tenant's own,
-    when this runtime can reach the tenants service, else the service's default."""
-
-    def lookup() -> TenantSettingsLookup | None:
-        return tenant_settings(runtime) if TENANTS in runtime.services.known else None
-
-    runtime.state.hold_time = HoldTime(cast(InventorySettings, runtime.settings), lookup)

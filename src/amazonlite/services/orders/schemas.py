@@ -6,15 +6,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from amazonlite.platform.addresses import PostalAddress
+from amazonlite.platform.addresses import PostalAddress, StoredAddress
+from amazonlite.platform.money import Money
 from amazonlite.services.orders.saga import CancelReason, Status
 
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
-
-
-class Money(BaseModel):
-    amount: int = Field(description="Integer minor units (paise, cents)")
-    currency: str
 
 
 # Requests -------------------------------------------------------------------------------------------
@@ -46,15 +42,8 @@ class OrderLine(BaseModel):
     line_total: Money
 
 
-class ShippingAddress(BaseModel):
-    name: str
-    line1: str
-    line2: str | None
-    city: str
-    state: str | None
-    postal_code: str
-    country: str
-    phone: str | None
+class ShippingAddress(StoredAddress):
+    """The address the order ships to, as it was when the order was placed."""
 
 
 class Payment(BaseModel):

@@ -25,13 +25,20 @@ from prometheus_client import Counter, Histogram
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from amazonlite.contracts import InventoryReleaseRequestedV1, OrderCancelledV1, OrderConfirmedV1, OrderCreatedV1
+from amazonlite.contracts import (
+    InventoryReleaseRequestedV1,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderCreatedV1,
+    PaymentAuthorizedV1,
+    PaymentRequestedV1,
+)
 from amazonlite.contracts.base import Money as MoneyV1
 from amazonlite.contracts.orders import OrderLineV1, OrderTotalsV1
 from amazonlite.platform.clients import ServiceDirectory
 from amazonlite.platform.crypto import FieldCipher, Keyring
 from amazonlite.platform.db import TransientConflict, after_commit, utcnow
-from amazonlite.platform.errors import AppError, ValidationFailed
+from amazonlite.platform.errors import ValidationFailed
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import record_event
 from amazonlite.platform.pagination import Page, decode_id_cursor, encode_id_cursor
@@ -136,43 +143,24 @@ class _Address(schemas.ShippingAddress):
 _Item = TypeVar("_Item", bound=BaseModel)
 
 
-async def _call(request: CheckoutRequest, target: str, path: str, **kwargs: Any) -> Any:
-    """The JSON of the target's 200 answer; anything else (down, refused, another status, not JSON)
-    is `CheckoutDependencyUnavailable` (503, nothing written)."""
-    try:
-        answer = await request.services.client(target).request("GET", path, principal=request.principal, **kwargs)
-    except AppError as exc:
-        raise CheckoutDependencyUnavailable(f"The {target} service cannot answer: {exc.title}",
-                                            headers={"Retry-After": "1"}) from exc
-    if answer.status_code != 200:
-        raise CheckoutDependencyUnavailable(f"The {target} service answered HTTP {answer.status_code}",
-                                            headers={"Retry-After": "1"})
-    try:
-        return answer.json()
-    except ValueError as exc:
-        raise CheckoutDependencyUnavailable(f"The {target} service answered what orders cannot read",
-                                            headers={"Retry-After": "1"}) from exc
-
-
-def _read(target: str, kind: type[_Item] | Any, data: Any) -> Any:
-    try:
-        return TypeAdapter(kind).validate_python(data)
-    except ValueError as exc:  # ValidationError is a ValueError
-        raise CheckoutDependencyUnavailable(f"The {target} service answered what orders cannot use ({exc})",
-                                            headers={"Retry-After": "1"}) from exc
+async def _read(request: CheckoutRequest, target: str, path: str, kind: type[_Item] | Any, **kwargs: Any) -> Any:
+    """The target's answer read as `kind`; anything else is `CheckoutDependencyUnavailable` (503,
+    nothing written)."""
+    return await request.services.client(target).read(path, TypeAdapter(kind), principal=request.principal,
+                                                       unavailable=CheckoutDependencyUnavailable, **kwargs)
 
 
 async def _items(request: CheckoutRequest, target: str, path: str, skus: list[str], kind: type[_Item]) -> list[_Item]:
     items: list[_Item] = []
     for start in range(0, len(skus), LOOKUP_BATCH):
-        data = await _call(request, target, path, params=[("sku", s) for s in skus[start:start + LOOKUP_BATCH]])
-        items += _read(target, list[kind], data.get("items") if isinstance(data, dict) else None)  # type: ignore[valid-type]
+        page = await _read(request, target, path, Page[kind],  # type: ignore[valid-type]
+                           params=[("sku", s) for s in skus[start:start + LOOKUP_BATCH]])
+        items += page.items
     return items
 
 
 async def _saved_address(request: CheckoutRequest, address_id: uuid.UUID) -> schemas.ShippingAddress:
-    data = await _call(request, "users", "/api/v1/users/me/addresses")
-    addresses = _read("users", list[_Address], data.get("items") if isinstance(data, dict) else None)
+    addresses = (await _read(request, "users", "/api/v1/users/me/addresses", Page[_Address])).items
     for address in addresses:
         if address.id == address_id:
             return schemas.ShippingAddress.model_validate(address.model_dump(exclude={"id"}))
@@ -186,7 +174,7 @@ async def checkout(session: AsyncSession, request: CheckoutRequest, data: schema
     if data.payment_provider not in settings.payment_providers:
         raise UnknownPaymentProvider(f"Pay with one of: {', '.join(settings.payment_providers)}",
                                      providers=list(settings.payment_providers))
-    cart = _read("cart", _Cart, await _call(request, "cart", "/api/v1/cart"))
+    cart = await _read(request, "cart", "/api/v1/cart", _Cart)
     if not cart.items:
         raise CartEmpty()
     if len(cart.items) > settings.max_lines:
@@ -323,6 +311,28 @@ def _count_after_commit(session: AsyncSession, count: Callable[[], None]) -> Non
         count()
 
     after_commit(session, counted)
+
+
+async def payment_requested(session: AsyncSession, event: PaymentRequestedV1, *, minutes: float) -> None:
+    """Payments waits for the customer's money: the order shows how to pay, for `minutes`."""
+    await advance(session, event.order_id, Trigger.PAYMENT_REQUESTED, change=Change(
+        payment={"id": str(event.payment_id), "provider": event.provider, "status": "requested",
+                 "client": dict(event.client)},
+        deadline_at=utcnow() + dt.timedelta(minutes=minutes)))
+
+
+async def payment_authorized(session: AsyncSession, event: PaymentAuthorizedV1) -> None:
+    """The customer paid: the order is confirmed, if the money is what the order costs. Any other
+    amount confirms nothing (recorded as ignored, logged as an error): the order waits on until its
+    payment deadline cancels it, and payments refunds what it took for a cancelled order."""
+    order = await OrderRepository(session).get(event.order_id)
+    if order is not None and (event.amount.amount, event.amount.currency) != (order.total, order.currency):
+        log.error("orders.payment_amount_mismatch", order_id=str(event.order_id), total=order.total,
+                  currency=order.currency, paid=event.amount.amount, paid_currency=event.amount.currency)
+        ignore(session, order, Trigger.PAYMENT_AUTHORIZED)
+        return
+    await advance(session, event.order_id, Trigger.PAYMENT_AUTHORIZED,
+                  change=Change(payment={"status": "authorized", "client": {}}))
 
 
 def ignore(session: AsyncSession, order: Order, trigger: Trigger) -> None:

@@ -6,11 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class Money(BaseModel):
-    amount: int = Field(description="Integer minor units (paise, cents)")
-    currency: str
-
+from amazonlite.platform.money import Money
 
 # Requests -------------------------------------------------------------------------------------------
 

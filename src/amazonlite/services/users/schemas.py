@@ -15,7 +15,16 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from amazonlite.platform.addresses import Country, Line, Phone, Place, PostalAddress, PostalCode, RecipientName
+from amazonlite.platform.addresses import (
+    Country,
+    Line,
+    Phone,
+    Place,
+    PostalAddress,
+    PostalCode,
+    RecipientName,
+    StoredAddress,
+)
 from amazonlite.platform.text import STRIPPED, NonBlankLine
 
 UserId = uuid.UUID
@@ -45,16 +54,8 @@ class UserProfileUpdate(BaseModel):
 MAX_ADDRESSES = 20
 
 
-class Address(BaseModel):
+class Address(StoredAddress):
     id: AddressId
-    name: str
-    line1: str
-    line2: str | None
-    city: str
-    state: str | None
-    postal_code: str
-    country: str
-    phone: str | None
     is_default: bool
     created_at: dt.datetime
     updated_at: dt.datetime
