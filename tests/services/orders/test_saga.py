@@ -61,6 +61,13 @@ def test_the_payment_request_may_overtake_the_reservation() -> None:
     assert late is not None and late.status is Status.PAYMENT_PENDING and not late.changes_status
 
 
+def test_the_authorization_may_overtake_the_payments_request() -> None:
+    paid = decide(Status.RESERVATION_PENDING, Trigger.PAYMENT_AUTHORIZED, stock_held=False)
+    assert paid is not None and paid.status is Status.CONFIRMED
+    assert paid.confirm and paid.stock_held and not (paid.cancel or paid.release_stock)
+    assert decide(Status.CONFIRMED, Trigger.PAYMENT_REQUESTED, stock_held=True) is None  # its late request
+
+
 @pytest.mark.parametrize(("status", "trigger"), [
     pair for pair in itertools.product(Status, Trigger) if pair not in TRANSITIONS])
 def test_a_trigger_that_does_not_fit_is_ignored(status: Status, trigger: Trigger) -> None:

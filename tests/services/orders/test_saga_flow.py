@@ -104,6 +104,28 @@ async def test_the_happy_path_confirms_and_deducts(shop: OrdersShop) -> None:
                                                              ("ignored", "payment.failed", "CONFIRMED")]
 
 
+async def test_an_authorization_that_overtakes_its_request_confirms_the_order(shop: OrdersShop) -> None:
+    """A consumer catching up after a restart reads payments' two topics in any order."""
+    tenant = await shop.shop.tenant()
+    item = sku()
+    customer, order = await place(shop, tenant, {item: 4000})
+    await shop.forward_order_events()
+    await shop.forward_inventory_events()
+    payment = uuid.uuid4()
+    await shop.payment_authorized(tenant, uuid.UUID(order["id"]), payment, order["total"]["amount"])
+    confirmed = await read(shop, tenant, customer, order["id"])
+    assert confirmed["status"] == "CONFIRMED"
+    assert (confirmed["payment"]["id"], confirmed["payment"]["status"]) == (str(payment), "authorized")
+    assert await topics(shop, order["id"]) == ["order.created.v1", "order.confirmed.v1"]
+    requested = await shop.payment_requested(tenant, uuid.UUID(order["id"]), amount=order["total"]["amount"],
+                                             payment_id=payment)
+    assert requested == payment
+    late = await read(shop, tenant, customer, order["id"])
+    assert (late["status"], late["payment"]["status"], late["payment"]["expires_at"]) == (
+        "CONFIRMED", "authorized", None)
+    assert (await steps(shop, tenant, order["id"]))[-1] == ("ignored", "payment.requested", "CONFIRMED")
+
+
 async def test_no_stock_cancels_out_of_stock_and_releases_nothing(shop: OrdersShop) -> None:
     tenant = await shop.shop.tenant()
     item = sku()

@@ -32,9 +32,9 @@ from amazonlite.services.payments.providers import (
     SandboxProvider,
 )
 from amazonlite.services.payments.providers.base import DEV_SANDBOX_WEBHOOK_SECRET
-from amazonlite.services.payments.tasks import SandboxGateway
+from amazonlite.services.payments.tasks import SandboxGateway, redeliver_sandbox_webhooks
 from tests.platform.helpers import counter
-from tests.support.harness import Harness, fast_platform_settings, running_service
+from tests.support.harness import Harness, running_service
 
 ADMIN = ("tenant_admin",)
 CUSTOMER = ("customer",)
@@ -191,31 +191,45 @@ class TestOpening:
         shown = await read(svc, customer_id, payment.id)
         assert (shown["status"], shown["order_id"], shown["client"]) == ("requested", str(order_id), payload["client"])
 
-    async def test_a_reservation_before_its_order_is_retried_until_the_order_arrives(
-            self, sqlite_url: str, tmp_path: Path) -> None:
-        platform = fast_platform_settings(tmp_path, consumer_max_attempts=200)
-        async with running_service(SERVICE, sqlite_url, tmp_path, platform=platform) as svc:
-            order = order_created()
-            retries = counter("amazonlite_event_retries_total", service="payments", topic="inventory.reserved.v1")
-            early = asyncio.create_task(svc.deliver(reserved(order.order_id)))
-            await asyncio.sleep(0.1)
-            assert not early.done()  # failing, and retried with backoff
-            await svc.deliver(order)
-            await early
-            assert counter("amazonlite_event_retries_total", service="payments",
-                           topic="inventory.reserved.v1") > retries
-            assert await status(svc, order.order_id) == "requested"
-            assert await topics(svc, order.order_id) == ["payment.requested.v1"]
-            assert await svc.runtime.consumer.dead_letters() == []
+    async def test_a_reservation_before_its_order_opens_the_payment_when_the_order_arrives(self, svc: Harness) -> None:
+        """The two travel on different topics: a consumer catching up reads them in any order."""
+        order = order_created()
+        retries = counter("amazonlite_event_retries_total", service="payments", topic="inventory.reserved.v1")
+        await svc.deliver(reserved(order.order_id))
+        assert await payment_of(svc, order.order_id) is None
+        await svc.deliver(reserved(order.order_id))  # delivered again, still early: noted once
+        await svc.deliver(order)
+        assert await status(svc, order.order_id) == "requested"
+        assert await topics(svc, order.order_id) == ["payment.requested.v1"]
+        await svc.deliver(order)  # the creation again: nothing more
+        assert await topics(svc, order.order_id) == ["payment.requested.v1"]
+        assert counter("amazonlite_event_retries_total", service="payments", topic="inventory.reserved.v1") == retries
+        assert await svc.runtime.consumer.dead_letters() == []
 
-    async def test_a_reservation_that_outlived_its_retries_replays_once_the_order_is_known(self, svc: Harness) -> None:
+    async def test_a_cancellation_before_its_order_leaves_the_order_without_a_payment(self, svc: Harness) -> None:
         order = order_created()
         await svc.deliver(reserved(order.order_id))
-        [dead] = await svc.runtime.consumer.dead_letters()
-        assert "not known yet" in dead.error
+        await svc.deliver(cancelled(order.order_id, reason="reservation_timeout"))
         await svc.deliver(order)
-        await svc.runtime.consumer.replay(dead.id)
-        assert await status(svc, order.order_id) == "requested"
+        await svc.deliver(reserved(order.order_id))
+        payment = await payment_of(svc, order.order_id)
+        assert payment is not None
+        assert (payment.status, payment.reference, payment.amount) == ("cancelled", None, 2500)
+        assert await topics(svc, order.order_id) == []
+        assert await svc.runtime.consumer.dead_letters() == []
+
+    async def test_a_reservation_racing_its_orders_creation_opens_one_payment_on_every_database(
+            self, any_database_url: str, tmp_path: Path) -> None:
+        """Two replicas, each consuming one of the topics: whichever writes the order's row first, the
+        other finds it, and the payment is opened exactly once."""
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            orders = [order_created() for _ in range(8)]
+            await asyncio.gather(*(delivery for order in orders
+                                   for delivery in (svc.deliver(order), svc.deliver(reserved(order.order_id)))))
+            for order in orders:
+                assert await topics(svc, order.order_id) == ["payment.requested.v1"]
+            assert await svc.runtime.consumer.dead_letters() == []
+            await svc.runtime.state.sandbox_gateway.drain()
 
     async def test_the_same_reservation_delivered_again_opens_one_payment(self, svc: Harness) -> None:
         order = order_created()
@@ -320,6 +334,68 @@ class TestSandboxPage:
             await gateway(svc).drain()
             assert await topics(svc, order_id) == ["payment.requested.v1", "payment.authorized.v1"]
             problem(await complete(svc, customer_id, payment.id), 409, "payment-not-pending")
+
+
+class LostDeliveries:
+    """A sandbox gateway that dies holding its deliveries (the process was killed)."""
+
+    def deliver_later(self, **_delivery: Any) -> None:
+        pass
+
+
+class TestSandboxRedelivery:
+    """Like a real gateway retrying a webhook nobody acknowledged: a choice whose webhooks were lost
+    (the process that held them died) is delivered again, once it has waited long enough."""
+
+    async def lose_deliveries(self, svc: Harness, customer_id: uuid.UUID, payment_id: uuid.UUID,
+                              outcome: str = "success") -> None:
+        real = svc.runtime.state.sandbox_gateway
+        svc.runtime.state.sandbox_gateway = LostDeliveries()
+        try:
+            assert (await complete(svc, customer_id, payment_id, outcome)).status_code == 202
+        finally:
+            svc.runtime.state.sandbox_gateway = real
+
+    async def test_a_lost_delivery_is_sent_again_after_the_redelivery_interval(self, svc: Harness) -> None:
+        order_id, customer_id, payment = await open_payment(svc)
+        await self.lose_deliveries(svc, customer_id, payment.id)
+        assert await redeliver_sandbox_webhooks(svc.runtime) == 0  # not waited long enough yet
+        assert await status(svc, order_id) == "requested"
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=11)
+        assert await redeliver_sandbox_webhooks(svc.runtime, now=later) == 1
+        await gateway(svc).drain()
+        assert await status(svc, order_id) == "authorized"
+        assert await topics(svc, order_id) == ["payment.requested.v1", "payment.authorized.v1"]
+        assert await redeliver_sandbox_webhooks(svc.runtime, now=later) == 0  # moved: nothing left to send
+
+    async def test_a_lost_failure_is_redelivered_as_a_failure(self, svc: Harness) -> None:
+        order_id, customer_id, payment = await open_payment(svc)
+        await self.lose_deliveries(svc, customer_id, payment.id, "failure")
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=11)
+        assert await redeliver_sandbox_webhooks(svc.runtime, now=later) == 1
+        await gateway(svc).drain()
+        assert await topics(svc, order_id) == ["payment.requested.v1", "payment.failed.v1"]
+
+    async def test_a_redelivery_racing_the_first_delivery_has_one_effect(self, svc: Harness) -> None:
+        """Two replicas (or a slow first delivery and the redelivery) send one choice's webhooks at once."""
+        order_id, customer_id, payment = await open_payment(svc)
+        await self.lose_deliveries(svc, customer_id, payment.id)
+        other_replica = SandboxGateway(svc.runtime.db, svc.runtime.state.providers)
+        stored = await payment_of(svc, order_id)
+        assert stored is not None
+        assert stored.reference is not None
+        for deliveries in (gateway(svc), other_replica, gateway(svc)):  # the third is in flight already: skipped
+            deliveries.deliver_later(tenant_id="default", reference=stored.reference, outcome="success",
+                                     amount=stored.amount)
+        await asyncio.gather(gateway(svc).drain(), other_replica.drain())
+        assert await topics(svc, order_id) == ["payment.requested.v1", "payment.authorized.v1"]
+        assert len(await receipts(svc)) == 4  # two deliveries of two webhooks: the second authorization ignored
+
+    async def test_payments_nobody_chose_for_are_left_to_their_orders_deadline(self, svc: Harness) -> None:
+        order_id, _customer_id, _payment = await open_payment(svc)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        assert await redeliver_sandbox_webhooks(svc.runtime, now=later) == 0
+        assert await status(svc, order_id) == "requested"
 
 
 # Webhooks ------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ changes nothing.
 
     RESERVATION_PENDING ──stock reserved──▶ (same, stock now held)
             │ ──payment requested──▶ PAYMENT_PENDING ──payment authorized──▶ CONFIRMED
+            │ ──payment authorized (its request still on the way)─────────────▶ CONFIRMED
             │                              │
             └──────── rejected stock, failed payment, customer, deadline ──▶ CANCELLED (reason)
 
@@ -73,6 +74,9 @@ TRANSITIONS: dict[tuple[Status, Trigger], Step] = {
     (Status.RESERVATION_PENDING, Trigger.PAYMENT_FAILED): Step(Status.CANCELLED, CancelReason.PAYMENT_FAILED),
     (Status.RESERVATION_PENDING, Trigger.CUSTOMER_CANCELLED): Step(Status.CANCELLED, CancelReason.CUSTOMER),
     (Status.RESERVATION_PENDING, Trigger.DEADLINE_PASSED): Step(Status.CANCELLED, CancelReason.RESERVATION_TIMEOUT),
+    # The payment's authorization may overtake its request (two topics, no order between them: a
+    # consumer catching up after a restart reads them in any order). Paid is paid.
+    (Status.RESERVATION_PENDING, Trigger.PAYMENT_AUTHORIZED): Step(Status.CONFIRMED, holds_stock=True),
     # Inventory's answer may come after the payment's request (two topics, no order between them).
     (Status.PAYMENT_PENDING, Trigger.STOCK_RESERVED): Step(Status.PAYMENT_PENDING, holds_stock=True),
     (Status.PAYMENT_PENDING, Trigger.PAYMENT_AUTHORIZED): Step(Status.CONFIRMED),

@@ -332,7 +332,8 @@ async def payment_authorized(session: AsyncSession, event: PaymentAuthorizedV1) 
         ignore(session, order, Trigger.PAYMENT_AUTHORIZED)
         return
     await advance(session, event.order_id, Trigger.PAYMENT_AUTHORIZED,
-                  change=Change(payment={"status": "authorized", "client": {}}))
+                  change=Change(payment={"id": str(event.payment_id), "provider": event.provider,
+                                         "status": "authorized", "client": {}}))
 
 
 def ignore(session: AsyncSession, order: Order, trigger: Trigger) -> None:

@@ -7,7 +7,7 @@ from amazonlite.services.payments.endpoints import router
 from amazonlite.services.payments.handlers import handlers
 from amazonlite.services.payments.models import Base
 from amazonlite.services.payments.settings import PaymentsSettings
-from amazonlite.services.payments.tasks import on_startup
+from amazonlite.services.payments.tasks import on_startup, tasks
 
 SERVICE = ServiceModule(
     name="payments",
@@ -18,6 +18,7 @@ SERVICE = ServiceModule(
     metadata=Base.metadata,
     settings=PaymentsSettings,
     handlers=handlers,
+    tasks=tasks(PaymentsSettings()),
     on_startup=on_startup,
     migrations=Path(__file__).parent / "migrations",
 )

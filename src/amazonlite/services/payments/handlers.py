@@ -1,6 +1,6 @@
 """The saga's inputs: an order's creation (what paying for it takes), its reservation (open the
-payment) and its cancellation (void or refund). An event about an order whose creation has not
-arrived yet raises `service.OrderNotSeen`, and the consumer retries it with backoff."""
+payment) and its cancellation (void or refund). A reservation or a cancellation that arrives before
+the order's creation is noted, and acted on when the creation arrives."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ handlers = EventHandlers()
 
 @handlers.subscriber(OrderCreatedV1)
 async def on_order_created(ctx: EventContext, event: OrderCreatedV1) -> None:
-    await service.remember_order(ctx.session, event)
+    await service.remember_order(ctx.session, _providers(ctx), event, hosted_page=_sandbox(ctx))
 
 
 @handlers.subscriber(InventoryReservedV1)

@@ -26,17 +26,25 @@ IDEMPOTENCY_KEYS = add_idempotency_table(Base.metadata)
 
 
 class KnownOrder(IdPrimaryKey, TenantScoped, Base):
-    """What payments needs of an order to open its payment, as `order.created.v1` told it (payments
-    never asks the orders service). Money in minor units of `currency`."""
+    """What payments knows of an order: what opening its payment needs, as `order.created.v1` told it
+    (payments never asks the orders service; money in minor units of `currency`), and what arrived
+    about it before that, on other topics: its reservation (`reserved_early`) or its cancellation
+    (`cancelled_early`, the reason), kept here until the creation arrives and is acted on then.
+
+    One row per order, written by whichever event arrives first; until the creation arrives the
+    order's own fields are empty. The unique key makes the second writer wait for the first one's
+    commit, so however the topics interleave, across replicas too, nothing noted early is lost."""
 
     __tablename__ = "known_orders"
     __table_args__ = (UniqueConstraint("tenant_id", "order_id"),)
 
     order_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    payment_provider: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    payment_provider: Mapped[str | None] = mapped_column(String(32), default=None)
+    reserved_early: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancelled_early: Mapped[str | None] = mapped_column(String(64), default=None)
     seen_at: Mapped[dt.datetime] = mapped_column(UTC, default=utcnow)
 
 
@@ -56,6 +64,7 @@ class Payment(IdPrimaryKey, TenantScoped, Timestamps, Base):
         UniqueConstraint("tenant_id", "order_id"),
         UniqueConstraint("tenant_id", "provider", "reference"),
         Index("ix_payments_provider_payment", "tenant_id", "provider", "provider_payment_id"),
+        Index("ix_payments_waiting", "status", "updated_at"),  # the sandbox's redeliveries, across tenants
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(Uuid)

@@ -9,6 +9,7 @@ the one that loses finds the payment moved and decides again.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any, cast
 
@@ -28,13 +29,24 @@ class KnownOrderRepository:
                                          .execution_options(populate_existing=True))
 
     async def add(self, order: KnownOrder) -> bool:
-        """Remember a new order; False when it was known already (another delivery of its creation)."""
+        """Write the order's row; False when it has one already (another delivery of its creation, or
+        an event about it that arrived first). A concurrent writer of the row waits for this unit of
+        work to end, then finds it."""
         try:
             async with self.session.begin_nested():
                 self.session.add(order)
         except IntegrityError:
             return False
         return True
+
+    async def write_before_creation(self, order: KnownOrder, **values: Any) -> bool:
+        """Write `values` on a row written early (the creation's details, or an event noted before
+        the creation), if the order's creation has not completed it yet; False when it has (then
+        nothing is written)."""
+        result = cast(CursorResult[Any], await self.session.execute(
+            update(KnownOrder).where(KnownOrder.id == order.id, KnownOrder.customer_id.is_(None))
+            .values(**values).execution_options(synchronize_session=False)))
+        return result.rowcount == 1
 
 
 class PaymentRepository:
@@ -59,6 +71,15 @@ class PaymentRepository:
                                                                Payment.provider_payment_id == provider_payment_id)
                                          .order_by(Payment.id).limit(1)
                                          .execution_options(populate_existing=True))
+
+    async def awaiting_webhooks(self, provider: str, chosen_before: dt.datetime, *,
+                                limit: int) -> list[Payment]:
+        """Payments of `provider` (every tenant: an unscoped session) whose customer chose an outcome
+        on the hosted page before `chosen_before` and that no webhook has moved since, oldest first."""
+        return list((await self.session.scalars(
+            select(Payment).where(Payment.status == "requested", Payment.provider == provider,
+                                  Payment.hosted_outcome.is_not(None), Payment.updated_at < chosen_before)
+            .order_by(Payment.updated_at).limit(limit))).all())
 
     async def add(self, payment: Payment) -> bool:
         """Store the order's new payment; False when the order has one already (a concurrent delivery

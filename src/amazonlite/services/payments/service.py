@@ -4,7 +4,10 @@ and followed through the provider's signed webhooks (or a verified client callba
 Payments learns what it needs of an order from `order.created.v1` (it never asks the orders
 service). On `inventory.reserved.v1` it opens the order's payment: the intent at the provider and the
 payment `requested` with `payment.requested.v1` in one transaction; a provider that refuses, or one
-this deployment does not offer, fails the payment (`payment.failed.v1`) instead.
+this deployment does not offer, fails the payment (`payment.failed.v1`) instead. The creation, the
+reservation and the cancellation travel on different topics, so a reservation or a cancellation can
+arrive first (a consumer catching up after a restart reads its topics in any order): it is noted on
+the order's row and acted on when the creation arrives (`KnownOrder`), never retried or dead-lettered.
 
 The outcome comes from the provider: `authorized`/`captured` gives `payment.authorized.v1`, `failed`
 gives `payment.failed.v1`, each only from `requested`. A payment never moves backwards: a late or
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -96,14 +100,6 @@ Outcome = Literal["success", "failure"]
 Providers = Mapping[str, PaymentProvider]
 
 
-class OrderNotSeen(Exception):
-    """An event about an order whose `order.created.v1` has not arrived yet: the two travel on
-    different topics, with no order between them. Deliberately not a `TransientConflict` (which the
-    consumer redoes at once without counting an attempt): the consumer retries it with backoff like
-    any failure, so the order's creation has time to arrive, and dead-letters it after its last
-    attempt (replayable once the order is known)."""
-
-
 class HostedPage(Protocol):
     """The sandbox's hosted page as the service uses it: the customer chose an outcome, and the
     sandbox gateway delivers its webhooks later (`tasks.SandboxGateway`)."""
@@ -113,13 +109,66 @@ class HostedPage(Protocol):
 
 # Orders, as payments knows them ------------------------------------------------------------------------
 
-async def remember_order(session: AsyncSession, event: OrderCreatedV1) -> None:
-    """Keep what opening the order's payment needs (once per order)."""
+async def remember_order(session: AsyncSession, providers: Providers, event: OrderCreatedV1, *,
+                         hosted_page: HostedPage | None = None) -> None:
+    """Keep what opening the order's payment needs (once per order), and act on what arrived about
+    the order before this: its cancellation, or its reservation (the payment is opened now)."""
     total = event.totals.total
-    known = KnownOrder(order_id=event.order_id, customer_id=event.customer_id, amount=total.amount,
-                       currency=total.currency, payment_provider=event.payment_provider, seen_at=utcnow())
-    if not await KnownOrderRepository(session).add(known):
+    details = {"customer_id": event.customer_id, "amount": total.amount, "currency": total.currency,
+               "payment_provider": event.payment_provider}
+    orders = KnownOrderRepository(session)
+    if await orders.add(KnownOrder(order_id=event.order_id, seen_at=utcnow(), **details)):
+        return
+    noted = await orders.get(event.order_id)
+    assert noted is not None  # its row exists: that is why it could not be added
+    if noted.customer_id is not None or not await orders.write_before_creation(noted, **details):
         log.info("payments.order_known_already", order_id=str(event.order_id))
+        return
+    # The row as it is now that this unit of work holds it: what arrived early is all there.
+    noted = await orders.get(event.order_id)
+    assert noted is not None
+    if noted.cancelled_early is not None:
+        log.info("payments.early_cancellation_applied", order_id=str(event.order_id))
+        await cancel_order(session, providers, event.order_id, noted.cancelled_early)
+    elif noted.reserved_early:
+        log.info("payments.early_reservation_applied", order_id=str(event.order_id))
+        await open_payment(session, providers, event.order_id, hosted_page=hosted_page)
+
+
+async def _known(session: AsyncSession, order_id: uuid.UUID, **early: Any) -> _Order | None:
+    """The order as its creation told it; or None when that has not arrived yet, having noted
+    `early` (`reserved_early=True`, or `cancelled_early=<reason>`) on its row for when it does."""
+    orders = KnownOrderRepository(session)
+    for _attempt in range(2):
+        row = await orders.get(order_id)
+        if row is not None and row.customer_id is not None:
+            return _Order.of(row)
+        if row is None:
+            if await orders.add(KnownOrder(order_id=order_id, seen_at=utcnow(), **early)):
+                return None
+            continue  # its creation (or another early event) wrote the row meanwhile: read it again
+        if await orders.write_before_creation(row, **early):
+            return None
+        # its creation completed the row meanwhile: read it again
+    raise TransientConflict(f"the row of order {order_id} kept changing")
+
+
+@dataclass(frozen=True)
+class _Order:
+    """An order whose creation arrived: what opening its payment takes."""
+
+    customer_id: uuid.UUID
+    amount: int
+    currency: str
+    payment_provider: str
+
+    @classmethod
+    def of(cls, row: KnownOrder) -> _Order:
+        assert row.customer_id is not None
+        assert row.amount is not None
+        assert row.currency is not None
+        assert row.payment_provider is not None
+        return cls(row.customer_id, row.amount, row.currency, row.payment_provider)
 
 
 async def open_payment(session: AsyncSession, providers: Providers, order_id: uuid.UUID, *,
@@ -127,15 +176,16 @@ async def open_payment(session: AsyncSession, providers: Providers, order_id: uu
     """Open the order's payment with its provider: `requested` and `payment.requested.v1`, or
     `failed` and `payment.failed.v1` when the provider refuses the intent or is not offered here.
     None when the order has its payment already (another delivery opened it, or the order was
-    cancelled first). Raises `OrderNotSeen` before the order's creation arrived, and
-    `PaymentProviderUnavailable` when the provider cannot answer (the consumer retries both)."""
+    cancelled first, or its creation has not arrived: it is opened then). Raises
+    `PaymentProviderUnavailable` when the provider cannot answer (the consumer retries it)."""
     payments = PaymentRepository(session)
     if await payments.of_order(order_id) is not None:
         log.info("payments.payment_exists", order_id=str(order_id))
         return None
-    order = await KnownOrderRepository(session).get(order_id)
+    order = await _known(session, order_id, reserved_early=True)
     if order is None:
-        raise OrderNotSeen(f"order {order_id} is not known yet (its order.created.v1 has not arrived)")
+        log.info("payments.reservation_before_order", order_id=str(order_id))
+        return None
     now = utcnow()
     provider = providers.get(order.payment_provider)
     payment = Payment(id=new_id(), order_id=order_id, customer_id=order.customer_id, provider=order.payment_provider,
@@ -182,13 +232,14 @@ async def open_payment(session: AsyncSession, providers: Providers, order_id: uu
 
 async def cancel_order(session: AsyncSession, providers: Providers, order_id: uuid.UUID, reason: str) -> None:
     """The order was cancelled: its waiting payment is voided, its money refunded, and no payment is
-    opened for it later. Raises `OrderNotSeen` before the order's creation arrived."""
+    opened for it later (also when the cancellation arrives before the order's creation)."""
     payments = PaymentRepository(session)
     payment = await payments.of_order(order_id)
     if payment is None:
-        order = await KnownOrderRepository(session).get(order_id)
+        order = await _known(session, order_id, cancelled_early=reason[:64])
         if order is None:
-            raise OrderNotSeen(f"order {order_id} is not known yet (its order.created.v1 has not arrived)")
+            log.info("payments.cancellation_before_order", order_id=str(order_id))
+            return
         now = utcnow()
         cancelled = Payment(id=new_id(), order_id=order_id, customer_id=order.customer_id,
                             provider=order.payment_provider, status=Status.CANCELLED, amount=order.amount,

@@ -1,8 +1,9 @@
-"""Start-up, and the service's background work: the sandbox gateway's webhook deliveries.
+"""Start-up, and the service's background work: the sandbox gateway's webhook deliveries, and its
+redeliveries.
 
 At start: the providers this deployment offers (`runtime.state.providers`) and the sandbox's gateway
-(`runtime.state.sandbox_gateway`, which holds its delivery tasks). Payments has no periodic job: an
-order's deadline (orders' sweeper) ends a payment nobody completes, with `order.cancelled.v1`.
+(`runtime.state.sandbox_gateway`, which holds its delivery tasks). An order's deadline (orders'
+sweeper) ends a payment nobody completes, with `order.cancelled.v1`.
 
 The sandbox gateway's side of its hosted page: once the customer chose an outcome there, it sends
 the sandbox's signed webhooks, after its latency, as a real gateway does after a customer paid.
@@ -16,30 +17,37 @@ neither a route back into the platform nor the tenant's host name.
 
 Deliveries are background tasks (`payments.deliver_sandbox_webhooks`) kept referenced by the gateway
 (so none is collected half-way); `drain()` waits for every one, those they start included. A
-delivery that fails is logged, not retried: the payment then waits for its order's deadline, as
-with a gateway that gave up.
+delivery can be lost (the process ends with it, killed or restarted) or fail: like a real gateway
+retrying a webhook nobody acknowledged, the periodic `payments.redeliver_sandbox_webhooks` sends a
+payment's webhooks again while its outcome is chosen and no webhook has moved it, every
+`sandbox_redelivery_seconds`, from any replica (de-duplication and the payment's version make a
+second delivery, or two replicas redelivering at once, harmless).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 from typing import cast
 
 import structlog
 
 from amazonlite.platform.context import bind_tenant
-from amazonlite.platform.db import Database, is_transient_conflict
-from amazonlite.platform.service import ServiceRuntime
+from amazonlite.platform.db import Database, is_transient_conflict, utcnow
+from amazonlite.platform.service import PeriodicTask, ServiceRuntime
+from amazonlite.platform.tenancy import UNSCOPED
 from amazonlite.services.payments import service
 from amazonlite.services.payments.providers import SandboxProvider, build_providers
 from amazonlite.services.payments.providers.base import DEV_SANDBOX_WEBHOOK_SECRET
 from amazonlite.services.payments.providers.sandbox import Webhook
+from amazonlite.services.payments.repository import PaymentRepository
 from amazonlite.services.payments.settings import PaymentsSettings
 
 log = structlog.get_logger("amazonlite.payments")
 
 CONFLICT_ATTEMPTS = 10
+REDELIVERY_BATCH = 500  # payments redelivered per pass, at most
 
 
 class SandboxGateway:
@@ -49,12 +57,17 @@ class SandboxGateway:
         self.db = db
         self.providers = providers
         self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight: set[str] = set()  # the intents whose webhooks this process is delivering
 
     def deliver_later(self, *, tenant_id: str, reference: str, outcome: service.Outcome, amount: int) -> None:
+        if reference in self.in_flight:
+            return
+        self.in_flight.add(reference)
         task = asyncio.create_task(self._deliver(tenant_id, reference, outcome, amount),
                                    name="payments.deliver_sandbox_webhooks")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda _task: self.in_flight.discard(reference))
 
     async def drain(self) -> None:
         """Wait until every delivery scheduled so far (and any they scheduled) is done."""
@@ -84,6 +97,34 @@ class SandboxGateway:
                 if attempt == CONFLICT_ATTEMPTS or not is_transient_conflict(exc):
                     raise
                 await asyncio.sleep(random.uniform(0, 0.01 * attempt))
+
+
+async def redeliver_sandbox_webhooks(runtime: ServiceRuntime, *, now: dt.datetime | None = None) -> int:
+    """Send again the webhooks of every sandbox payment whose customer chose an outcome more than
+    `sandbox_redelivery_seconds` (plus the sandbox's latency) before `now` and that is still
+    `requested`; how many payments were redelivered."""
+    settings = cast(PaymentsSettings, runtime.settings)
+    gateway: SandboxGateway = runtime.state.sandbox_gateway
+    waited = dt.timedelta(seconds=settings.sandbox_redelivery_seconds + settings.sandbox_latency_ms / 1000)
+    # The one cross-tenant read: which payments wait, and whose. Each is delivered in its tenant.
+    async with runtime.db.session(tenant_id=UNSCOPED) as session:
+        waiting = await PaymentRepository(session).awaiting_webhooks(
+            SandboxProvider.name, (now or utcnow()) - waited, limit=REDELIVERY_BATCH)
+    for payment in waiting:
+        assert payment.reference is not None  # an intent's page was used
+        assert payment.hosted_outcome is not None
+        log.info("payments.sandbox_webhooks_redelivered", payment_id=str(payment.id), outcome=payment.hosted_outcome)
+        gateway.deliver_later(tenant_id=payment.tenant_id, reference=payment.reference,
+                              outcome=cast(service.Outcome, payment.hosted_outcome), amount=payment.amount)
+    return len(waiting)
+
+
+async def _redeliver(runtime: ServiceRuntime) -> None:
+    await redeliver_sandbox_webhooks(runtime)
+
+
+def tasks(settings: PaymentsSettings) -> list[PeriodicTask]:
+    return [PeriodicTask("payments.redeliver_sandbox_webhooks", settings.sandbox_redelivery_seconds, _redeliver)]
 
 
 async def on_startup(runtime: ServiceRuntime) -> None:

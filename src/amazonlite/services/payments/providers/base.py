@@ -47,6 +47,10 @@ class ProviderSettings(BaseSettings):
     sandbox_reorder_webhooks: bool = False
     # The service completes sandbox intents itself, with no customer on the page (benchmarks).
     sandbox_auto_approve: bool = False
+    # How long a customer's choice on the sandbox page may wait for its webhooks to be applied before
+    # the sandbox sends them again (as real gateways retry a delivery nobody acknowledged): a delivery
+    # is lost with the process that held it.
+    sandbox_redelivery_seconds: float = Field(default=10.0, gt=0)
 
     razorpay_key_id: str | None = None
     razorpay_key_secret: SecretStr | None = None
