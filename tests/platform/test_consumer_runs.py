@@ -4,6 +4,7 @@ event never takes its neighbours with it; and the transports hand over batches."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import func, select
 
 from amazonlite.platform.bus import Message
@@ -103,6 +105,25 @@ async def test_a_run_is_applied_in_one_transaction_with_its_inbox_records(
     assert run_sizes(runtime.name, payload.event_type) == (runs_before + 1, events_before + 5)
     # A handler of runs got them in one call; a handler of events, one call each, in order.
     assert ([(5, [1, 2, 3, 4, 5])] if kind == "batch" else [(1, [n]) for n in (1, 2, 3, 4, 5)]) == CALLS
+
+
+async def test_a_runs_span_continues_the_first_events_trace_and_links_every_event(
+        runtimes: dict[str, tuple[ServiceRuntime, type[EntryAddedV1]]], tenant: str,
+        spans: InMemorySpanExporter) -> None:
+    """A lone event (a quiet shop's checkout) stays one trace from its request to its consumer, batched
+    or not; a run's other events are linked."""
+    runtime, payload = runtimes["batch"]
+    traces = [uuid.uuid4().hex for _ in range(3)]
+    spans.clear()
+    await runtime.consumer.deliver_many([
+        dataclasses.replace(message(payload, tenant, amount),
+                            headers=(("traceparent", f"00-{trace_id}-{'1' * 16}-01".encode()),))
+        for amount, trace_id in zip((1, 2, 3), traces, strict=True)])
+    [run] = [span for span in spans.get_finished_spans() if span.name == f"consume {payload.event_type}"]
+    assert format(run.context.trace_id, "032x") == traces[0]
+    assert run.parent is not None
+    assert format(run.parent.span_id, "016x") == "1" * 16
+    assert [format(link.context.trace_id, "032x") for link in run.links] == traces
 
 
 @pytest.mark.parametrize("kind", ["each", "batch"])

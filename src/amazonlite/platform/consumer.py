@@ -233,11 +233,14 @@ class Consumer:
         topic = first.event_type
         bind_correlation_id(first.correlation_id or first.event_id.hex)
         bind_tenant(first.tenant_id)
+        # The run's span continues the first event's trace (a lone checkout stays one trace from the
+        # request to the last consumer) and links every event's, the first included.
         links = [trace.Link(span) for span in (trace.get_current_span(extract_context(m.headers)).get_span_context()
                                                for m, _e in run) if span.is_valid]
         conflicts = 0
         with self._tracer.start_as_current_span(
-            f"consume {topic}", kind=trace.SpanKind.CONSUMER, links=links,
+            f"consume {topic}", context=extract_context(run[0][0].headers), kind=trace.SpanKind.CONSUMER,
+            links=links,
             attributes={"messaging.destination.name": topic, "messaging.consumer.group.name": self.service,
                         "messaging.batch.message_count": len(run)},
         ):
