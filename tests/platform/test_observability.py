@@ -16,9 +16,9 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from amazonlite.platform.clients import ServiceDirectory
@@ -31,18 +31,6 @@ from tests.support.harness import fast_platform_settings, running_service
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture(scope="module")
-def spans() -> Iterator[InMemorySpanExporter]:
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
 
 
 @pytest.fixture
@@ -151,3 +139,13 @@ class TestServiceToServiceClient:
             await elsewhere.aclose()
             with pytest.raises(LookupError):
                 directory.client("payments")
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_every_route_of_a_service_is_its_own_under_the_api_prefix(name: str) -> None:
+    """Metrics and span names carry a request's route template as the route object knows it; a
+    router included in the service's router would know its routes without the prefix (`/orders`
+    for `/api/v1/orders`), so every route is added to the service's router itself."""
+    for route in load_service(name).router.routes:
+        assert isinstance(route, APIRoute), f"{name}: {route!r} is not a route of the service's router itself"
+        assert route.path.startswith("/api/v1/"), f"{name}: {route.path}"

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.routing import APIRoute
 
 from amazonlite.platform.errors import problem_responses
 from amazonlite.platform.idempotency import IdempotentRoute
@@ -21,9 +22,8 @@ from amazonlite.services.payments.errors import (
 )
 
 # The customer's calls honour an optional Idempotency-Key. The providers' webhooks carry none: they
-# are de-duplicated by the provider's event id (`webhook_router`, included in `router`).
+# are de-duplicated by the provider's event id (a plain route of `router`).
 router = APIRouter(prefix="/api/v1", route_class=IdempotentRoute)
-webhook_router = APIRouter()
 
 PaymentId = Annotated[uuid.UUID, Path(description="The payment's id")]
 ProviderName = Annotated[str, Path(description="The provider sending the webhook: `sandbox` or `razorpay`",
@@ -51,10 +51,6 @@ ProvidersDep = Annotated[service.Providers, Depends(_providers)]
 SandboxDep = Annotated[service.HostedPage, Depends(_sandbox)]
 
 
-@webhook_router.post("/payments/webhooks/{provider}", response_model=schemas.WebhookAnswer, tags=["payments"],
-                     openapi_extra=WEBHOOK_BODY,
-                     responses=problem_responses(MalformedProviderMessage, InvalidProviderSignature, ProviderNotFound,
-                                                 PaymentProviderUnavailable))
 async def receive_webhook(request: Request, session: SessionDep, providers: ProvidersDep, provider: ProviderName
                           ) -> schemas.WebhookAnswer:
     """A provider's signed webhook (no sign-in: the signature over the raw body is its proof). An
@@ -62,6 +58,13 @@ async def receive_webhook(request: Request, session: SessionDep, providers: Prov
     (401)."""
     await service.receive_webhook(session, providers, provider, body=await request.body(), headers=request.headers)
     return schemas.WebhookAnswer()
+
+
+router.add_api_route("/payments/webhooks/{provider}", receive_webhook, methods=["POST"],
+                     response_model=schemas.WebhookAnswer, tags=["payments"], openapi_extra=WEBHOOK_BODY,
+                     responses=problem_responses(MalformedProviderMessage, InvalidProviderSignature, ProviderNotFound,
+                                                 PaymentProviderUnavailable),
+                     route_class_override=APIRoute)
 
 
 @router.get("/payments/{payment_id}", response_model=schemas.Payment, tags=["payments"],
@@ -92,5 +95,3 @@ async def complete_on_sandbox(session: SessionDep, customer: Customer, sandbox: 
     await service.choose_on_hosted_page(session, customer, payment_id, data.outcome, sandbox)
     return schemas.Accepted()
 
-
-router.include_router(webhook_router)
