@@ -351,8 +351,9 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
             addresses[name] = via(addresses[name])
         upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
         # Its port is in auth's settings already (Google's redirect URI): no second attempt elsewhere.
+        # The gateway logs at INFO: its server says when a connection ends with a request unanswered.
         procs.serve_at(GATEWAY, gateway_port, ["gateway", "--port", str(gateway_port), *upstreams],
-                       dict(gateway_env or {}))
+                       {"AMAZONLITE_LOG_LEVEL": "INFO", **(gateway_env or {})})
         yield Platform("distributed", base_url, urls, procs.cli, procs.logs, control=_Control(procs, broker),
                        kafka_bootstrap=broker.bootstrap, database_proxies=proxies)
 

@@ -187,6 +187,14 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             _SWEPT.add(self.server_state)
             self.loop.call_later(_SWEEP_SECONDS, _sweep, self.loop, self.connections)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # The client went away (or the network broke) while its request was in progress.
+            log.info("server.connection_lost_mid_request", path=cycle.scope.get("path"), waiting_for=self._waiting_for,
+                     answer_started=cycle.response_started, error=repr(exc) if exc else None)
+        super().connection_lost(exc)
+
     def data_received(self, data: bytes) -> None:
         if self._waiting_for is _DRAIN:
             self._drain_left -= len(data)
