@@ -18,7 +18,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from amazonlite.contracts import InventoryReservedV1, OrderCancelledV1, OrderCreatedV1
+from amazonlite.contracts import InventoryReservedV1, OrderCancelledV1, OrderConfirmedV1, OrderCreatedV1
 from amazonlite.contracts.base import Money
 from amazonlite.contracts.inventory import ReservedLineV1, WarehouseAllocationV1
 from amazonlite.contracts.orders import OrderLineV1, OrderTotalsV1
@@ -467,6 +467,57 @@ class TestWebhooks:
 
 
 # Cancelled orders ------------------------------------------------------------------------------------------------
+
+def confirmed(order_id: uuid.UUID) -> OrderConfirmedV1:
+    return OrderConfirmedV1(order_id=order_id, customer_id=uuid.uuid4(), coupon_code=None,
+                            confirmed_at=dt.datetime.now(dt.UTC))
+
+
+class TestCapture:
+    async def test_a_confirmed_order_has_its_authorized_money_captured_once(
+            self, svc: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+        order_id, customer_id, payment = await open_payment(svc)
+        await pay_on_sandbox(svc, customer_id, payment.id)
+        captures: list[dict[str, Any]] = []
+
+        async def capture(**call: Any) -> None:
+            captures.append(call)
+
+        monkeypatch.setattr(sandbox(svc), "capture", capture)
+        before = payments_counter("captured")
+        await svc.deliver(confirmed(order_id))
+        await svc.deliver(confirmed(order_id))  # delivered again: captured already
+        assert await status(svc, order_id) == "captured"
+        stored = await payment_of(svc, order_id)
+        assert stored is not None
+        assert captures == [{"provider_payment_id": stored.provider_payment_id, "amount": 2500, "currency": "INR"}]
+        assert payments_counter("captured") == before + 1
+        assert await topics(svc, order_id) == ["payment.requested.v1", "payment.authorized.v1"]
+
+    async def test_a_provider_that_cannot_capture_now_is_asked_again_later(
+            self, svc: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+        order_id, customer_id, payment = await open_payment(svc)
+        await pay_on_sandbox(svc, customer_id, payment.id)
+
+        async def unavailable(**_call: Any) -> None:
+            raise ProviderUnavailable("the gateway is down")
+
+        monkeypatch.setattr(sandbox(svc), "capture", unavailable)
+        await svc.deliver(confirmed(order_id))
+        assert await status(svc, order_id) == "authorized"  # nothing written: the consumer retries
+        [dead] = await svc.runtime.consumer.dead_letters()
+        monkeypatch.undo()
+        await svc.runtime.consumer.replay(dead.id)
+        assert await status(svc, order_id) == "captured"
+
+    async def test_a_captured_payment_of_a_cancelled_order_is_refunded(self, svc: Harness) -> None:
+        order_id, customer_id, payment = await open_payment(svc)
+        await pay_on_sandbox(svc, customer_id, payment.id)
+        await svc.deliver(confirmed(order_id))
+        await svc.deliver(cancelled(order_id))
+        assert await status(svc, order_id) == "refunded"
+        assert len(await refunds_of(svc, payment.id)) == 1
+
 
 class TestCancellation:
     async def test_a_waiting_payment_is_voided(self, svc: Harness) -> None:

@@ -80,7 +80,7 @@ from amazonlite.services.payments.repository import (
 log = structlog.get_logger("amazonlite.payments")
 
 PAYMENTS = Counter("amazonlite_payments_total",
-                   "Payments by provider and outcome: requested, authorized, failed, refunded, voided",
+                   "Payments by provider and outcome: requested, authorized, captured, failed, refunded, voided",
                    ["provider", "outcome"])
 
 T = TypeVar("T")
@@ -264,6 +264,24 @@ async def cancel_order(session: AsyncSession, providers: Providers, order_id: uu
         await _move(session, payment, order_cancelled=True)
         log.info("payments.order_cancelled_noted", payment_id=str(payment.id), order_id=str(order_id),
                  status=payment.status)
+
+
+async def capture_confirmed(session: AsyncSession, providers: Providers, order_id: uuid.UUID) -> None:
+    """The order is confirmed: take the money its payment holds (an authorization becomes a capture).
+    Captured only now, not when the money was authorized, so money is never taken for an order that
+    ends cancelled instead (a cancellation refunds or releases an authorization). Asked again (another
+    delivery), the capture is noted already; a provider that captured by itself answers as done."""
+    payment = await PaymentRepository(session).of_order(order_id)
+    if payment is None or payment.status != Status.AUTHORIZED:
+        log.info("payments.nothing_to_capture", order_id=str(order_id),
+                 status=payment.status if payment is not None else None)
+        return
+    assert payment.provider_payment_id is not None  # set by the event that authorized it
+    provider = _provider_of(providers, payment)
+    await _move(session, payment, status=Status.CAPTURED)
+    await _at_provider(payment.provider, provider.capture(provider_payment_id=payment.provider_payment_id,
+                                                          amount=payment.amount, currency=payment.currency))
+    _count(session, payment.provider, "captured")
 
 
 async def _refund_held(session: AsyncSession, provider: PaymentProvider, payment: Payment, reason: str) -> None:
