@@ -1,6 +1,7 @@
 """The saga's inputs: an order's creation (what paying for it takes), its reservation (open the
-payment), its confirmation (capture the money) and its cancellation (void or refund). A reservation or a cancellation that arrives before
-the order's creation is noted, and acted on when the creation arrives."""
+payment), its confirmation (capture the money) and its cancellation (void or refund). A reservation
+or a cancellation that arrives before the order's creation is noted, and acted on when the creation
+arrives."""
 
 from __future__ import annotations
 
