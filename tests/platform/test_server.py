@@ -4,6 +4,7 @@ problem (or a close) within seconds, and the client reads that answer before the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -64,6 +65,35 @@ async def answer_at_once(scope: Any, receive: Any, send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def stream_then_echo(scope: Any, receive: Any, send: Any) -> None:
+    """GET: an answer whose last byte goes out before its end, as a proxy relays a streamed upstream
+    answer and ends it with an empty message after a pause. POST: how many bytes the body had."""
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "GET":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok", "more_body": True})
+        await asyncio.sleep(0.5)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    answer = str(len(body)).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(answer)).encode())]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+@pytest.fixture(scope="module")
+def streaming_address() -> Iterator[tuple[str, int]]:
+    with uvicorn_in_thread(stream_then_echo, **uvicorn_options()) as port:
+        yield "127.0.0.1", port
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +347,33 @@ class TestOversizeBodies:
         body = b"y" * (MAX_BODY - 10)
         with httpx.Client(base_url=base_url(address), timeout=GENEROUS) as client:
             assert [client.post("/echo", content=body).json() for _ in range(3)] == [{"received": len(body)}] * 3
+
+
+class TestKeptAliveConnections:
+    def test_a_request_sent_once_the_last_byte_arrived_is_served_before_the_answer_ended(
+            self, streaming_address: tuple[str, int]) -> None:
+        """The client has the whole answer (its length says so) and sends its next request on the
+        connection, head first, body a moment later, while the server's cycle has not ended the
+        answer yet: that request is served. (It was drained and closed unanswered: the end of the
+        first answer was taken for the end of the second request, whose body had not arrived.)"""
+        with socket.create_connection(streaming_address, timeout=GENEROUS) as sock:
+            sock.sendall(request("GET", "/stream"))
+            received = b""
+            while not received.endswith(b"\r\n\r\nok"):
+                chunk = sock.recv(65536)
+                assert chunk, received
+                received += chunk
+            assert parse(received, False, 0).status == 200
+            sock.sendall(request("POST", "/echo", "Content-Length: 5"))
+            time.sleep(0.2)  # the first answer has not ended yet (0.5 s)
+            sock.sendall(b"hello")
+            second = b""
+            while not second.endswith(b"\r\n\r\n5"):
+                chunk = sock.recv(65536)
+                assert chunk, f"the server closed the connection without answering: {second!r}"
+                second += chunk
+        answer = parse(second, False, 0)
+        assert (answer.status, answer.body) == (200, b"5")
 
 
 class TestForwardingHeaders:

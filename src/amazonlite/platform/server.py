@@ -17,6 +17,11 @@ with the limits a server facing hostile clients needs and that uvicorn does not 
   in the socket, which resets the connection before the client has read the answer: the answer
   says `Connection: close`, and the server shuts down its side, reads and discards at most
   `drain_max_bytes` more during at most `drain_seconds`, then closes.
+- A client may send its next request on the connection as soon as it has an answer's last byte,
+  before the server's cycle has ended that answer (a proxy relaying a streamed upstream answer ends
+  it with an empty message, after an await): the request is queued and served. Each cycle's end and
+  close act on that cycle's request only; acting on the connection's latest request instead drained
+  and closed that request unanswered, which clients saw as "server disconnected" under load.
 - No forwarding header is believed: uvicorn's `proxy_headers` is off, so `scope["client"]` is the
   peer of the connection; only the gateway reads `X-Forwarded-For`, from trusted proxies.
 - With several workers, a worker ends when its supervisor does, even if that was killed with
@@ -37,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -145,19 +151,20 @@ class _Refused(Exception):
 
 
 class _CycleTransport:
-    """The connection as a request's cycle sees it: when the cycle closes it after its answer, the
-    protocol decides how (at once, or draining a body nobody read)."""
+    """The connection as one request's cycle sees it: when the cycle closes it after its answer, the
+    protocol decides how (at once, or draining a body nobody read), knowing which request asks."""
 
-    __slots__ = ("_protocol", "get_extra_info", "is_closing", "write")
+    __slots__ = ("_cycle", "_protocol", "get_extra_info", "is_closing", "write")
 
-    def __init__(self, protocol: EdgeHttpProtocol, transport: asyncio.Transport) -> None:
+    def __init__(self, protocol: EdgeHttpProtocol, transport: asyncio.Transport, cycle: Any) -> None:
         self._protocol = protocol
+        self._cycle = cycle
         self.write = transport.write
         self.is_closing = transport.is_closing
         self.get_extra_info = transport.get_extra_info
 
     def close(self) -> None:
-        self._protocol.close_after_answer()
+        self._protocol.close_after_answer(self._cycle)
 
 
 # What a connection is waiting for, and so what its deadline means when it passes.
@@ -173,13 +180,11 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._chunk_bytes = 0
         self._drain_left = 0
-        self._cycle_transport: _CycleTransport | None = None
 
     # Connection -------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._cycle_transport = _CycleTransport(self, transport)
         # A connection that never sends a byte is closed once a request's head would have been late.
         first_byte = min(self.timeout_keep_alive, self.settings.header_timeout_seconds)
         self.timeout_keep_alive_task = self.loop.call_later(first_byte, self.timeout_keep_alive_handler)
@@ -262,9 +267,11 @@ class EdgeHttpProtocol(HttpToolsProtocol):
                 and len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers) > limit):
             raise _Refused(HeadersTooLarge(f"The request's head is larger than {limit} bytes"))
         super().on_headers_complete()
-        if self.cycle is not None and self._cycle_transport is not None:
-            self.cycle.transport = self._cycle_transport  # type: ignore[assignment]
-            self._close_if_answered_early(self.cycle)
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.transport = _CycleTransport(self, self.transport, cycle)  # type: ignore[assignment]
+            cycle.on_response = functools.partial(self._answered, cycle)
+            self._close_if_answered_early(cycle)
         self._waiting_for = _BODY
         self._deadline = time.monotonic() + self.settings.body_timeout_seconds
 
@@ -287,20 +294,26 @@ class EdgeHttpProtocol(HttpToolsProtocol):
             self._waiting_for = _IDLE
             self._deadline = None
 
-    def on_response_complete(self) -> None:
-        if self._waiting_for is _BODY:
+    def _answered(self, cycle: Any) -> None:
+        """`cycle`'s answer is complete. The state of the connection is that of the request read
+        last, which is not always `cycle`'s: a client may send its next request as soon as it has the
+        last byte of an answer, before the cycle has sent its end (a proxy relays a streamed answer
+        and ends it with an empty message), and that request is then queued behind `cycle`, its body
+        maybe not read yet. Only a request answered before its own body arrived ends the connection."""
+        if cycle is self.cycle and self._waiting_for is _BODY:
             # Answered before its body arrived (refused, or not needed): the connection cannot be
             # reused until the rest is read, so it ends here, without a reset.
             self._drain()
         if self._waiting_for is _DRAIN:
             self.server_state.total_requests += 1
             return
-        super().on_response_complete()
+        self.on_response_complete()  # the next request queued behind it starts, or the keep-alive timer
 
     # Ends of a connection ---------------------------------------------------------------------
 
-    def close_after_answer(self) -> None:
-        if self._waiting_for is _BODY:
+    def close_after_answer(self, cycle: Any) -> None:
+        """`cycle` ends the connection after its answer (it said `Connection: close`)."""
+        if cycle is self.cycle and self._waiting_for is _BODY:
             self._drain()
         else:
             self.transport.close()
