@@ -114,8 +114,14 @@ class ServiceDirectory:
 
     def register(self, name: str, *, app: Any = None, url: str | None = None,
                  resilience: ResilienceSettings | None = None) -> None:
+        """Where `name` is: its ASGI app or its URL (either replaces what was registered before,
+        until the first call to it; after that, its client and breaker are in use)."""
         if (app is None) == (url is None):
             raise ValueError("give an app or a url")
+        if name in self._clients:
+            raise RuntimeError(f"{self.caller} calls {name!r} already: register it before the first call")
+        self._apps.pop(name, None)
+        self._urls.pop(name, None)
         if app is not None:
             self._apps[name] = app
         else:

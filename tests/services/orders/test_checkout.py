@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from amazonlite.services.orders.models import MESSAGING, Order
 from tests.services.cart.shop import problem
-from tests.services.orders.shop import ADDRESS, OrdersShop, key
+from tests.services.orders.shop import ADDRESS, OrdersShop, key, running_orders
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -155,3 +155,22 @@ async def test_every_refusal_writes_nothing(shop: OrdersShop) -> None:
         refused = problem(await api.post("/api/v1/orders", json=body, headers=key()), 409, "prices-changed")
         assert refused["skus"] == [repriced]
     assert await orders_of(shop, tenant) == 0
+
+
+async def test_a_dependency_that_cannot_answer_is_503_with_retry_after_and_writes_nothing(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Inventory (here) cannot be reached: the checkout is refused as a retryable outage, not a 500,
+    and the cart keeps its lines. A shop of its own: the outage trips the orders' breaker for it."""
+    async with running_orders(tmp_path_factory.mktemp("outage")) as own:
+        tenant = await own.shop.tenant()
+        item = sku()
+        customer = await own.customer_with_cart(tenant, {item: 1500})
+        own.orders.runtime.services.register("inventory", url="http://127.0.0.1:9")  # nobody listens there
+        async with own.client(tenant, customer) as api:
+            refused = await api.post("/api/v1/orders", json={"address": ADDRESS, "payment_provider": "sandbox"},
+                                     headers=key())
+        problem(refused, 503, "checkout-dependency-unavailable")
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert await orders_of(own, tenant) == 0
+        async with own.cart_of(tenant, customer) as cart:
+            assert [line["sku"] for line in (await cart.get("/api/v1/cart")).json()["items"]] == [item]
