@@ -19,10 +19,14 @@ class PaymentsSettings(ServiceSettings, ProviderSettings):
     environment: Environment = Field(default=Environment.DEVELOPMENT, validation_alias="AMAZONLITE_ENVIRONMENT")
 
     @model_validator(mode="after")
-    def _secrets(self) -> PaymentsSettings:
-        # The sandbox is always offered; with the public development secret anyone could sign its
-        # webhooks and "pay" any sandbox order.
-        if (self.environment is Environment.PRODUCTION
+    def _sandbox(self) -> PaymentsSettings:
+        production = self.environment is Environment.PRODUCTION
+        # In production the sandbox is off unless asked for: it confirms orders nobody paid for.
+        if production and "sandbox_enabled" not in self.model_fields_set:
+            self.sandbox_enabled = False
+        # With the public development secret anyone could sign its webhooks and "pay" any sandbox order.
+        if (production and self.sandbox_enabled
                 and self.sandbox_webhook_secret.get_secret_value() in ("", DEV_SANDBOX_WEBHOOK_SECRET)):
-            raise ValueError("AMAZONLITE_PAYMENTS_SANDBOX_WEBHOOK_SECRET must be set outside development")
+            raise ValueError("AMAZONLITE_PAYMENTS_SANDBOX_WEBHOOK_SECRET must be set when the sandbox is enabled "
+                             "in production")
         return self

@@ -76,7 +76,7 @@ class SandboxGateway:
 
     async def _deliver(self, tenant_id: str, reference: str, outcome: service.Outcome, amount: int) -> None:
         sandbox = self.providers.get(SandboxProvider.name)
-        assert isinstance(sandbox, SandboxProvider)  # always offered
+        assert isinstance(sandbox, SandboxProvider)  # a sandbox payment exists only where it is offered
         bind_tenant(tenant_id)
         await asyncio.sleep(sandbox.latency_s)
         for webhook in sandbox.webhooks_for(reference, outcome, amount):
@@ -134,6 +134,6 @@ async def on_startup(runtime: ServiceRuntime) -> None:
     runtime.state.providers = build_providers(settings)
     runtime.state.sandbox_gateway = SandboxGateway(runtime.db, runtime.state.providers)
     log.info("payments.providers", providers=sorted(runtime.state.providers))
-    if settings.sandbox_webhook_secret.get_secret_value() == DEV_SANDBOX_WEBHOOK_SECRET:
+    if settings.sandbox_enabled and settings.sandbox_webhook_secret.get_secret_value() == DEV_SANDBOX_WEBHOOK_SECRET:
         log.warning("payments.development_sandbox_secret",
                     detail="sandbox webhooks are signed with the public development secret")

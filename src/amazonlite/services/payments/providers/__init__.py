@@ -1,7 +1,9 @@
 """Payment providers behind one interface, and the registry of those this deployment offers.
 
-The sandbox is always offered (it moves no money); Razorpay only when its key id, key secret and
-webhook secret are all set, so a half-configured Razorpay never takes a payment it cannot confirm.
+The sandbox is offered when `sandbox_enabled` (by default outside production: it moves no money, so
+a customer "paying" on its page would get the order for free); Razorpay only when its key id, key
+secret and webhook secret are all set, so a half-configured Razorpay never takes a payment it cannot
+confirm.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ __all__ = [
 
 def build_providers(settings: ProviderSettings) -> dict[str, PaymentProvider]:
     """The providers this deployment offers, by name."""
-    sandbox = SandboxProvider(settings)
-    providers: dict[str, PaymentProvider] = {sandbox.name: sandbox}
+    providers: dict[str, PaymentProvider] = {}
+    if settings.sandbox_enabled:
+        providers[SandboxProvider.name] = SandboxProvider(settings)
     key_secret, webhook_secret = settings.razorpay_key_secret, settings.razorpay_webhook_secret
     if (settings.razorpay_key_id and key_secret is not None and key_secret.get_secret_value()
             and webhook_secret is not None and webhook_secret.get_secret_value()):

@@ -35,7 +35,11 @@ class ProviderSettings(BaseSettings):
     # Where clients reach the gateway: the sandbox's hosted page is served under it.
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Set it in production: the default is public, so anyone could forge a sandbox webhook.
+    # The sandbox moves no money: a customer who "pays" on its page gets the order. Offered by default
+    # outside production only (`PaymentsSettings`); a staging deployment may turn it on explicitly.
+    sandbox_enabled: bool = True
+    # Set it wherever the sandbox is on and not a developer's: the default is public, so anyone could
+    # forge a sandbox webhook.
     sandbox_webhook_secret: SecretStr = SecretStr(DEV_SANDBOX_WEBHOOK_SECRET)
     # The chance that a customer's "success" on the sandbox page becomes a decline (card_declined).
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
