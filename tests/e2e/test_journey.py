@@ -272,8 +272,8 @@ class TestShopping:
         confirmed = eventually(lambda: (o := api.get(path, headers=customer.auth).json())["status"] == "CONFIRMED"
                                and o, timeout=60, what="the order to be confirmed")
         assert [h["status"] for h in confirmed["history"]] == ["RESERVATION_PENDING", "PAYMENT_PENDING", "CONFIRMED"]
-        assert assert_ok(api.get(f"/payments/{payment}", headers=customer.auth))["status"] in ("authorized",
-                                                                                           "captured")
+        assert assert_ok(api.get(f"/payments/{payment}", headers=customer.auth))["status"] in (
+            "authorized", "capture_due", "captured")
         eventually(lambda: api.get(f"/inventory/{shop['copper']}", headers=shop["admin"]).json()["warehouses"][0]
                    == {**stock, "on_hand": stock["on_hand"] - 1, "available": stock["available"] - 1},
                    timeout=60, what="inventory to deduct the confirmed order's stock")

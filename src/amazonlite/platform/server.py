@@ -312,8 +312,10 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     # Ends of a connection ---------------------------------------------------------------------
 
     def close_after_answer(self, cycle: Any) -> None:
-        """`cycle` ends the connection after its answer (it said `Connection: close`)."""
-        if cycle is self.cycle and self._waiting_for is _BODY:
+        """`cycle` ends the connection after its answer (it said `Connection: close`). Unread bytes
+        would make the close a reset, which can cost the client that answer: the body of `cycle`'s
+        own request, or a request the client sent behind it (queued, unread, and now not served)."""
+        if cycle is not self.cycle or self._waiting_for is _BODY:
             self._drain()
         else:
             self.transport.close()

@@ -16,12 +16,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from amazonlite.contracts import InventoryReservedV1, OrderCancelledV1, OrderConfirmedV1, OrderCreatedV1
 from amazonlite.contracts.base import Money
 from amazonlite.contracts.inventory import ReservedLineV1, WarehouseAllocationV1
 from amazonlite.contracts.orders import OrderLineV1, OrderTotalsV1
+from amazonlite.platform.migrations import alembic_config, upgrade
 from amazonlite.services.payments.app import SERVICE
 from amazonlite.services.payments.models import MESSAGING, Payment, Refund, WebhookReceipt
 from amazonlite.services.payments.providers import (
@@ -32,7 +36,7 @@ from amazonlite.services.payments.providers import (
     SandboxProvider,
 )
 from amazonlite.services.payments.providers.base import DEV_SANDBOX_WEBHOOK_SECRET
-from amazonlite.services.payments.tasks import SandboxGateway, redeliver_sandbox_webhooks
+from amazonlite.services.payments.tasks import SandboxGateway, capture_due, redeliver_sandbox_webhooks
 from tests.platform.helpers import counter
 from tests.support.harness import Harness, running_service
 
@@ -217,6 +221,27 @@ class TestOpening:
         assert (payment.status, payment.reference, payment.amount) == ("cancelled", None, 2500)
         assert await topics(svc, order.order_id) == []
         assert await svc.runtime.consumer.dead_letters() == []
+
+    async def test_going_back_to_the_schema_before_early_notes_drops_them_on_every_database(
+            self, any_database_url: str, tmp_path: Path) -> None:
+        """The downgrade cannot keep a row that has no order yet (its columns become required
+        again); on PostgreSQL it must see past row-level security to find every tenant's."""
+        async with running_service(SERVICE, any_database_url, tmp_path) as svc:
+            known, early = order_created(), order_created()
+            await svc.deliver(known, tenant="acme")
+            await svc.deliver(reserved(early.order_id), tenant="acme")
+        await asyncio.to_thread(command.downgrade, alembic_config("payments", SERVICE.migrations, any_database_url),
+                                "3c5e9a1f7b20")
+        engine = create_async_engine(any_database_url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(text("SELECT set_config('app.tenant_id', '*', false)"))
+                rows = (await conn.execute(text("SELECT order_id FROM known_orders"))).all()
+        finally:
+            await engine.dispose()
+        assert [uuid.UUID(str(row.order_id)) for row in rows] == [known.order_id]
+        await asyncio.to_thread(upgrade, "payments", SERVICE.migrations, any_database_url)  # and forwards again
 
     async def test_a_reservation_racing_its_orders_creation_opens_one_payment_on_every_database(
             self, any_database_url: str, tmp_path: Path) -> None:
@@ -474,6 +499,9 @@ def confirmed(order_id: uuid.UUID) -> OrderConfirmedV1:
 
 
 class TestCapture:
+    """The money is taken when the order is confirmed: the confirmation makes the payment due, and the
+    capture job takes it, again and again until the provider answers."""
+
     async def test_a_confirmed_order_has_its_authorized_money_captured_once(
             self, svc: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
         order_id, customer_id, payment = await open_payment(svc)
@@ -486,7 +514,10 @@ class TestCapture:
         monkeypatch.setattr(sandbox(svc), "capture", capture)
         before = payments_counter("captured")
         await svc.deliver(confirmed(order_id))
-        await svc.deliver(confirmed(order_id))  # delivered again: captured already
+        await svc.deliver(confirmed(order_id))  # delivered again: due already
+        assert await status(svc, order_id) == "capture_due"
+        assert await capture_due(svc.runtime) == 1
+        assert await capture_due(svc.runtime) == 0
         assert await status(svc, order_id) == "captured"
         stored = await payment_of(svc, order_id)
         assert stored is not None
@@ -494,26 +525,41 @@ class TestCapture:
         assert payments_counter("captured") == before + 1
         assert await topics(svc, order_id) == ["payment.requested.v1", "payment.authorized.v1"]
 
-    async def test_a_provider_that_cannot_capture_now_is_asked_again_later(
+    async def test_a_provider_that_cannot_capture_now_is_asked_again_on_the_next_pass(
             self, svc: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
         order_id, customer_id, payment = await open_payment(svc)
         await pay_on_sandbox(svc, customer_id, payment.id)
+        await svc.deliver(confirmed(order_id))
 
         async def unavailable(**_call: Any) -> None:
             raise ProviderUnavailable("the gateway is down")
 
-        monkeypatch.setattr(sandbox(svc), "capture", unavailable)
-        await svc.deliver(confirmed(order_id))
-        assert await status(svc, order_id) == "authorized"  # nothing written: the consumer retries
-        [dead] = await svc.runtime.consumer.dead_letters()
+        async def refused(**_call: Any) -> None:
+            raise ProviderRefused("the authorization expired")
+
+        for failure in (unavailable, refused):
+            monkeypatch.setattr(sandbox(svc), "capture", failure)
+            assert await capture_due(svc.runtime) == 0
+            assert await status(svc, order_id) == "capture_due"  # nothing written, still due
         monkeypatch.undo()
-        await svc.runtime.consumer.replay(dead.id)
+        assert await capture_due(svc.runtime) == 1
         assert await status(svc, order_id) == "captured"
+        assert await svc.runtime.consumer.dead_letters() == []
+
+    async def test_money_due_for_capture_of_an_order_cancelled_meanwhile_is_given_back(self, svc: Harness) -> None:
+        order_id, customer_id, payment = await open_payment(svc)
+        await pay_on_sandbox(svc, customer_id, payment.id)
+        await svc.deliver(confirmed(order_id))
+        await svc.deliver(cancelled(order_id))
+        assert await status(svc, order_id) == "refunded"
+        assert await capture_due(svc.runtime) == 0
+        assert len(await refunds_of(svc, payment.id)) == 1
 
     async def test_a_captured_payment_of_a_cancelled_order_is_refunded(self, svc: Harness) -> None:
         order_id, customer_id, payment = await open_payment(svc)
         await pay_on_sandbox(svc, customer_id, payment.id)
         await svc.deliver(confirmed(order_id))
+        await capture_due(svc.runtime)
         await svc.deliver(cancelled(order_id))
         assert await status(svc, order_id) == "refunded"
         assert len(await refunds_of(svc, payment.id)) == 1

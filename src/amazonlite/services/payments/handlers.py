@@ -24,7 +24,7 @@ async def on_stock_reserved(ctx: EventContext, event: InventoryReservedV1) -> No
 
 @handlers.subscriber(OrderConfirmedV1)
 async def on_order_confirmed(ctx: EventContext, event: OrderConfirmedV1) -> None:
-    await service.capture_confirmed(ctx.session, _providers(ctx), event.order_id)
+    await service.capture_confirmed(ctx.session, event.order_id)
 
 
 @handlers.subscriber(OrderCancelledV1)

@@ -81,6 +81,13 @@ class PaymentRepository:
                                   Payment.hosted_outcome.is_not(None), Payment.updated_at < chosen_before)
             .order_by(Payment.updated_at).limit(limit))).all())
 
+    async def due_for_capture(self, *, limit: int) -> list[tuple[str, uuid.UUID]]:
+        """Payments of confirmed orders whose money is still to be captured (tenant and id; every
+        tenant: an unscoped session), the longest waiting first."""
+        query = (select(Payment.tenant_id, Payment.id).where(Payment.status == "capture_due")
+                 .order_by(Payment.updated_at).limit(limit))
+        return [(row.tenant_id, row.id) for row in await self.session.execute(query)]
+
     async def add(self, payment: Payment) -> bool:
         """Store the order's new payment; False when the order has one already (a concurrent delivery
         opened it first)."""

@@ -24,7 +24,8 @@ class Payment(BaseModel):
     id: uuid.UUID
     order_id: uuid.UUID
     provider: str
-    status: str = Field(description="requested, authorized, captured, failed, refunded, voided or cancelled")
+    status: str = Field(description="requested, authorized, capture_due (the order is confirmed), captured, failed, "
+                                    "refunded, voided or cancelled")
     amount: Money
     client: dict[str, str] = Field(description="What a client needs to pay while the payment is requested (e.g. the "
                                                "sandbox's page_url); empty afterwards")

@@ -89,6 +89,7 @@ T = TypeVar("T")
 class Status(StrEnum):
     REQUESTED = "requested"  # the intent is open: the customer pays on the provider's page
     AUTHORIZED = "authorized"  # the provider holds the customer's money
+    CAPTURE_DUE = "capture_due"  # the order is confirmed: the capture job takes the money held
     CAPTURED = "captured"  # the provider took it
     FAILED = "failed"  # declined, or no intent could be opened
     REFUNDED = "refunded"  # money taken went back (the order was cancelled, or the money came too late)
@@ -258,7 +259,7 @@ async def cancel_order(session: AsyncSession, providers: Providers, order_id: uu
             await _at_provider(payment.provider, provider.void(reference=payment.reference,
                                                                provider_payment_id=payment.provider_payment_id))
         await _record_given_back(session, payment, kind="void", amount=payment.amount, reason=reason)
-    elif status in (Status.AUTHORIZED, Status.CAPTURED):
+    elif status in (Status.AUTHORIZED, Status.CAPTURE_DUE, Status.CAPTURED):
         await _refund_held(session, _provider_of(providers, payment), payment, reason)
     elif not payment.order_cancelled:
         await _move(session, payment, order_cancelled=True)
@@ -266,22 +267,33 @@ async def cancel_order(session: AsyncSession, providers: Providers, order_id: uu
                  status=payment.status)
 
 
-async def capture_confirmed(session: AsyncSession, providers: Providers, order_id: uuid.UUID) -> None:
-    """The order is confirmed: take the money its payment holds (an authorization becomes a capture).
-    Captured only now, not when the money was authorized, so money is never taken for an order that
-    ends cancelled instead (a cancellation refunds or releases an authorization). Asked again (another
-    delivery), the capture is noted already; a provider that captured by itself answers as done."""
+async def capture_confirmed(session: AsyncSession, order_id: uuid.UUID) -> None:
+    """The order is confirmed: the money its payment holds is due for capture (`capture_due`),
+    which the capture job takes (`capture`). Captured only now, not when it was authorized, so money
+    is never taken for an order that ends cancelled instead. Written here without asking the
+    provider, so a provider that cannot answer delays the capture, never loses it."""
     payment = await PaymentRepository(session).of_order(order_id)
     if payment is None or payment.status != Status.AUTHORIZED:
         log.info("payments.nothing_to_capture", order_id=str(order_id),
                  status=payment.status if payment is not None else None)
         return
+    await _move(session, payment, status=Status.CAPTURE_DUE)
+
+
+async def capture(session: AsyncSession, providers: Providers, payment_id: uuid.UUID) -> bool:
+    """Capture a payment due for it; whether it was (False: it moved meanwhile, nothing to do).
+    Raises `PaymentProviderUnavailable` or `ProviderRefused` having changed nothing: the job asks
+    again on its next pass. A provider that captured by itself answers as done."""
+    payment = await PaymentRepository(session).get(payment_id)
+    if payment is None or payment.status != Status.CAPTURE_DUE:
+        return False
     assert payment.provider_payment_id is not None  # set by the event that authorized it
     provider = _provider_of(providers, payment)
     await _move(session, payment, status=Status.CAPTURED)
     await _at_provider(payment.provider, provider.capture(provider_payment_id=payment.provider_payment_id,
                                                           amount=payment.amount, currency=payment.currency))
     _count(session, payment.provider, "captured")
+    return True
 
 
 async def _refund_held(session: AsyncSession, provider: PaymentProvider, payment: Payment, reason: str) -> None:
@@ -294,7 +306,7 @@ async def _refund_held(session: AsyncSession, provider: PaymentProvider, payment
         await _refund(session, provider, payment, provider_payment_id=payment.provider_payment_id,
                       amount=payment.amount)
     except ProviderRefused:
-        if held is not Status.AUTHORIZED:
+        if held is Status.CAPTURED:
             raise
         log.info("payments.authorization_released", payment_id=str(payment.id), provider=payment.provider)
         await _at_provider(payment.provider, provider.void(reference=payment.reference or "",
@@ -400,7 +412,7 @@ async def _money_taken(session: AsyncSession, provider: PaymentProvider, payment
             order_id=payment.order_id, payment_id=payment.id, provider=payment.provider, amount=_money(payment),
             authorized_at=now), aggregate_id=payment.order_id)
         _count(session, payment.provider, "authorized")
-    elif status is Status.AUTHORIZED and event.kind == "captured":
+    elif status in (Status.AUTHORIZED, Status.CAPTURE_DUE) and event.kind == "captured":
         await _move(session, payment, status=Status.CAPTURED, provider_payment_id=provider_payment_id)
     elif status in (Status.FAILED, Status.VOIDED):
         # Money taken after the payment was given up: a late webhook for a cancelled order (its intent

@@ -15,6 +15,9 @@ class PaymentsSettings(ServiceSettings, ProviderSettings):
 
     service_name: ClassVar[str] = "payments"
 
+    # How often the capture job takes the money of confirmed orders (and asks again after a failure).
+    capture_interval_seconds: float = Field(default=2.0, gt=0)
+
     # The platform's environment (the same variable `PlatformSettings` reads).
     environment: Environment = Field(default=Environment.DEVELOPMENT, validation_alias="AMAZONLITE_ENVIRONMENT")
 

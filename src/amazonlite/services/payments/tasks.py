@@ -1,5 +1,10 @@
-"""Start-up, and the service's background work: the sandbox gateway's webhook deliveries, and its
-redeliveries.
+"""Start-up, and the service's background work: captures, and the sandbox gateway's webhook
+deliveries and redeliveries.
+
+`payments.capture_due` takes the money of confirmed orders (`service.capture`), each payment in a unit
+of work of its own tenant, every `capture_interval_seconds`: a provider that cannot answer, or
+refuses, leaves the payment due for the next pass (a refusal is logged as an error: an operator
+looks). Safe in several replicas: a payment is captured over the version it was read at, once.
 
 At start: the providers this deployment offers (`runtime.state.providers`) and the sandbox's gateway
 (`runtime.state.sandbox_gateway`, which holds its delivery tasks). An order's deadline (orders'
@@ -38,7 +43,8 @@ from amazonlite.platform.db import Database, is_transient_conflict, utcnow
 from amazonlite.platform.service import PeriodicTask, ServiceRuntime
 from amazonlite.platform.tenancy import UNSCOPED
 from amazonlite.services.payments import service
-from amazonlite.services.payments.providers import SandboxProvider, build_providers
+from amazonlite.services.payments.errors import PaymentProviderUnavailable
+from amazonlite.services.payments.providers import ProviderRefused, SandboxProvider, build_providers
 from amazonlite.services.payments.providers.base import DEV_SANDBOX_WEBHOOK_SECRET
 from amazonlite.services.payments.providers.sandbox import Webhook
 from amazonlite.services.payments.repository import PaymentRepository
@@ -48,6 +54,7 @@ log = structlog.get_logger("amazonlite.payments")
 
 CONFLICT_ATTEMPTS = 10
 REDELIVERY_BATCH = 500  # payments redelivered per pass, at most
+CAPTURE_BATCH = 200  # payments captured per unit of listing
 
 
 class SandboxGateway:
@@ -119,12 +126,44 @@ async def redeliver_sandbox_webhooks(runtime: ServiceRuntime, *, now: dt.datetim
     return len(waiting)
 
 
+async def capture_due(runtime: ServiceRuntime) -> int:
+    """Capture every payment due for it, a batch per pass until none is left or none moved; how many
+    were captured."""
+    captured = 0
+    while True:
+        async with runtime.db.session(tenant_id=UNSCOPED) as session:
+            due = await PaymentRepository(session).due_for_capture(limit=CAPTURE_BATCH)
+        moved = 0
+        for tenant, payment_id in due:
+            bind_tenant(tenant)
+            try:
+                async with runtime.db.session(tenant_id=tenant) as session:
+                    moved += await service.capture(session, runtime.state.providers, payment_id)
+            except ProviderRefused as exc:
+                log.error("payments.capture_refused", payment_id=str(payment_id), error=str(exc)[:300])
+            except Exception as exc:
+                if not (isinstance(exc, PaymentProviderUnavailable) or is_transient_conflict(exc)):
+                    raise
+                log.info("payments.capture_postponed", payment_id=str(payment_id), error=str(exc)[:300])
+        captured += moved
+        if moved == 0 or len(due) < CAPTURE_BATCH:
+            return captured
+
+
+async def _capture(runtime: ServiceRuntime) -> None:
+    await capture_due(runtime)
+
+
 async def _redeliver(runtime: ServiceRuntime) -> None:
     await redeliver_sandbox_webhooks(runtime)
 
 
 def tasks(settings: PaymentsSettings) -> list[PeriodicTask]:
-    return [PeriodicTask("payments.redeliver_sandbox_webhooks", settings.sandbox_redelivery_seconds, _redeliver)]
+    jobs = [PeriodicTask("payments.capture_due", settings.capture_interval_seconds, _capture)]
+    if settings.sandbox_enabled:
+        jobs.append(PeriodicTask("payments.redeliver_sandbox_webhooks", settings.sandbox_redelivery_seconds,
+                                 _redeliver))
+    return jobs
 
 
 async def on_startup(runtime: ServiceRuntime) -> None:
