@@ -73,7 +73,8 @@ async def stream_then_echo(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     if scope["method"] == "GET":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        closing = [(b"connection", b"close")] if scope["path"] == "/close" else []
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2"), *closing]})
         await send({"type": "http.response.body", "body": b"ok", "more_body": True})
         await asyncio.sleep(0.5)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -374,6 +375,28 @@ class TestKeptAliveConnections:
                 second += chunk
         answer = parse(second, False, 0)
         assert (answer.status, answer.body) == (200, b"5")
+
+
+    def test_an_answer_that_closes_with_a_request_queued_behind_it_ends_cleanly(
+            self, streaming_address: tuple[str, int]) -> None:
+        """The answer says `Connection: close` and the client had already sent its next request: the
+        server reads and drops that request and ends with a clean close, not a reset (which can
+        cost a client the answer it has not read yet)."""
+        with socket.create_connection(streaming_address, timeout=GENEROUS) as sock:
+            sock.sendall(request("GET", "/close"))
+            received = b""
+            while not received.endswith(b"\r\n\r\nok"):
+                chunk = sock.recv(65536)
+                assert chunk, received
+                received += chunk
+            assert parse(received, False, 0).headers["connection"] == "close"
+            sock.sendall(request("POST", "/echo", "Content-Length: 5") + b"he")  # queued behind the answer
+            time.sleep(0.1)
+            sock.sendall(b"llo")  # arrives while the server reads nothing more (the request waits its turn)
+            rest = b""
+            while chunk := sock.recv(65536):  # a reset raises ConnectionResetError here
+                rest += chunk
+        assert rest == b""  # not served: the connection was closing
 
 
 class TestForwardingHeaders:
