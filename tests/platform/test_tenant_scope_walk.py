@@ -630,6 +630,8 @@ ALLOWED_BYPASSES: dict[tuple[str, str], tuple[int, str]] = {
                                             "then releases each in a unit of work of its own tenant"),
     ("orders/tasks.py", "UNSCOPED"): (1, "the deadline sweeper lists the overdue orders of every tenant, then "
                                          "cancels each in a unit of work of its own tenant"),
+    ("payments/tasks.py", "UNSCOPED"): (2, "the capture job and the sandbox's redelivery list the payments due "
+                                           "in every tenant, then act on each in a unit of work of its own tenant"),
 }
 
 
