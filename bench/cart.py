@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,19 +159,12 @@ async def load(base_url: str, skus: list[str], clients: int, warmup: float, dura
     return result
 
 
-@contextlib.contextmanager
-def started(topology: str, workdir: Path) -> Iterator[platforms.Platform]:
-    start = platforms.embedded if topology == "embedded" else platforms.distributed
-    with start(workdir) as running:
-        yield running
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for topology in args.topologies:
         console.print(f"[bold]{topology}[/]: starting the platform…")
         with tempfile.TemporaryDirectory(prefix=f"bench-cart-{topology}-") as tmp, \
-                started(topology, Path(tmp)) as running:
+                platforms.started(topology, Path(tmp)) as running:
             skus = prepare(running.base_url)
             console.print(f"  {args.clients} guests, {args.warmup:g} s warm-up, {args.duration:g} s measured")
             results[topology] = asyncio.run(load(running.base_url, skus, args.clients, args.warmup, args.duration))

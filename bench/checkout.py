@@ -157,11 +157,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for topology in args.topologies:
         console.print(f"[bold]{topology}[/]: starting the platform…")
-        start = platforms.embedded if topology == "embedded" else platforms.distributed
         prefix = f"bench-checkout-{topology}-"
         workdir = (contextlib.nullcontext(tempfile.mkdtemp(prefix=prefix, dir=args.keep_logs)) if args.keep_logs
                    else tempfile.TemporaryDirectory(prefix=prefix))
-        with workdir as tmp, start(Path(tmp), extra_env=ENV) as running:
+        with workdir as tmp, platforms.started(topology, Path(tmp), extra_env=ENV) as running:
             if args.keep_logs is not None:
                 console.print(f"  the platform's logs: {tmp}")
             skus = prepare(running.base_url)

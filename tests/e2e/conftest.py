@@ -21,7 +21,6 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
              oidc_provider: LocalOidcProvider) -> Iterator[platforms.Platform]:
     """The running platform, reached only through the gateway's HTTP API."""
     workdir: Path = tmp_path_factory.mktemp(f"platform-{request.param}")
-    start = platforms.embedded if request.param == "embedded" else platforms.distributed
     google = platforms.GoogleSignIn(oidc_provider.issuer, CLIENT_ID, CLIENT_SECRET)
-    with start(workdir, google=google) as running:
+    with platforms.started(request.param, workdir, google=google) as running:
         yield running

@@ -75,6 +75,8 @@ class Platform:
     # Distributed only: the processes a test may kill and start again, the broker's address (for an
     # operator's look at consumer groups) and the proxies between services and their databases.
     control: _Control | None = field(default=None, repr=False)
+    # Where each service answers directly (its /metrics, its /health): the one process, embedded.
+    service_urls: Mapping[str, str] = field(default_factory=dict)
     kafka_bootstrap: str | None = None
     database_proxies: Mapping[str, FaultProxy] = field(default_factory=dict)
 
@@ -292,7 +294,8 @@ def embedded(workdir: Path, *, google: GoogleSignIn | None = None,
     try:
         port = procs.serve("amazonlite-up", lambda port: ["up", "--port", str(port), "--no-demo"], google_env)
         base_url = f"http://127.0.0.1:{port}"
-        yield Platform("embedded", base_url, databases, procs.cli, procs.logs)
+        yield Platform("embedded", base_url, databases, procs.cli, procs.logs,
+                       service_urls={name: base_url for name in SERVICE_NAMES})
     finally:
         procs.stop()
 
@@ -347,6 +350,7 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
 
         for name in SERVICE_NAMES:
             addresses[name] = f"http://127.0.0.1:{procs.serve(_label(name), serve_args(name), serve_env(name))}"
+        direct = dict(addresses)
         for name, via in (upstream_via or {}).items():
             addresses[name] = via(addresses[name])
         upstreams = [f"--upstream={name}={url}" for name, url in addresses.items()]
@@ -355,7 +359,15 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
         procs.serve_at(GATEWAY, gateway_port, ["gateway", "--port", str(gateway_port), *upstreams],
                        {"AMAZONLITE_LOG_LEVEL": "INFO", **(gateway_env or {})})
         yield Platform("distributed", base_url, urls, procs.cli, procs.logs, control=_Control(procs, broker),
-                       kafka_bootstrap=broker.bootstrap, database_proxies=proxies)
+                       kafka_bootstrap=broker.bootstrap, database_proxies=proxies, service_urls=direct)
+
+
+def started(topology: str, workdir: Path, *, google: GoogleSignIn | None = None,
+            extra_env: Mapping[str, str] | None = None) -> contextlib.AbstractContextManager[Platform]:
+    """The platform in `topology` (`embedded` or `distributed`), started in `workdir`, with what both
+    topologies take."""
+    start = embedded if topology == "embedded" else distributed
+    return start(workdir, google=google, extra_env=extra_env)
 
 
 def _database_url_env(service: str) -> str:

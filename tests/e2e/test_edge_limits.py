@@ -42,8 +42,7 @@ THREE_MB = b"x" * (3 * 1024 * 1024)
 @pytest.fixture(scope="module", params=["embedded", "distributed"])
 def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[platforms.Platform]:
     workdir: Path = tmp_path_factory.mktemp(f"limits-{request.param}")
-    start = platforms.embedded if request.param == "embedded" else platforms.distributed
-    with start(workdir, extra_env=SHORT_LIVED) as running:
+    with platforms.started(request.param, workdir, extra_env=SHORT_LIVED) as running:
         yield running
 
 

@@ -66,8 +66,7 @@ def collector() -> Iterator[Collector]:
 def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              collector: Collector) -> Iterator[Platform]:
     workdir = tmp_path_factory.mktemp(f"saga-{request.param}")
-    start = platforms.embedded if request.param == "embedded" else platforms.distributed
-    with start(workdir, extra_env={**SAGA_ENV, **collector.env()}) as running:
+    with platforms.started(request.param, workdir, extra_env={**SAGA_ENV, **collector.env()}) as running:
         yield running
 
 
@@ -173,7 +172,9 @@ class TestSaga:
         assert [step["status"] for step in confirmed["history"]] == ["RESERVATION_PENDING", "PAYMENT_PENDING",
                                                                      "CONFIRMED"]
         payment = assert_ok(api.get(f"/payments/{waiting['payment']['id']}", headers=customer.auth))
-        assert payment["status"] in ("authorized", "captured")
+        assert payment["status"] in ("authorized", "capture_due", "captured")
+        eventually(lambda: api.get(f"/payments/{waiting['payment']['id']}", headers=customer.auth).json()["status"]
+                   == "captured", timeout=SAGA_TIMEOUT, what="the confirmed order's money to be captured")
         eventually(lambda: shop.stock("HAPPY") == {**before, "on_hand": before["on_hand"] - 2,
                                                    "available": before["available"] - 2},
                    timeout=SAGA_TIMEOUT, what="inventory to deduct the confirmed order's stock")
@@ -196,7 +197,7 @@ class TestSaga:
             assert servers == {"amazonlite"}, servers
 
     def test_an_unpaid_order_is_cancelled_at_its_deadline_and_money_paid_after_it_is_refunded(
-            self, api: httpx.Client, shop: Shop) -> None:
+            self, api: httpx.Client, shop: Shop, platform: Platform) -> None:
         before = shop.stock("TIMEOUT")
         customer = shop.customer("Alan Turing", "TIMEOUT")
         placed = assert_ok(checkout(api, customer), 202)
@@ -232,6 +233,14 @@ class TestSaga:
         after = shop.order(customer, placed["id"])
         assert (after["status"], after["cancel_reason"]) == ("CANCELLED", "payment_timeout")
         assert shop.stock("TIMEOUT") == before
+
+        # The saga's outcomes by reason and its durations, on the orders service's /metrics.
+        metrics = httpx.get(f"{platform.service_urls['orders']}/metrics", timeout=10).text
+        timeouts = 'amazonlite_orders_saga_outcomes_total{outcome="cancelled",reason="payment_timeout"}'
+        assert saga_metric(metrics, timeouts) >= 1
+        # A cancelled saga's duration: a minute to pay, and the sweeper's pass after it.
+        assert saga_metric(metrics, 'amazonlite_orders_saga_seconds_bucket{le="60.0",outcome="cancelled"}') < (
+            saga_metric(metrics, 'amazonlite_orders_saga_seconds_bucket{le="300.0",outcome="cancelled"}'))
 
     def test_a_checkout_submitted_twice_at_once_creates_one_order(self, api: httpx.Client, shop: Shop) -> None:
         customer = shop.customer("Edsger Dijkstra", "TWICE")
@@ -299,19 +308,26 @@ class TestKilledMidSaga:
                                                "available": before["available"] - 4},
                    timeout=SAGA_TIMEOUT, what="the four orders' stock to be deducted")
         payments = query(platform.database_urls["payments"],
-                         "SELECT order_id, status FROM payments WHERE tenant_id = :t", {"t": shop.tenant})
-        charged = [str(row.order_id) for row in payments if str(row.order_id) in orders]
-        assert sorted(charged) == sorted(orders), payments  # one payment each
-        assert {row.status for row in payments if str(row.order_id) in orders} <= {"authorized", "captured"}
-        refunds = query(platform.database_urls["payments"], "SELECT count(*) AS n FROM refunds WHERE tenant_id = :t",
-                        {"t": shop.tenant})
-        assert refunds[0].n == 0
+                         "SELECT id, order_id, status FROM payments WHERE tenant_id = :t", {"t": shop.tenant})
+        ours = [row for row in payments if str(row.order_id) in orders]
+        assert sorted(str(row.order_id) for row in ours) == sorted(orders), payments  # one payment each
+        assert {row.status for row in ours} <= {"authorized", "capture_due", "captured"}
+        refunded = query(platform.database_urls["payments"], "SELECT payment_id FROM refunds WHERE tenant_id = :t",
+                         {"t": shop.tenant})
+        assert {str(row.payment_id) for row in refunded} & {str(row.id) for row in ours} == set()  # none given back
         deducted = query(platform.database_urls["inventory"],
                          "SELECT order_id, sum(on_hand_delta) AS units FROM ledger "
                          "WHERE tenant_id = :t AND sku = :sku AND kind = 'deduct' GROUP BY order_id",
                          {"t": shop.tenant, "sku": shop.sku[sku]})
         assert sorted((str(row.order_id), row.units) for row in deducted) == sorted(
             (order, -1) for order in orders)
+
+
+def saga_metric(exposition: str, sample: str) -> float:
+    """The value of one sample (`name{labels}`, labels in Prometheus's order) in a /metrics text."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines() if line.startswith(sample + " ")]
+    assert values, f"{sample} is not exposed"
+    return values[0]
 
 
 def sold_out(shop: Shop, sku: str) -> bool:

@@ -35,9 +35,9 @@ TENANT_CACHE_SECONDS = 1
 @pytest.fixture(scope="module", params=["embedded", "distributed"])
 def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[platforms.Platform]:
     workdir: Path = tmp_path_factory.mktemp(f"lockout-{request.param}")
-    start = platforms.embedded if request.param == "embedded" else platforms.distributed
-    with start(workdir, extra_env={"AMAZONLITE_GATEWAY_TENANT_CACHE_SECONDS": str(TENANT_CACHE_SECONDS),
-                                   "AMAZONLITE_GATEWAY_UNKNOWN_TENANT_CACHE_SECONDS": "1"}) as running:
+    caches = {"AMAZONLITE_GATEWAY_TENANT_CACHE_SECONDS": str(TENANT_CACHE_SECONDS),
+              "AMAZONLITE_GATEWAY_UNKNOWN_TENANT_CACHE_SECONDS": "1"}
+    with platforms.started(request.param, workdir, extra_env=caches) as running:
         yield running
 
 
