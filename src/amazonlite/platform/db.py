@@ -127,6 +127,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine)
+        _sqlite_savepoints_inside_the_transaction(engine)
     if parsed.get_backend_name() != "sqlite":
         _ping_only_idle_connections(engine)
     if engine.dialect.driver == "asyncpg":
@@ -268,6 +269,20 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def _sqlite_savepoints_inside_the_transaction(engine: AsyncEngine) -> None:
+    """The driver begins a transaction before a write statement only (see `_sqlite_pragmas`), and a
+    SAVEPOINT is none: a savepoint (`session.begin_nested()`) that came before any write in its unit
+    of work was itself the outermost transaction, and releasing it committed it, alone. A unit of work
+    that then failed kept what the savepoint wrote (a webhook's receipt without its effect, so the
+    webhook sent again was taken for a replay and its payment never moved). A transaction is begun
+    before such a savepoint."""
+
+    @event.listens_for(engine.sync_engine, "savepoint")
+    def _begin_first(conn: Any, _name: str) -> None:
+        if not getattr(conn.connection.driver_connection, "in_transaction", True):
+            conn.exec_driver_sql("BEGIN")
 
 
 AFTER_COMMIT = "after_commit"
