@@ -40,7 +40,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from run import BenchError, console, describe_machine, save_report  # noqa: E402
+from run import BenchError, add_topology_options, check_topologies, console, describe_machine, run_and_report  # noqa: E402
 from tests.e2e import platforms  # noqa: E402
 
 BENCHMARK = "cart"
@@ -206,26 +206,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="concurrent guests (default 8)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured (default 10)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up (default 3)")
-    parser.add_argument("--topologies", type=lambda s: s.split(","), default=["embedded", "distributed"],
-                        help="comma-separated: embedded,distributed (default both)")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
+    add_topology_options(parser)
     args = parser.parse_args(argv)
-    unknown = set(args.topologies) - {"embedded", "distributed"}
-    if unknown:
-        parser.error(f"unknown topologies: {sorted(unknown)}")
+    check_topologies(parser, args)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        report = run(args)
-    except BenchError as exc:
-        console.print(f"[red bold]bench failed:[/] {exc}")
-        return 1
-    print_report(report)
-    save_report(BENCHMARK, report, args.json)
-    return 0
+    return run_and_report(BENCHMARK, parse_args(argv), run, print_report)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
 from cart import percentile, prepare  # noqa: E402
-from run import BenchError, console, describe_machine, save_report  # noqa: E402
+from run import BenchError, add_topology_options, check_topologies, console, describe_machine, run_and_report  # noqa: E402
 from tests.e2e import platforms  # noqa: E402
 
 BENCHMARK = "checkout"
@@ -208,29 +208,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="concurrent buyers, comma-separated (default 8,32)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per point (default 20)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of warm-up per point (default 5)")
-    parser.add_argument("--topologies", type=lambda s: s.split(","), default=["embedded", "distributed"],
-                        help="comma-separated: embedded,distributed (default both)")
-    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
+    add_topology_options(parser)
     parser.add_argument("--keep-logs", type=Path, metavar="DIR",
                         help="run each platform in a folder under DIR and keep it (its processes' logs)")
     args = parser.parse_args(argv)
-    if set(args.topologies) - {"embedded", "distributed"}:
-        parser.error(f"unknown topologies: {sorted(set(args.topologies) - {'embedded', 'distributed'})}")
+    check_topologies(parser, args)
     if min(args.buyers) < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--buyers and --duration must be positive")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        report = run(args)
-    except BenchError as exc:
-        console.print(f"[red bold]bench failed:[/] {exc}")
-        return 1
-    print_report(report)
-    save_report(BENCHMARK, report, args.json)
-    return 0
+    return run_and_report(BENCHMARK, parse_args(argv), run, print_report)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -816,6 +816,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print_report(report)
     save_report(BENCHMARK, report, args.json)
+    return 0
+
+
+TOPOLOGIES = ("embedded", "distributed")
+
+
+def add_topology_options(parser: argparse.ArgumentParser) -> None:
+    """`--topologies` and `--json`, as every bench over both topologies takes them."""
+    parser.add_argument("--topologies", type=lambda s: s.split(","), default=list(TOPOLOGIES),
+                        help="comma-separated: embedded,distributed (default both)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
+
+
+def check_topologies(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    unknown = set(args.topologies) - set(TOPOLOGIES)
+    if unknown:
+        parser.error(f"unknown topologies: {sorted(unknown)}")
+
+
+def run_and_report(benchmark: str, args: argparse.Namespace, run: Callable[[argparse.Namespace], dict[str, Any]],
+                   print_report: Callable[[dict[str, Any]], None]) -> int:
+    """Run a bench, print and save its report; 1 (and why) when it failed."""
+    try:
+        report = run(args)
+    except BenchError as exc:
+        console.print(f"[red bold]bench failed:[/] {exc}")
+        return 1
+    print_report(report)
+    save_report(benchmark, report, args.json)
     return 0
 
 

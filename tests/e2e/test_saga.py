@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from amazonlite.services.payments.providers.base import DEV_SANDBOX_WEBHOOK_SECRET, hmac_sha256_hex
+from amazonlite.services.payments.providers import ProviderSettings, SandboxProvider
 from tests.e2e import platforms
 from tests.e2e.actors import (
     Actor,
@@ -221,7 +221,11 @@ class TestSaga:
 
         # The customer paid anyway (the gateway's success arrives after the cancellation): refunded.
         reference = f"sbx_{uuid.UUID(waiting['payment']['id']).hex}"
-        late = sandbox_webhook("payment.authorized", reference, amount=waiting["total"]["amount"])
+        # As the sandbox signs it (the platform under test keeps the development secret).
+        body, headers = SandboxProvider(ProviderSettings()).signed_webhook(
+            "payment.authorized", reference=reference, provider_payment_id=f"sbxpay_{uuid.uuid4().hex}",
+            amount=waiting["total"]["amount"])
+        late = (body, {**headers, "Content-Type": "application/json"})
         webhooks = "/payments/webhooks/sandbox"
         tenant = tenant_header(shop.tenant)
         forged = (late[0], {**late[1], "X-Sandbox-Signature": "0" * 64})
@@ -351,14 +355,3 @@ def at_once(count: int, *calls: Callable[[], httpx.Response]) -> list[httpx.Resp
 
     with ThreadPoolExecutor(len(work)) as pool:
         return list(pool.map(run, work))
-
-
-def sandbox_webhook(type_: str, reference: str, *, amount: int) -> tuple[bytes, dict[str, str]]:
-    """A webhook as the sandbox signs it (the platform under test keeps the development secret)."""
-    event_id = f"evt_{uuid.uuid4().hex}"
-    body = httpx.Request("POST", "http://x", json={
-        "id": event_id, "type": type_,
-        "data": {"intent": reference, "payment": f"sbxpay_{uuid.uuid4().hex}", "amount": amount, "reason": None},
-    }).content
-    return body, {"X-Sandbox-Signature": hmac_sha256_hex(DEV_SANDBOX_WEBHOOK_SECRET, body),
-                  "X-Sandbox-Event-Id": event_id, "Content-Type": "application/json"}
