@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import jwt
+from cachetools import TLRUCache, TTLCache
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 
@@ -55,12 +56,33 @@ class Principal:
         return bool(self.roles & roles)
 
 
+# How many principals' minted tokens, and how many verified tokens, a process keeps.
+TOKEN_CACHE_ENTRIES = 4096
+
+
 class InternalTokens:
+    """Mints and verifies internal tokens. Both are memoised: signing and checking an HS256 token
+    cost more than the rest of a cached read (a tenth of an uncached one), and every hop does one.
+    A minted token is handed out again for the first half of its life, so it always reaches its
+    service with at least half left; a verified token is remembered, by its exact text, until its
+    `exp` (an identical string has an identical, already checked, signature)."""
+
     def __init__(self, secret: str, *, ttl_seconds: int = 60) -> None:
         self._secret = secret
         self._ttl = ttl_seconds
+        self._minted: TTLCache[tuple[Principal, str, str], str] = TTLCache(
+            TOKEN_CACHE_ENTRIES, ttl=ttl_seconds / 2, timer=time.time)
+        self._verified: TLRUCache[tuple[str, str], tuple[Principal, float]] = TLRUCache(
+            TOKEN_CACHE_ENTRIES, ttu=lambda _key, value, _now: value[1], timer=time.time)
 
     def mint(self, principal: Principal, *, audience: str, caller: str) -> str:
+        key = (principal, audience, caller)
+        token = self._minted.get(key)
+        if token is None:
+            token = self._minted[key] = self._sign(principal, audience=audience, caller=caller)
+        return token
+
+    def _sign(self, principal: Principal, *, audience: str, caller: str) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": INTERNAL_ISSUER, "aud": audience, "iat": now, "exp": now + self._ttl,
@@ -78,17 +100,22 @@ class InternalTokens:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str, *, audience: str) -> Principal:
+        known = self._verified.get((token, audience))
+        if known is not None:
+            return known[0]
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], audience=audience,
                                 issuer=INTERNAL_ISSUER, options={"require": ["exp", "iat", "aud", "iss"]})
             tenant = validate_tenant_id(str(claims["tenant"]))
         except (jwt.PyJWTError, KeyError, ValueError) as exc:
             raise Unauthorized("The internal token is missing or not valid") from exc
-        return Principal(
+        principal = Principal(
             tenant_id=tenant, user_id=claims.get("sub"), roles=frozenset(claims.get("roles") or ()),
             token_id=claims.get("jti"), token_expires_at=claims.get("axp"),
             caller=str(claims.get("caller", "")), client_address=claims.get("cip"),
         )
+        self._verified[(token, audience)] = (principal, float(claims["exp"]))
+        return principal
 
 
 # The dependencies below are `async def` although they never await: FastAPI runs a plain `def`
