@@ -427,7 +427,7 @@ PLANS: dict[str, dict[str, dict[str, Plan]]] = {
             "delete": Delete("brands"),
         },
         "ProductRepository": {
-            "get": Read(lambda r, t, w: r.get(t.products.id)),
+            "document": Read(lambda r, t, w: r.document(t.products.id)),
             "page": Read(_catalog_page),
             "lock": Read(lambda r, t, w: r.lock(t.products.id)),
             "lock_in_category": Read(lambda r, t, w: r.lock_in_category(t.categories.id)),

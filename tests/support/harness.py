@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from amazonlite.platform.bus import Message, Transport
 from amazonlite.platform.bus.memory import InProcessTransport
-from amazonlite.platform.config import Environment, PlatformSettings
+from amazonlite.platform.config import Environment, PlatformSettings, ServiceSettings
 from amazonlite.platform.events import Envelope
 from amazonlite.platform.migrations import upgrade
 from amazonlite.platform.revocation import MemoryRevocationStore, RevocationStore
@@ -74,13 +74,15 @@ def _envelope(event: Any, tenant: str, event_id: uuid.UUID | None) -> Envelope:
 async def running_service(module: ServiceModule, database_url: str, data_dir: Path, *,
                           transport: Transport | None = None, revocations: RevocationStore | None = None,
                           platform: PlatformSettings | None = None, start_transport: bool = True,
-                          ) -> AsyncIterator[Harness]:
+                          redis: Any = None, settings: ServiceSettings | None = None) -> AsyncIterator[Harness]:
+    """The service on `database_url` (migrated), started; `settings` replace its defaults (give
+    them the same `database_url`), `redis` is its Redis client if any."""
     await asyncio.to_thread(upgrade, module.name, module.migrations, database_url)
     platform = platform or fast_platform_settings(data_dir)
     transport = transport or InProcessTransport()
     runtime = ServiceRuntime(module, platform, transport=transport,
-                             revocations=revocations or MemoryRevocationStore(),
-                             settings=module.settings(database_url=database_url))
+                             revocations=revocations or MemoryRevocationStore(), redis=redis,
+                             settings=settings or module.settings(database_url=database_url))
     app = create_service_app(runtime, own_lifespan=False)
     if start_transport:
         await transport.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
@@ -14,12 +13,8 @@ import httpx
 from sqlalchemy import text
 
 from amazonlite.contracts import UserRegisteredV1
-from amazonlite.platform.bus.memory import InProcessTransport
-from amazonlite.platform.migrations import upgrade
-from amazonlite.platform.revocation import MemoryRevocationStore
-from amazonlite.platform.service import ServiceRuntime, create_service_app
 from amazonlite.services.users.app import SERVICE
-from tests.support.harness import Harness, fast_platform_settings
+from tests.support.harness import Harness, fast_platform_settings, running_service
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
@@ -43,20 +38,10 @@ async def running_users(database_url: str, data_dir: Path, *, redis: Any = None,
                         pii_keys: dict[str, str] | None = None, pii_active_key: str = "") -> AsyncIterator[Harness]:
     """The users service on `database_url`, like `tests.support.harness.running_service`, with a key ring
     and (optionally) a Redis client."""
-    await asyncio.to_thread(upgrade, SERVICE.name, SERVICE.migrations, database_url)
-    platform = fast_platform_settings(data_dir, redis_prefix=redis_prefix)
-    transport = InProcessTransport()
     settings = SERVICE.settings(database_url=database_url, pii_keys=pii_keys or {}, pii_active_key=pii_active_key)
-    runtime = ServiceRuntime(SERVICE, platform, transport=transport, revocations=MemoryRevocationStore(),
-                             redis=redis, settings=settings)
-    app = create_service_app(runtime, own_lifespan=False)
-    await transport.start()
-    await runtime.start()
-    try:
-        yield Harness(runtime, app)
-    finally:
-        await runtime.stop()
-        await transport.stop()
+    async with running_service(SERVICE, database_url, data_dir, redis=redis, settings=settings,
+                               platform=fast_platform_settings(data_dir, redis_prefix=redis_prefix)) as svc:
+        yield svc
 
 
 async def signed_up(svc: Harness, *, tenant: str = "default") -> tuple[uuid.UUID, httpx.AsyncClient]:

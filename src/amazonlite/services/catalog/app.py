@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amazonlite.platform.service import ServiceModule
+from amazonlite.services.catalog.commands import on_startup
 from amazonlite.services.catalog.endpoints import router
 from amazonlite.services.catalog.handlers import handlers
 from amazonlite.services.catalog.models import Base
@@ -16,6 +17,7 @@ SERVICE = ServiceModule(
     metadata=Base.metadata,
     settings=CatalogSettings,
     handlers=handlers,
+    on_startup=on_startup,
     migrations=Path(__file__).parent / "migrations",
     seed=seed,
 )

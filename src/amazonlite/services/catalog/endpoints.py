@@ -3,13 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
-from amazonlite.platform.service import SessionDep
+from amazonlite.platform.service import RuntimeDep, SessionDep
 from amazonlite.services.catalog import schemas, service
 from amazonlite.services.catalog.auth import CatalogAdmin, CatalogReader, sees_everything
+from amazonlite.services.catalog.cache import ProductCache
 from amazonlite.services.catalog.errors import (
     BrandInUse,
     BrandNotFound,
@@ -30,6 +31,15 @@ router = APIRouter(prefix="/api/v1")
 
 WRITE_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
 Price = Annotated[int | None, Query(ge=0, le=schemas.MAX_MONEY, description="Minor units, on the lowest variant price")]
+
+
+async def _product_cache(runtime: RuntimeDep) -> ProductCache | None:
+    cache: ProductCache | None = runtime.state.product_cache  # set at start-up (commands.on_startup)
+    return cache
+
+
+ProductCacheDep = Annotated[ProductCache | None, Depends(_product_cache)]
+JSON = "application/json"
 
 
 # Products ---------------------------------------------------------------------------------------
@@ -56,9 +66,20 @@ async def list_products(
 
 @router.get("/products/{product_id}", response_model=schemas.Product, tags=["products"],
             responses=problem_responses(ProductNotFound, ValidationFailed))
-async def read_product(product_id: uuid.UUID, session: SessionDep, principal: CatalogReader) -> schemas.Product:
-    product = await service.get_product(session, product_id, admin=sees_everything(principal))
-    return schemas.Product.model_validate(product)
+async def read_product(product_id: uuid.UUID, session: SessionDep, principal: CatalogReader,
+                       cache: ProductCacheDep) -> Response:
+    # An active product's document comes from the hot-product cache when it is there (already
+    # serialised: the answer is those bytes); admins, who also see drafts, always read the database.
+    admin = sees_everything(principal)
+    if cache is not None and not admin:
+        cached = await cache.get(principal.tenant_id, product_id)
+        if cached is not None:
+            return Response(cached, media_type=JSON)
+    product = await service.get_product(session, product_id, admin=admin)
+    document = schemas.Product.model_validate(product).model_dump_json().encode()
+    if cache is not None and product["status"] == "active":
+        await cache.put(principal.tenant_id, product_id, document)
+    return Response(document, media_type=JSON)
 
 
 @router.post("/products", status_code=201, response_model=schemas.Product, tags=["products"],
@@ -73,15 +94,16 @@ async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, sess
               responses=problem_responses(*WRITE_ERRORS, ProductNotFound, DuplicateSku, DuplicateSlug,
                                           UnknownCategory, UnknownBrand, CatalogConflict))
 async def update_product(_admin: CatalogAdmin, product_id: uuid.UUID, changes: schemas.ProductUpdate,
-                         session: SessionDep) -> schemas.Product:
-    product = await service.update_product(session, product_id, changes)
+                         session: SessionDep, cache: ProductCacheDep) -> schemas.Product:
+    product = await service.update_product(session, product_id, changes, cache=cache)
     return schemas.Product.model_validate(product)
 
 
 @router.delete("/products/{product_id}", status_code=204, tags=["products"],
                responses=problem_responses(*WRITE_ERRORS, ProductNotFound, CatalogConflict))
-async def delete_product(_admin: CatalogAdmin, product_id: uuid.UUID, session: SessionDep) -> None:
-    await service.delete_product(session, product_id)
+async def delete_product(_admin: CatalogAdmin, product_id: uuid.UUID, session: SessionDep,
+                         cache: ProductCacheDep) -> None:
+    await service.delete_product(session, product_id, cache=cache)
 
 
 # SKUs -------------------------------------------------------------------------------------------
@@ -120,8 +142,9 @@ async def create_category(_admin: CatalogAdmin, data: schemas.CategoryCreate, se
               responses=problem_responses(*WRITE_ERRORS, CategoryNotFound, DuplicateSlug, UnknownCategory,
                                           InvalidCategoryParent, CatalogConflict))
 async def update_category(_admin: CatalogAdmin, category_id: uuid.UUID, changes: schemas.CategoryUpdate,
-                          session: SessionDep) -> schemas.Category:
-    return schemas.Category.model_validate(await service.update_category(session, category_id, changes))
+                          session: SessionDep, cache: ProductCacheDep) -> schemas.Category:
+    return schemas.Category.model_validate(await service.update_category(session, category_id, changes,
+                                                                         cache=cache))
 
 
 @router.delete("/categories/{category_id}", status_code=204, tags=["categories"],
@@ -148,8 +171,8 @@ async def create_brand(_admin: CatalogAdmin, data: schemas.BrandCreate, session:
 @router.patch("/brands/{brand_id}", response_model=schemas.Brand, tags=["brands"],
               responses=problem_responses(*WRITE_ERRORS, BrandNotFound, DuplicateSlug, CatalogConflict))
 async def update_brand(_admin: CatalogAdmin, brand_id: uuid.UUID, changes: schemas.BrandUpdate,
-                       session: SessionDep) -> schemas.Brand:
-    return schemas.Brand.model_validate(await service.update_brand(session, brand_id, changes))
+                       session: SessionDep, cache: ProductCacheDep) -> schemas.Brand:
+    return schemas.Brand.model_validate(await service.update_brand(session, brand_id, changes, cache=cache))
 
 
 @router.delete("/brands/{brand_id}", status_code=204, tags=["brands"],

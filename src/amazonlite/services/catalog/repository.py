@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -180,15 +180,43 @@ def _with_everything() -> tuple[Any, ...]:
     return (joinedload(Product.brand), joinedload(Product.category), selectinload(Product.variants))
 
 
+# A product as it reads, in one round trip: a row per variant (in order), or one row with no variant
+# columns. Columns, not objects: the hot read skips the identity map and object loading (most of
+# its cost). Built once, with the id bound per call, so SQLAlchemy computes its cache key once.
+_PRODUCT_DOCUMENT = (
+    select(Product.id, Product.name, Product.slug, Product.description, Product.status, Product.attributes,
+           Product.media, Product.created_at, Product.updated_at,
+           Brand.id.label("brand_id"), Brand.name.label("brand_name"),
+           Category.id.label("category_id"), Category.name.label("category_name"),
+           Variant.sku, Variant.name.label("variant_name"), Variant.options, Variant.price_amount, Variant.currency)
+    .outerjoin(Brand, Brand.id == Product.brand_id)
+    .outerjoin(Category, Category.id == Product.category_id)
+    .outerjoin(Variant, Variant.product_id == Product.id)
+    .where(Product.id == bindparam("product_id"))
+    .order_by(Variant.position)
+)
+
+
 class ProductRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, product_id: uuid.UUID) -> Product | None:
-        """The product with its brand, category and variants, in one round trip."""
-        query = (select(Product).where(Product.id == product_id)
-                 .options(joinedload(Product.brand), joinedload(Product.category), joinedload(Product.variants)))
-        return (await self.session.scalars(query)).unique().one_or_none()
+    async def document(self, product_id: uuid.UUID) -> dict[str, Any] | None:
+        """The product with its brand, category and variants, shaped as `schemas.Product` reads it."""
+        rows = (await self.session.execute(_PRODUCT_DOCUMENT, {"product_id": product_id})).all()
+        if not rows:
+            return None
+        first = rows[0]
+        return {
+            "id": first.id, "name": first.name, "slug": first.slug, "description": first.description,
+            "status": first.status, "attributes": first.attributes, "media": first.media,
+            "created_at": first.created_at, "updated_at": first.updated_at,
+            "brand": {"id": first.brand_id, "name": first.brand_name} if first.brand_id else None,
+            "category": {"id": first.category_id, "name": first.category_name} if first.category_id else None,
+            "variants": [{"sku": r.sku, "name": r.variant_name, "options": r.options,
+                          "price": {"amount": r.price_amount, "currency": r.currency}}
+                         for r in rows if r.sku is not None],
+        }
 
     async def page(self, q: ProductQuery) -> Sequence[Product]:
         """One page (plus one row, to tell whether another follows) with everything a product shows:

@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.contracts.base import Money
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1, ProductVariantV1
-from amazonlite.platform.db import utcnow
+from amazonlite.platform.db import after_commit, utcnow
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.outbox import record_event
 from amazonlite.platform.pagination import InvalidCursor, decode_cursor, encode_cursor
+from amazonlite.platform.tenancy import TENANT_KEY
+from amazonlite.services.catalog.cache import ProductCache
 from amazonlite.services.catalog.errors import (
     BrandInUse,
     BrandNotFound,
@@ -233,7 +235,8 @@ async def create_category(session: AsyncSession, data: CategoryCreate) -> Catego
     return category
 
 
-async def update_category(session: AsyncSession, category_id: uuid.UUID, changes: CategoryUpdate) -> Category:
+async def update_category(session: AsyncSession, category_id: uuid.UUID, changes: CategoryUpdate, *,
+                          cache: ProductCache | None = None) -> Category:
     categories = CategoryRepository(session)
     category = await _locked_category(categories, category_id)
     renamed = changes.name is not None and changes.name != category.name
@@ -251,7 +254,7 @@ async def update_category(session: AsyncSession, category_id: uuid.UUID, changes
     if changes.name is not None:
         category.name = changes.name
     await _flush(session)
-    await _republish(session, products)
+    await _republish(session, products, cache)
     return category
 
 
@@ -319,7 +322,8 @@ async def create_brand(session: AsyncSession, data: BrandCreate) -> Brand:
     return brand
 
 
-async def update_brand(session: AsyncSession, brand_id: uuid.UUID, changes: BrandUpdate) -> Brand:
+async def update_brand(session: AsyncSession, brand_id: uuid.UUID, changes: BrandUpdate, *,
+                       cache: ProductCache | None = None) -> Brand:
     brands = BrandRepository(session)
     brand = await _locked_brand(brands, brand_id)
     renamed = changes.name is not None and changes.name != brand.name
@@ -332,7 +336,7 @@ async def update_brand(session: AsyncSession, brand_id: uuid.UUID, changes: Bran
     if changes.name is not None:
         brand.name = changes.name
     await _flush(session)
-    await _republish(session, products)
+    await _republish(session, products, cache)
     return brand
 
 
@@ -398,10 +402,10 @@ async def list_products(session: AsyncSession, filters: ProductFilter, *, sort: 
     return page, _sort_cursor(sort, page[-1])
 
 
-async def get_product(session: AsyncSession, product_id: uuid.UUID, *, admin: bool) -> Product:
-    """A product by id; only admins see one that is not active."""
-    product = await ProductRepository(session).get(product_id)
-    if product is None or (product.status != "active" and not admin):
+async def get_product(session: AsyncSession, product_id: uuid.UUID, *, admin: bool) -> dict[str, Any]:
+    """A product's document by id; only admins see one that is not active."""
+    product = await ProductRepository(session).document(product_id)
+    if product is None or (product["status"] != "active" and not admin):
         raise ProductNotFound()
     return product
 
@@ -486,7 +490,8 @@ async def create_product(session: AsyncSession, data: ProductCreate) -> Product:
     return product
 
 
-async def update_product(session: AsyncSession, product_id: uuid.UUID, changes: ProductUpdate) -> Product:
+async def update_product(session: AsyncSession, product_id: uuid.UUID, changes: ProductUpdate, *,
+                         cache: ProductCache | None = None) -> Product:
     """Change a product; its row stays locked until the transaction ends, so concurrent changes of
     one product take turns and each records the state it committed."""
     products = ProductRepository(session)
@@ -519,6 +524,7 @@ async def update_product(session: AsyncSession, product_id: uuid.UUID, changes: 
     product.updated_at = utcnow()
     await _flush(session)
     await publish_product(session, product)
+    forget_cached(session, cache, [product.id])
     log.info("catalog.product_updated", product_id=str(product.id))
     return product
 
@@ -546,7 +552,8 @@ async def _replace_variants(session: AsyncSession, products: ProductRepository, 
     reprice(product)
 
 
-async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
+async def delete_product(session: AsyncSession, product_id: uuid.UUID, *,
+                         cache: ProductCache | None = None) -> None:
     products = ProductRepository(session)
     product = await products.lock(product_id)  # after any change in flight: product.deleted comes last
     if product is None:
@@ -555,6 +562,7 @@ async def delete_product(session: AsyncSession, product_id: uuid.UUID) -> None:
     await products.delete(product)
     await _flush(session)
     await record_event(session, ProductDeletedV1(product_id=product.id, skus=skus), aggregate_id=product.id)
+    forget_cached(session, cache, [product.id])
     log.info("catalog.product_deleted", product_id=str(product.id))
 
 
@@ -583,7 +591,21 @@ async def publish_product(session: AsyncSession, product: Product) -> None:
     await record_event(session, product_updated(product), aggregate_id=product.id)
 
 
-async def _republish(session: AsyncSession, products: Sequence[Product]) -> None:
+def forget_cached(session: AsyncSession, cache: ProductCache | None, product_ids: Sequence[uuid.UUID]) -> None:
+    """Drop the cached documents of products this unit of work changed, once it commits."""
+    if cache is None or not product_ids:
+        return
+    tenant = session.info[TENANT_KEY]
+    changed = list(product_ids)
+
+    async def drop() -> None:
+        for product_id in changed:
+            await cache.drop(tenant, product_id)
+
+    after_commit(session, drop)
+
+
+async def _republish(session: AsyncSession, products: Sequence[Product], cache: ProductCache | None) -> None:
     """A renamed category or brand changes how its products read: tell the read models. The
     products are locked (`lock_in_category`, `lock_of_brand`) since before the rename."""
     if not products:
@@ -594,3 +616,4 @@ async def _republish(session: AsyncSession, products: Sequence[Product]) -> None
     await _flush(session)
     for product in products:
         await publish_product(session, product)
+    forget_cached(session, cache, [p.id for p in products])
