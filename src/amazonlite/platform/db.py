@@ -29,6 +29,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
+from amazonlite.platform import sqlite_driver
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outages import DEPENDENCIES, database_dependency
@@ -124,6 +125,8 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             # As on PostgreSQL: each statement sees the latest commit and a locking read locks the
             # rows it returns, not index gaps (MySQL's REPEATABLE READ default does both otherwise).
             kwargs["isolation_level"] = "READ COMMITTED"
+    if parsed.get_backend_name() == "sqlite":
+        sqlite_driver.install()
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine)
