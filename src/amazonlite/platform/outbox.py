@@ -6,7 +6,8 @@ aggregate; the Kafka key is the aggregate id) and marks them sent. Several relay
 safe: each locks the rows it publishes (`FOR UPDATE`), a second waits, then finds them sent.
 
 A batch the bus has not accepted within `publish_timeout` (on the in-process bus, which applies
-each event before it returns: an event not applied within it) is given up (its row locks released)
+the events before it returns: an event not applied within it, see `_publish_inline`) is
+given up (its row locks released)
 and tried again with bounded backoff; a batch that reached the bus before the deadline may be
 published twice, which the consumers' inboxes make harmless. The backlog and the age of the oldest
 unpublished event are kept current while the bus refuses, for `/metrics` and for readiness.
@@ -45,6 +46,8 @@ OUTBOX_AGE = Gauge("amazonlite_outbox_oldest_age_seconds", "Age of the oldest un
 OUTBOX_FAILURES = Counter("amazonlite_outbox_publish_failures_total", "Failed relay batches",
                           ["service"])
 MAX_BACKOFF_S = 5.0
+# Events handed to an in-process bus in one call (see `publish_pending`).
+INLINE_PART = 50
 
 
 async def record_event(session: AsyncSession, payload: EventPayload, *, aggregate_id: object) -> Envelope:
@@ -186,22 +189,41 @@ class OutboxRelay:
                         (("traceparent", row.traceparent.encode()),) if row.traceparent else ())
                 for row in rows
             ]
-            # A broker accepts a batch at once; a bus that applies each event in every consumer
-            # before it returns (in-process) takes as long as they do: there the deadline is per event.
-            parts = [[m] for m in messages] if self.transport.delivers_inline else [messages]
-            for part in parts:
+            if self.transport.delivers_inline:
+                await self._publish_inline(messages)
+            else:
                 try:
                     async with asyncio.timeout(self.publish_timeout):
-                        await self.transport.publish(part)
+                        await self.transport.publish(messages)
                 except TimeoutError as exc:
-                    raise TimeoutError(f"the bus did not accept {len(part)} events in {self.publish_timeout:g} s"
-                                       ) from exc
+                    raise TimeoutError(f"the bus did not accept {len(messages)} events in "
+                                       f"{self.publish_timeout:g} s") from exc
             await session.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
                                   .values(published_at=utcnow()))
             for row in rows:
                 OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
         await self._measure_backlog()
         return len(rows)
+
+    async def _publish_inline(self, messages: list[Message]) -> None:
+        """A bus that applies the events in every consumer before it returns (in-process) takes as
+        long as they do. It gets parts of at most `INLINE_PART` events, each whole, so a consumer
+        applies its runs of one tenant and topic in one transaction each (one event at a time, a
+        relay is a queue a busy saga waits in). The deadline is per part; a part that misses it is
+        sent again in halves (the consumers' inboxes drop what it had applied), down to single
+        events, whose deadline is final: a batch slow only in all is published, not thrown back."""
+        pending, size = messages, INLINE_PART
+        while pending:
+            part = pending[:size]
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.transport.publish(part)
+            except TimeoutError as exc:
+                if len(part) == 1:
+                    raise TimeoutError(f"the bus did not apply an event in {self.publish_timeout:g} s") from exc
+                size = len(part) // 2
+                continue
+            pending = pending[len(part):]
 
     async def _measure_backlog(self) -> None:
         outbox = self.tables.outbox
