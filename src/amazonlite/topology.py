@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1
+from amazonlite.contracts.reviews import ProductRatingUpdatedV1
 from amazonlite.gateway.app import CachePolicy, Upstream, create_gateway
 from amazonlite.platform.bus import Message, Transport
 from amazonlite.platform.bus.kafka import KafkaTransport
@@ -38,7 +39,7 @@ UPSTREAMS_ENV = "AMAZONLITE_GATEWAY_UPSTREAMS"
 # The gateway caches the catalog's public reads, and forgets a tenant's when its catalog changes.
 CATALOG_CACHE = CachePolicy(
     routes=frozenset({"/api/v1/products", "/api/v1/categories", "/api/v1/brands"}),
-    invalidated_by=(ProductUpdatedV1.event_type, ProductDeletedV1.event_type),
+    invalidated_by=(ProductUpdatedV1.event_type, ProductDeletedV1.event_type, ProductRatingUpdatedV1.event_type),
 )
 # Where a service process finds the others: `auth=http://auth:8001,catalog=http://catalog:8003`.
 SERVICE_URLS_ENV = "AMAZONLITE_SERVICE_URLS"

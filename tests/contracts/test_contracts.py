@@ -94,7 +94,9 @@ class TestServicesSpeakOnlyContracts:
                 assert BY_TOPIC.get(topic) is subscription.payload, f"{name} consumes unregistered {topic}"
 
     # Events defined ahead of their producer: the tests publish them through the bus until it lands.
-    PRODUCERS_NOT_BUILT_YET: frozenset[str] = frozenset()
+    # The contract comes first so its consumers (the catalog, later search) are built against it;
+    # the reviews service that publishes it is issue 11's.
+    PRODUCERS_NOT_BUILT_YET: frozenset[str] = frozenset({"reviews"})
 
     def test_producers_named_in_contracts_are_services(self) -> None:
         for event in ALL_EVENTS:

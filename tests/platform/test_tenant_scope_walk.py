@@ -428,6 +428,7 @@ PLANS: dict[str, dict[str, dict[str, Plan]]] = {
         },
         "ProductRepository": {
             "document": Read(lambda r, t, w: r.document(t.products.id)),
+            "rate": Write(lambda r, t, w: r.rate(t.products.id, average=4.5, count=2, as_of=later(w))),
             "page": Read(_catalog_page),
             "lock": Read(lambda r, t, w: r.lock(t.products.id)),
             "lock_in_category": Read(lambda r, t, w: r.lock_in_category(t.categories.id)),

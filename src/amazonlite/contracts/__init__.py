@@ -26,6 +26,7 @@ from amazonlite.contracts.payments import (
     PaymentRefundedV1,
     PaymentRequestedV1,
 )
+from amazonlite.contracts.reviews import ProductRatingUpdatedV1
 from amazonlite.contracts.users import UserPreferencesUpdatedV1, UserRegisteredV1
 
 ALL_EVENTS: tuple[type[EventPayload], ...] = (
@@ -33,6 +34,7 @@ ALL_EVENTS: tuple[type[EventPayload], ...] = (
     UserPreferencesUpdatedV1,
     ProductUpdatedV1,
     ProductDeletedV1,
+    ProductRatingUpdatedV1,
     EmailRequestedV1,
     OrderCreatedV1,
     OrderConfirmedV1,
@@ -53,5 +55,5 @@ BY_TOPIC: dict[str, type[EventPayload]] = {event.event_type: event for event in 
 __all__ = ["ALL_EVENTS", "BY_TOPIC", "EmailRequestedV1", "EventPayload", "InventoryLowStockV1",
            "InventoryRejectedV1", "InventoryReleaseRequestedV1", "InventoryReleasedV1", "InventoryReservedV1",
            "OrderCancelledV1", "OrderConfirmedV1", "OrderCreatedV1", "PaymentAuthorizedV1", "PaymentFailedV1",
-           "PaymentRefundedV1", "PaymentRequestedV1", "ProductDeletedV1", "ProductUpdatedV1",
+           "PaymentRefundedV1", "PaymentRequestedV1", "ProductDeletedV1", "ProductRatingUpdatedV1", "ProductUpdatedV1",
            "UserPreferencesUpdatedV1", "UserRegisteredV1"]

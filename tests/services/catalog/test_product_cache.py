@@ -1,8 +1,10 @@
 """The catalog's hot products: `GET /products/{id}` answers from a cache (Redis, or the process's
-memory without one) that every change to the product's document empties once it commits."""
+memory without one) that every change to the product's document empties once it commits; and the
+ratings reviews publish, kept on the product."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from amazonlite.contracts import ProductRatingUpdatedV1
 from amazonlite.platform.read_cache import TOMBSTONE, MemoryStore, ReadCache
 from amazonlite.services.catalog.app import SERVICE
 from tests.services.catalog.factories import admin, anonymous, product_body
@@ -163,3 +166,38 @@ def test_keys_name_the_tenant_and_the_product() -> None:
 
     cache = ProductCache(ReadCache(MemoryStore(1), name="test", ttl_seconds=1), prefix="p")
     assert cache.key("acme", product_id) == f"p:catalog:product:acme:{product_id}"
+
+
+class TestRatingsFromReviews:
+    async def test_the_latest_rating_is_kept_and_reaches_a_cached_document(
+            self, backend: str, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_catalog(backend, sqlite_url, tmp_path) as (svc, _redis, _prefix):
+            product = await create(svc)
+            assert (await read(svc, product["id"])).json()["rating"] == {"average": None, "count": 0}  # cached
+            now = dt.datetime.now(dt.UTC)
+            await svc.deliver(rated(product["id"], average=4.5, count=2, as_of=now))
+            assert (await read(svc, product["id"])).json()["rating"] == {"average": 4.5, "count": 2}
+
+            await svc.deliver(rated(product["id"], average=1.0, count=1, as_of=now - dt.timedelta(seconds=1)))
+            assert (await read(svc, product["id"])).json()["rating"] == {"average": 4.5, "count": 2}  # late: older
+            await svc.deliver(rated(product["id"], average=4.0, count=3, as_of=now + dt.timedelta(seconds=1)))
+            async with admin(svc) as api:
+                listed = (await api.get(PRODUCTS)).json()["items"]
+            assert [p["rating"] for p in listed] == [{"average": 4.0, "count": 3}]
+            assert (await read(svc, product["id"])).json()["rating"] == {"average": 4.0, "count": 3}
+
+    async def test_a_rating_of_an_unknown_product_or_another_tenants_changes_nothing(
+            self, backend: str, sqlite_url: str, tmp_path: Path) -> None:
+        async with running_catalog(backend, sqlite_url, tmp_path) as (svc, _redis, _prefix):
+            product = await create(svc)
+            now = dt.datetime.now(dt.UTC)
+            await svc.deliver(rated(str(uuid.uuid4()), average=5.0, count=1, as_of=now))
+            await svc.deliver(rated(product["id"], average=5.0, count=1, as_of=now), tenant="other")
+            assert (await read(svc, product["id"])).json()["rating"] == {"average": None, "count": 0}
+
+
+def rated(product_id: str, *, average: float, count: int, as_of: dt.datetime) -> ProductRatingUpdatedV1:
+    histogram = {str(star): 0 for star in range(1, 6)}
+    histogram[str(round(average))] = count
+    return ProductRatingUpdatedV1(product_id=uuid.UUID(product_id), average=average, count=count,
+                                  histogram=histogram, as_of=as_of)

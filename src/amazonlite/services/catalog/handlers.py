@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from amazonlite.platform.consumer import EventHandlers
+from amazonlite.contracts import ProductRatingUpdatedV1
+from amazonlite.platform.consumer import EventContext, EventHandlers
+from amazonlite.services.catalog import service
 
-# product.rating.updated.v1 (from reviews) will land here once its contract is published.
 handlers = EventHandlers()
+
+
+@handlers.subscriber(ProductRatingUpdatedV1)
+async def on_rating_updated(ctx: EventContext, event: ProductRatingUpdatedV1) -> None:
+    await service.apply_rating(ctx.session, event, cache=ctx.runtime.state.product_cache)

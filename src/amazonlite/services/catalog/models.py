@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from amazonlite.platform.db import IdPrimaryKey, Timestamps, service_metadata
+from amazonlite.platform.db import UTC, IdPrimaryKey, Timestamps, service_metadata
 from amazonlite.platform.messaging import add_messaging_tables
 from amazonlite.platform.tenancy import TenantScoped
 
@@ -60,12 +61,20 @@ class Product(IdPrimaryKey, TenantScoped, Timestamps, Base):
     # The lowest variant price and the product's one currency, kept for filtering and sorting.
     min_price: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # The rating its reviews give it (product.rating.updated.v1), and as of when: a later one wins.
+    rating_average: Mapped[float | None] = mapped_column(Float, default=None)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rating_as_of: Mapped[dt.datetime | None] = mapped_column(UTC, default=None)
 
     brand: Mapped[Brand | None] = relationship(lazy="raise")
     category: Mapped[Category | None] = relationship(lazy="raise")
     variants: Mapped[list[Variant]] = relationship(
         lazy="raise", order_by="Variant.position", cascade="all, delete-orphan", passive_deletes=True,
     )
+
+    @property
+    def rating(self) -> dict[str, Any]:
+        return {"average": self.rating_average, "count": self.rating_count}
 
 
 class Variant(IdPrimaryKey, TenantScoped, Base):

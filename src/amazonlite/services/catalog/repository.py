@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
@@ -185,7 +186,7 @@ def _with_everything() -> tuple[Any, ...]:
 # its cost). Built once, with the id bound per call, so SQLAlchemy computes its cache key once.
 _PRODUCT_DOCUMENT = (
     select(Product.id, Product.name, Product.slug, Product.description, Product.status, Product.attributes,
-           Product.media, Product.created_at, Product.updated_at,
+           Product.media, Product.created_at, Product.updated_at, Product.rating_average, Product.rating_count,
            Brand.id.label("brand_id"), Brand.name.label("brand_name"),
            Category.id.label("category_id"), Category.name.label("category_name"),
            Variant.sku, Variant.name.label("variant_name"), Variant.options, Variant.price_amount, Variant.currency)
@@ -211,6 +212,7 @@ class ProductRepository:
             "id": first.id, "name": first.name, "slug": first.slug, "description": first.description,
             "status": first.status, "attributes": first.attributes, "media": first.media,
             "created_at": first.created_at, "updated_at": first.updated_at,
+            "rating": {"average": first.rating_average, "count": first.rating_count},
             "brand": {"id": first.brand_id, "name": first.brand_name} if first.brand_id else None,
             "category": {"id": first.category_id, "name": first.category_name} if first.category_id else None,
             "variants": [{"sku": r.sku, "name": r.variant_name, "options": r.options,
@@ -304,6 +306,17 @@ class ProductRepository:
             set_committed_value(product, "brand", brands.get(product.brand_id) if product.brand_id else None)
             set_committed_value(product, "category",
                                 categories.get(product.category_id) if product.category_id else None)
+
+    async def rate(self, product_id: uuid.UUID, *, average: float | None, count: int, as_of: dt.datetime) -> bool:
+        """Store the product's rating unless it holds one as of `as_of` or later; whether it did
+        (False: no such product, or a newer rating is stored)."""
+        changed = await self.session.execute(
+            update(Product)
+            .where(Product.id == product_id,
+                   or_(Product.rating_as_of.is_(None), Product.rating_as_of < as_of))
+            .values(rating_average=average, rating_count=count, rating_as_of=as_of)
+            .execution_options(synchronize_session=False))
+        return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     async def slugs_like(self, base: str) -> set[str]:
         """`base` and every `base-<suffix>` slug in use (a slug is [a-z0-9-]: no LIKE wildcards)."""

@@ -190,7 +190,7 @@ class Product(BaseModel):
     attributes: dict[str, Any]
     media: list[MediaItem]
     variants: list[Variant]
-    rating: Rating = Field(default_factory=Rating, description="Filled by the reviews service")
+    rating: Rating = Field(default_factory=Rating, description="What its reviews give it (the reviews service)")
     created_at: dt.datetime
     updated_at: dt.datetime
 

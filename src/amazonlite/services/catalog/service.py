@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.contracts.base import Money
 from amazonlite.contracts.catalog import ProductDeletedV1, ProductUpdatedV1, ProductVariantV1
+from amazonlite.contracts.reviews import ProductRatingUpdatedV1
 from amazonlite.platform.db import after_commit, utcnow
 from amazonlite.platform.errors import AppError
 from amazonlite.platform.outbox import record_event
@@ -564,6 +565,20 @@ async def delete_product(session: AsyncSession, product_id: uuid.UUID, *,
     await record_event(session, ProductDeletedV1(product_id=product.id, skus=skus), aggregate_id=product.id)
     forget_cached(session, cache, [product.id])
     log.info("catalog.product_deleted", product_id=str(product.id))
+
+
+# Ratings (from reviews) -------------------------------------------------------------------------
+
+async def apply_rating(session: AsyncSession, event: ProductRatingUpdatedV1, *, cache: ProductCache | None) -> None:
+    """Keep the rating the product's reviews give it now; a late, older one changes nothing, and so
+    does one for a product the catalog no longer has (deleted since)."""
+    stored = await ProductRepository(session).rate(event.product_id, average=event.average, count=event.count,
+                                                   as_of=event.as_of)
+    if stored:
+        forget_cached(session, cache, [event.product_id])
+    else:
+        log.info("catalog.rating_ignored", product_id=str(event.product_id), as_of=event.as_of.isoformat(),
+                 reason="unknown product or a newer rating stored")
 
 
 # Events -----------------------------------------------------------------------------------------
