@@ -325,7 +325,7 @@ def distributed(workdir: Path, *, google: GoogleSignIn | None = None, gateway_en
         for name, url in urls.items():
             env[_database_url_env(name)] = url
         env.update(extra_env or {})
-        gateway_port = servers.free_port()
+        gateway_port = servers.lasting_port()  # bound only once every service runs
         base_url = f"http://127.0.0.1:{gateway_port}"
         if google is not None:
             env.update(google.env(base_url))

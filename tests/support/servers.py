@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -43,9 +44,40 @@ def unavailable(what: str, why: object) -> None:
 
 
 def free_port() -> int:
+    """A port free now, from the kernel's ephemeral range: bind it at once, since any outgoing
+    connection may be given it next (for one chosen long before, see `lasting_port`)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+LASTING_PORTS_FROM = 20_000
+
+
+def lasting_port() -> int:
+    """A free port for a server that binds it long after it is chosen (the distributed gateway's,
+    named in the services' settings before they start). It lies below the kernel's ephemeral
+    range, which outgoing connections draw from, so none of the many sockets a platform opens
+    meanwhile can take it (one from `free_port` was taken so); each xdist worker draws from its
+    own slice, so two workers never choose the same one."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_port()
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % workers
+    span = (ephemeral_low - LASTING_PORTS_FROM) // workers
+    if span < 100:
+        return free_port()
+    first = LASTING_PORTS_FROM + worker * span
+    for port in random.sample(range(first, first + span), k=min(span, 200)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
