@@ -18,7 +18,7 @@ def test_a_minted_token_is_handed_out_again_for_the_same_principal_and_audience(
     assert tokens.mint(ADA, audience="catalog", caller="gateway") == token
     assert tokens.mint(ADA, audience="orders", caller="gateway") != token
     assert tokens.mint(Principal(tenant_id="acme"), audience="catalog", caller="gateway") != token
-    assert tokens.verify(token, audience="catalog") == ADA.__class__(
+    assert tokens.verify(token, audience="catalog") == Principal(
         tenant_id="acme", user_id="ada", roles=frozenset({"customer"}), caller="gateway")
 
 

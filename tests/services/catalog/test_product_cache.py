@@ -18,6 +18,7 @@ from sqlalchemy import text
 from amazonlite.contracts import ProductRatingUpdatedV1
 from amazonlite.platform.read_cache import TOMBSTONE, MemoryStore, ReadCache
 from amazonlite.services.catalog.app import SERVICE
+from amazonlite.services.catalog.cache import ProductCache
 from tests.services.catalog.factories import admin, anonymous, product_body
 from tests.support.harness import Harness, fast_platform_settings, running_service
 from tests.support.servers import redis_prefix, redis_url
@@ -162,8 +163,6 @@ class TestMemoryStore:
 
 def test_keys_name_the_tenant_and_the_product() -> None:
     product_id = uuid.uuid4()
-    from amazonlite.services.catalog.cache import ProductCache
-
     cache = ProductCache(ReadCache(MemoryStore(1), name="test", ttl_seconds=1), prefix="p")
     assert cache.key("acme", product_id) == f"p:catalog:product:acme:{product_id}"
 

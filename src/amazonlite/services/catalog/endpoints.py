@@ -68,17 +68,7 @@ async def list_products(
             responses=problem_responses(ProductNotFound, ValidationFailed))
 async def read_product(product_id: uuid.UUID, session: SessionDep, principal: CatalogReader,
                        cache: ProductCacheDep) -> Response:
-    # An active product's document comes from the hot-product cache when it is there (already
-    # serialised: the answer is those bytes); admins, who also see drafts, always read the database.
-    admin = sees_everything(principal)
-    if cache is not None and not admin:
-        cached = await cache.get(principal.tenant_id, product_id)
-        if cached is not None:
-            return Response(cached, media_type=JSON)
-    product = await service.get_product(session, product_id, admin=admin)
-    document = schemas.Product.model_validate(product).model_dump_json().encode()
-    if cache is not None and product["status"] == "active":
-        await cache.put(principal.tenant_id, product_id, document)
+    document = await service.product_document(session, product_id, admin=sees_everything(principal), cache=cache)
     return Response(document, media_type=JSON)
 
 

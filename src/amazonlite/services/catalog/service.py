@@ -57,6 +57,7 @@ from amazonlite.services.catalog.schemas import (
     ProductUpdate,
     VariantIn,
 )
+from amazonlite.services.catalog.schemas import Product as ProductDocument
 
 log = structlog.get_logger("amazonlite.catalog")
 
@@ -409,6 +410,22 @@ async def get_product(session: AsyncSession, product_id: uuid.UUID, *, admin: bo
     if product is None or (product["status"] != "active" and not admin):
         raise ProductNotFound()
     return product
+
+
+async def product_document(session: AsyncSession, product_id: uuid.UUID, *, admin: bool,
+                           cache: ProductCache | None) -> bytes:
+    """A product's document, serialised. An active one comes from the hot-product cache when it is
+    there (and goes into it when not); admins, who also see drafts, always read the database."""
+    tenant = session.info[TENANT_KEY]
+    if cache is not None and not admin:
+        cached = await cache.get(tenant, product_id)
+        if cached is not None:
+            return cached
+    product = await get_product(session, product_id, admin=admin)
+    document = ProductDocument.model_validate(product).model_dump_json().encode()
+    if cache is not None and product["status"] == "active":
+        await cache.put(tenant, product_id, document)
+    return document
 
 
 async def lookup_skus(session: AsyncSession, skus: Sequence[str], *, admin: bool) -> list[dict[str, Any]]:
