@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from amazonlite.services.catalog import service
+from amazonlite.services.catalog import publishing, taxonomy
 from amazonlite.services.catalog.app import SERVICE
 from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
 from tests.services.catalog.factories import admin, assert_problem, count_products, outbox, product_body
@@ -22,14 +22,14 @@ Request = Callable[[], Awaitable[httpx.Response]]
 
 class HeldRequest:
     """Holds the first request that reaches a step of the catalog's service until released, as a
-    slow request would. The default step is the brand lookup (`service._brand_for`), which product
-    writes make after reading the product and its category; `_republish` is where a rename of a
-    category or brand has locked its products and not yet written their events."""
+    slow request would. The default step is the brand lookup (`taxonomy.brand_for`), which product
+    writes make after reading the product and its category; `publishing.republish` is where a rename
+    of a category or brand has locked its products and not yet written their events."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, step: str = "_brand_for") -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any = taxonomy, step: str = "brand_for") -> None:
         self.reached = asyncio.Event()
         self.released = asyncio.Event()
-        real = getattr(service, step)
+        real = getattr(module, step)
 
         async def held(*args: Any) -> Any:
             if not self.reached.is_set():
@@ -37,7 +37,7 @@ class HeldRequest:
                 await self.released.wait()
             return await real(*args)
 
-        monkeypatch.setattr(service, step, held)
+        monkeypatch.setattr(module, step, held)
 
     async def race(self, held: Request, other: Request) -> tuple[httpx.Response, httpx.Response]:
         """Start `held`; once it is held, start `other` and give it time to commit (it commits unless
@@ -154,7 +154,7 @@ class TestRenamesBesideEachOther:
             product = (await a.post("/api/v1/products", json=product_body(
                 category_id=category["id"], brand_id=brand["id"]))).json()
 
-            held = HeldRequest(monkeypatch, "_republish")  # the category's rename, its product locked
+            held = HeldRequest(monkeypatch, publishing, "republish")  # the category's rename, its product locked
             first, second = await held.race(
                 lambda: a.patch(f"/api/v1/categories/{category['id']}", json={"name": "Electric Kettles"}),
                 lambda: b.patch(f"/api/v1/brands/{brand['id']}", json={"name": "Kettlecraft Pro"}))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import RuntimeDep, SessionDep
-from amazonlite.services.catalog import schemas, service
+from amazonlite.services.catalog import products, schemas, taxonomy
 from amazonlite.services.catalog.auth import CatalogAdmin, CatalogReader, sees_everything
 from amazonlite.services.catalog.cache import ProductCache
 from amazonlite.services.catalog.errors import (
@@ -59,7 +59,7 @@ async def list_products(
 ) -> Page[schemas.Product]:
     filters = schemas.ProductFilter(category_id=category, brand_id=brand, min_price=min_price,
                                     max_price=max_price, status=status)
-    items, next_cursor = await service.list_products(session, filters, sort=sort, limit=limit, cursor=cursor,
+    items, next_cursor = await products.list_products(session, filters, sort=sort, limit=limit, cursor=cursor,
                                                      admin=sees_everything(principal))
     return Page[schemas.Product](items=[schemas.Product.model_validate(p) for p in items], next_cursor=next_cursor)
 
@@ -68,7 +68,7 @@ async def list_products(
             responses=problem_responses(ProductNotFound, ValidationFailed))
 async def read_product(product_id: uuid.UUID, session: SessionDep, principal: CatalogReader,
                        cache: ProductCacheDep) -> Response:
-    document = await service.product_document(session, product_id, admin=sees_everything(principal), cache=cache)
+    document = await products.product_document(session, product_id, admin=sees_everything(principal), cache=cache)
     return Response(document, media_type=JSON)
 
 
@@ -76,7 +76,7 @@ async def read_product(product_id: uuid.UUID, session: SessionDep, principal: Ca
              responses=problem_responses(*WRITE_ERRORS, DuplicateSku, DuplicateSlug, CatalogConflict, UnknownCategory,
                                          UnknownBrand))
 async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, session: SessionDep) -> schemas.Product:
-    product = await service.create_product(session, data)
+    product = await products.create_product(session, data)
     return schemas.Product.model_validate(product)
 
 
@@ -85,7 +85,7 @@ async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, sess
                                           UnknownCategory, UnknownBrand, CatalogConflict))
 async def update_product(_admin: CatalogAdmin, product_id: uuid.UUID, changes: schemas.ProductUpdate,
                          session: SessionDep, cache: ProductCacheDep) -> schemas.Product:
-    product = await service.update_product(session, product_id, changes, cache=cache)
+    product = await products.update_product(session, product_id, changes, cache=cache)
     return schemas.Product.model_validate(product)
 
 
@@ -93,7 +93,7 @@ async def update_product(_admin: CatalogAdmin, product_id: uuid.UUID, changes: s
                responses=problem_responses(*WRITE_ERRORS, ProductNotFound, CatalogConflict))
 async def delete_product(_admin: CatalogAdmin, product_id: uuid.UUID, session: SessionDep,
                          cache: ProductCacheDep) -> None:
-    await service.delete_product(session, product_id, cache=cache)
+    await products.delete_product(session, product_id, cache=cache)
 
 
 # SKUs -------------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ async def lookup_skus(session: SessionDep, principal: CatalogReader,
                           "out of the answer, and so are those of products that are not active unless the "
                           "caller is an admin"))],
                       ) -> schemas.SkuList:
-    items = await service.lookup_skus(session, sku, admin=sees_everything(principal))
+    items = await products.lookup_skus(session, sku, admin=sees_everything(principal))
     return schemas.SkuList.model_validate({"items": items})
 
 
@@ -116,7 +116,7 @@ async def lookup_skus(session: SessionDep, principal: CatalogReader,
             responses=problem_responses(InvalidCursor))
 async def list_categories(session: SessionDep, limit: Limit = 100, cursor: CursorParam = None
                           ) -> Page[schemas.Category]:
-    items, next_cursor = await service.list_categories(session, limit=limit, cursor=cursor)
+    items, next_cursor = await taxonomy.list_categories(session, limit=limit, cursor=cursor)
     return Page[schemas.Category](items=[schemas.Category.model_validate(c) for c in items],
                                   next_cursor=next_cursor)
 
@@ -125,7 +125,7 @@ async def list_categories(session: SessionDep, limit: Limit = 100, cursor: Curso
              responses=problem_responses(*WRITE_ERRORS, DuplicateSlug, UnknownCategory, CatalogConflict))
 async def create_category(_admin: CatalogAdmin, data: schemas.CategoryCreate, session: SessionDep
                           ) -> schemas.Category:
-    return schemas.Category.model_validate(await service.create_category(session, data))
+    return schemas.Category.model_validate(await taxonomy.create_category(session, data))
 
 
 @router.patch("/categories/{category_id}", response_model=schemas.Category, tags=["categories"],
@@ -133,14 +133,14 @@ async def create_category(_admin: CatalogAdmin, data: schemas.CategoryCreate, se
                                           InvalidCategoryParent, CatalogConflict))
 async def update_category(_admin: CatalogAdmin, category_id: uuid.UUID, changes: schemas.CategoryUpdate,
                           session: SessionDep, cache: ProductCacheDep) -> schemas.Category:
-    return schemas.Category.model_validate(await service.update_category(session, category_id, changes,
+    return schemas.Category.model_validate(await taxonomy.update_category(session, category_id, changes,
                                                                          cache=cache))
 
 
 @router.delete("/categories/{category_id}", status_code=204, tags=["categories"],
                responses=problem_responses(*WRITE_ERRORS, CategoryNotFound, CategoryInUse))
 async def delete_category(_admin: CatalogAdmin, category_id: uuid.UUID, session: SessionDep) -> None:
-    await service.delete_category(session, category_id)
+    await taxonomy.delete_category(session, category_id)
 
 
 # Brands -----------------------------------------------------------------------------------------
@@ -148,24 +148,24 @@ async def delete_category(_admin: CatalogAdmin, category_id: uuid.UUID, session:
 @router.get("/brands", response_model=Page[schemas.Brand], tags=["brands"],
             responses=problem_responses(InvalidCursor))
 async def list_brands(session: SessionDep, limit: Limit = 100, cursor: CursorParam = None) -> Page[schemas.Brand]:
-    items, next_cursor = await service.list_brands(session, limit=limit, cursor=cursor)
+    items, next_cursor = await taxonomy.list_brands(session, limit=limit, cursor=cursor)
     return Page[schemas.Brand](items=[schemas.Brand.model_validate(b) for b in items], next_cursor=next_cursor)
 
 
 @router.post("/brands", status_code=201, response_model=schemas.Brand, tags=["brands"],
              responses=problem_responses(*WRITE_ERRORS, DuplicateSlug, CatalogConflict))
 async def create_brand(_admin: CatalogAdmin, data: schemas.BrandCreate, session: SessionDep) -> schemas.Brand:
-    return schemas.Brand.model_validate(await service.create_brand(session, data))
+    return schemas.Brand.model_validate(await taxonomy.create_brand(session, data))
 
 
 @router.patch("/brands/{brand_id}", response_model=schemas.Brand, tags=["brands"],
               responses=problem_responses(*WRITE_ERRORS, BrandNotFound, DuplicateSlug, CatalogConflict))
 async def update_brand(_admin: CatalogAdmin, brand_id: uuid.UUID, changes: schemas.BrandUpdate,
                        session: SessionDep, cache: ProductCacheDep) -> schemas.Brand:
-    return schemas.Brand.model_validate(await service.update_brand(session, brand_id, changes, cache=cache))
+    return schemas.Brand.model_validate(await taxonomy.update_brand(session, brand_id, changes, cache=cache))
 
 
 @router.delete("/brands/{brand_id}", status_code=204, tags=["brands"],
                responses=problem_responses(*WRITE_ERRORS, BrandNotFound, BrandInUse))
 async def delete_brand(_admin: CatalogAdmin, brand_id: uuid.UUID, session: SessionDep) -> None:
-    await service.delete_brand(session, brand_id)
+    await taxonomy.delete_brand(session, brand_id)

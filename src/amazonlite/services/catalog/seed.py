@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from amazonlite.platform.service import ServiceRuntime
 from amazonlite.services.catalog import demo
 from amazonlite.services.catalog.models import Brand, Category, Product, Variant
+from amazonlite.services.catalog.products import reprice
+from amazonlite.services.catalog.publishing import publish_product
 from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
-from amazonlite.services.catalog.service import publish_product, reprice, slugify
+from amazonlite.services.catalog.slugs import slugify
 
 log = structlog.get_logger("amazonlite.catalog")
 

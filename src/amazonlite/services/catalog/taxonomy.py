@@ -1,0 +1,197 @@
+"""Categories (a tree per tenant) and brands: the names products are filed under."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from amazonlite.services.catalog import publishing
+from amazonlite.services.catalog.cache import ProductCache
+from amazonlite.services.catalog.cursors import name_cursor_after, name_page
+from amazonlite.services.catalog.errors import (
+    BrandInUse,
+    BrandNotFound,
+    CategoryInUse,
+    CategoryNotFound,
+    DuplicateSlug,
+    InvalidCategoryParent,
+    UnknownBrand,
+    UnknownCategory,
+)
+from amazonlite.services.catalog.integrity import flush
+from amazonlite.services.catalog.models import Brand, Category
+from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
+from amazonlite.services.catalog.schemas import BrandCreate, BrandUpdate, CategoryCreate, CategoryUpdate
+from amazonlite.services.catalog.slugs import free_short_slug
+
+log = structlog.get_logger("amazonlite.catalog")
+
+
+# Categories -------------------------------------------------------------------------------------
+
+async def list_categories(session: AsyncSession, *, limit: int, cursor: str | None
+                          ) -> tuple[Sequence[Category], str | None]:
+    rows = await CategoryRepository(session).page(limit=limit + 1, after=name_cursor_after(cursor))
+    return name_page(rows, limit)
+
+
+async def _locked_category(categories: CategoryRepository, category_id: uuid.UUID) -> Category:
+    category = await categories.lock(category_id)
+    if category is None:
+        raise CategoryNotFound()
+    return category
+
+
+async def create_category(session: AsyncSession, data: CategoryCreate) -> Category:
+    categories = CategoryRepository(session)
+    if data.slug is None:
+        slug = await free_short_slug(categories, data.name, "category")
+    elif await categories.slug_taken(data.slug):
+        raise DuplicateSlug(f"A category already has the slug {data.slug!r}")
+    else:
+        slug = data.slug
+    if data.parent_id is not None and await categories.get(data.parent_id) is None:
+        raise UnknownCategory("The parent category does not exist")
+    category = categories.add(Category(name=data.name, slug=slug, parent_id=data.parent_id))
+    await flush(session)
+    log.info("catalog.category_created", category_id=str(category.id))
+    return category
+
+
+async def update_category(session: AsyncSession, category_id: uuid.UUID, changes: CategoryUpdate, *,
+                          cache: ProductCache | None = None) -> Category:
+    categories = CategoryRepository(session)
+    category = await _locked_category(categories, category_id)
+    renamed = changes.name is not None and changes.name != category.name
+    # A rename changes how its products read: lock them now, before any plain read (repository.py).
+    products = await ProductRepository(session).lock_in_category(category.id) if renamed else ()
+    fields = changes.model_fields_set
+    if changes.slug is not None and changes.slug != category.slug:
+        if await categories.slug_taken(changes.slug, other_than=category.id):
+            raise DuplicateSlug(f"A category already has the slug {changes.slug!r}")
+        category.slug = changes.slug
+    if "parent_id" in fields and changes.parent_id != category.parent_id:
+        if changes.parent_id is not None:
+            await _check_parent(categories, category, changes.parent_id)
+        category.parent_id = changes.parent_id
+    if changes.name is not None:
+        category.name = changes.name
+    await flush(session)
+    await publishing.republish(session, products, cache)
+    return category
+
+
+async def _check_parent(categories: CategoryRepository, category: Category, parent_id: uuid.UUID) -> None:
+    parents = await categories.parents()
+    if parent_id not in parents:
+        raise UnknownCategory("The parent category does not exist")
+    node: uuid.UUID | None = parent_id
+    for _ in range(len(parents) + 1):  # bounded even if the stored tree were ever cyclic
+        if node is None:
+            return
+        if node == category.id:
+            raise InvalidCategoryParent()
+        node = parents.get(node)
+
+
+async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None:
+    categories = CategoryRepository(session)
+    category = await _locked_category(categories, category_id)
+    if await categories.in_use(category.id):
+        raise CategoryInUse("Move or delete its products and subcategories first")
+    await categories.delete(category)
+    await flush(session, CategoryInUse("Move or delete its products and subcategories first"))
+
+
+def subtree(parents: dict[uuid.UUID, uuid.UUID | None], root: uuid.UUID) -> set[uuid.UUID]:
+    """`root` and every category under it."""
+    children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    found = {root}
+    pending = [root]
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+async def category_for(session: AsyncSession, category_id: uuid.UUID | None) -> Category | None:
+    """The category a product is put in, held shared so that a rename waits for this write and
+    then republishes the product too."""
+    if category_id is None:
+        return None
+    category = await CategoryRepository(session).share(category_id)
+    if category is None:
+        raise UnknownCategory(f"No category {category_id}")
+    return category
+
+
+# Brands -----------------------------------------------------------------------------------------
+
+async def list_brands(session: AsyncSession, *, limit: int, cursor: str | None) -> tuple[Sequence[Brand], str | None]:
+    rows = await BrandRepository(session).page(limit=limit + 1, after=name_cursor_after(cursor))
+    return name_page(rows, limit)
+
+
+async def _locked_brand(brands: BrandRepository, brand_id: uuid.UUID) -> Brand:
+    brand = await brands.lock(brand_id)
+    if brand is None:
+        raise BrandNotFound()
+    return brand
+
+
+async def create_brand(session: AsyncSession, data: BrandCreate) -> Brand:
+    brands = BrandRepository(session)
+    if data.slug is None:
+        slug = await free_short_slug(brands, data.name, "brand")
+    elif await brands.slug_taken(data.slug):
+        raise DuplicateSlug(f"A brand already has the slug {data.slug!r}")
+    else:
+        slug = data.slug
+    brand = brands.add(Brand(name=data.name, slug=slug))
+    await flush(session)
+    log.info("catalog.brand_created", brand_id=str(brand.id))
+    return brand
+
+
+async def update_brand(session: AsyncSession, brand_id: uuid.UUID, changes: BrandUpdate, *,
+                       cache: ProductCache | None = None) -> Brand:
+    brands = BrandRepository(session)
+    brand = await _locked_brand(brands, brand_id)
+    renamed = changes.name is not None and changes.name != brand.name
+    # A rename changes how its products read: lock them now, before any plain read (repository.py).
+    products = await ProductRepository(session).lock_of_brand(brand.id) if renamed else ()
+    if changes.slug is not None and changes.slug != brand.slug:
+        if await brands.slug_taken(changes.slug, other_than=brand.id):
+            raise DuplicateSlug(f"A brand already has the slug {changes.slug!r}")
+        brand.slug = changes.slug
+    if changes.name is not None:
+        brand.name = changes.name
+    await flush(session)
+    await publishing.republish(session, products, cache)
+    return brand
+
+
+async def delete_brand(session: AsyncSession, brand_id: uuid.UUID) -> None:
+    brands = BrandRepository(session)
+    brand = await _locked_brand(brands, brand_id)
+    if await brands.in_use(brand.id):
+        raise BrandInUse("Move or delete its products first")
+    await brands.delete(brand)
+    await flush(session, BrandInUse("Move or delete its products first"))
+
+
+async def brand_for(session: AsyncSession, brand_id: uuid.UUID | None) -> Brand | None:
+    """The brand a product is put in, held shared like its category."""
+    if brand_id is None:
+        return None
+    brand = await BrandRepository(session).share(brand_id)
+    if brand is None:
+        raise UnknownBrand(f"No brand {brand_id}")
+    return brand
