@@ -58,6 +58,28 @@ class TestCompatibilityRules:
     def test_breaking_changes_are_caught(self, change: dict[str, object], expected: str) -> None:
         assert expected in incompatibilities(self.base, change)
 
+    nested = {
+        "$defs": {"Line": {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]}},
+        "properties": {"lines": {"type": "array", "items": {"$ref": "#/$defs/Line"}}}, "required": ["lines"],
+    }
+
+    def _with_line(self, properties: dict[str, object], required: list[str]) -> dict[str, object]:
+        return {**self.nested, "$defs": {"Line": {"type": "object", "properties": properties, "required": required}}}
+
+    def test_a_nested_object_may_gain_an_optional_field(self) -> None:
+        new = self._with_line({"sku": {"type": "string"}, "was": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+                              ["sku"])
+        assert incompatibilities(self.nested, new) == []
+
+    @pytest.mark.parametrize(("properties", "required", "expected"), [
+        ({}, [], "field 'lines'[].'sku' was removed"),
+        ({"sku": {"type": "integer"}}, ["sku"], "field 'lines'[].'sku' changed type"),
+        ({"sku": {"type": "string"}, "qty": {"type": "integer"}}, ["sku", "qty"], "new required field 'lines'[].'qty'"),
+    ])
+    def test_a_nested_object_breaks_as_the_payload_does(self, properties: dict[str, object], required: list[str],
+                                                         expected: str) -> None:
+        assert expected in incompatibilities(self.nested, self._with_line(properties, required))
+
 
 def _recorded_payloads(service: str) -> set[str]:
     """Names of the payloads each `record_event(session, payload, ...)` of a service records: a

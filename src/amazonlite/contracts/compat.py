@@ -17,36 +17,59 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _shape(schema: dict[str, Any], node: dict[str, Any], depth: int = 0) -> Any:
-    """A comparable description of a field's type, ignoring titles, descriptions and defaults."""
-    node = _resolve(schema, node)
-    if depth > 8:
-        return "…"
+def _kind(node: dict[str, Any]) -> Any:
+    """What a node is, ignoring titles, descriptions, defaults and (for objects) their fields."""
     if "anyOf" in node:
-        return ("anyOf", sorted(repr(_shape(schema, n, depth + 1)) for n in node["anyOf"]))
-    kind = node.get("type")
-    if kind == "object":
-        props = node.get("properties") or {}
-        return ("object", tuple(sorted((k, repr(_shape(schema, v, depth + 1))) for k, v in props.items())),
-                repr(_shape(schema, node["additionalProperties"], depth + 1))
-                if isinstance(node.get("additionalProperties"), dict) else None)
-    if kind == "array":
-        return ("array", repr(_shape(schema, node.get("items") or {}, depth + 1)))
-    return (kind, node.get("format"), tuple(node.get("enum") or ()))
+        return "anyOf"
+    return (node.get("type"), node.get("format"), tuple(node.get("enum") or ()))
+
+
+def _object_problems(old_schema: dict[str, Any], old: dict[str, Any], new_schema: dict[str, Any],
+                     new: dict[str, Any], where: str, depth: int) -> list[str]:
+    """An object stays compatible when it keeps every field, each compatibly, and requires nothing new."""
+    problems: list[str] = []
+    old_props = old.get("properties") or {}
+    new_props = new.get("properties") or {}
+    for name, field in old_props.items():
+        if name not in new_props:
+            problems.append(f"field {where}{name!r} was removed")
+        else:
+            problems += _problems(old_schema, field, new_schema, new_props[name], f"{where}{name!r}", depth + 1)
+    for name in sorted(set(new.get("required") or ()) - set(old.get("required") or ())):
+        problems.append(f"field {where}{name!r} became required" if name in old_props
+                        else f"new required field {where}{name!r}")
+    old_extra, new_extra = old.get("additionalProperties"), new.get("additionalProperties")
+    if isinstance(old_extra, dict) and isinstance(new_extra, dict):
+        problems += _problems(old_schema, old_extra, new_schema, new_extra, f"{where}[*]", depth + 1)
+    elif isinstance(old_extra, dict) != isinstance(new_extra, dict):
+        problems.append(f"field {where.removesuffix('.') or 'payload'} changed type")
+    return problems
+
+
+def _problems(old_schema: dict[str, Any], old: dict[str, Any], new_schema: dict[str, Any], new: dict[str, Any],
+              where: str, depth: int) -> list[str]:
+    old, new = _resolve(old_schema, old), _resolve(new_schema, new)
+    if depth > 8:
+        return []
+    changed = [f"field {where} changed type"]
+    if _kind(old) != _kind(new):
+        return changed
+    if "anyOf" in old:  # the same alternatives, in order, each compatible
+        if len(old["anyOf"]) != len(new["anyOf"]):
+            return changed
+        problems: list[str] = []
+        for old_choice, new_choice in zip(old["anyOf"], new["anyOf"], strict=True):
+            problems += _problems(old_schema, old_choice, new_schema, new_choice, where, depth + 1)
+        return changed if problems else []
+    if old.get("type") == "object":
+        return _object_problems(old_schema, old, new_schema, new, f"{where}.", depth)
+    if old.get("type") == "array":
+        return _problems(old_schema, old.get("items") or {}, new_schema, new.get("items") or {}, f"{where}[]",
+                         depth + 1)
+    return []
 
 
 def incompatibilities(published: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
-    old_props = published.get("properties") or {}
-    new_props = current.get("properties") or {}
-    old_required = set(published.get("required") or ())
-    new_required = set(current.get("required") or ())
-    for name, old in old_props.items():
-        if name not in new_props:
-            problems.append(f"field {name!r} was removed")
-            continue
-        if _shape(published, old) != _shape(current, new_props[name]):
-            problems.append(f"field {name!r} changed type")
-    for name in sorted(new_required - old_required):
-        problems.append(f"field {name!r} became required" if name in old_props else f"new required field {name!r}")
-    return problems
+    """What `current` breaks of `published`: nested objects follow the same rules as the payload
+    (an optional field may be added to a variant; none removed, retyped or newly required)."""
+    return _object_problems(published, published, current, current, "", 0)
