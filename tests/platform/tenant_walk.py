@@ -215,6 +215,8 @@ def column_value(column: Column[Any], *, seed: str, now: dt.datetime) -> Any:
         return True
     if python_type is int:
         return 4200
+    if python_type is float:
+        return 4.2
     if python_type is dt.datetime:
         return now + LIFETIME
     if python_type is dict:

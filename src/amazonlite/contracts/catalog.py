@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from amazonlite.contracts.base import EventPayload, Money
 
@@ -16,6 +16,23 @@ class ProductVariantV1(BaseModel):
     name: str
     options: dict[str, str]
     price: Money
+    compare_at_price: Money | None = None
+
+
+class CategoryRefV1(BaseModel):
+    """One category of a product's path (root first): a read model filters by any of them."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: UUID
+    name: str
+
+
+class ProductMediaV1(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    url: str
+    alt: str = ""
 
 
 class ProductUpdatedV1(EventPayload):
@@ -38,6 +55,10 @@ class ProductUpdatedV1(EventPayload):
     attributes: dict[str, Any]
     variants: list[ProductVariantV1]
     updated_at: dt.datetime
+    # Added within v1 (optional, so events recorded before them still read):
+    category_path: list[CategoryRefV1] = Field(default_factory=list)
+    media: list[ProductMediaV1] = Field(default_factory=list)
+    created_at: dt.datetime | None = None
 
 
 class ProductDeletedV1(EventPayload):

@@ -121,6 +121,13 @@ def enable_row_level_security(*tables: str) -> None:
         op.execute(f'CREATE POLICY tenant_isolation ON "{table}" USING ({_RLS_CHECK}) WITH CHECK ({_RLS_CHECK})')
 
 
+def see_every_tenant() -> None:
+    """In a migration that rewrites rows (a backfill): let it see and write every tenant's rows, as
+    the kernel's own cross-tenant work does, for the rest of the migration's transaction."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(text(f"SELECT set_config('{TENANT_SETTING}', '*', true)"))
+
+
 def disable_row_level_security(*tables: str) -> None:
     """The `downgrade()` of `enable_row_level_security`."""
     if op.get_bind().dialect.name != "postgresql":

@@ -93,6 +93,8 @@ class TestProductEvents:
             by_product = {e["aggregate_id"]: e["payload"] for e in republished}
             assert by_product[nova["id"]]["category_name"] == "Mobile Phones"
 
-            # a change that is not a rename publishes nothing
-            await api.patch(f"/api/v1/categories/{tablets['id']}", json={"slug": "tabs"})
+            # new attribute definitions change no product as it reads: nothing is published
+            changed = await api.patch(f"/api/v1/categories/{tablets['id']}", json={"attributes": [
+                {"key": "material", "label": "Material", "type": "text"}]})
+            assert changed.status_code == 200, changed.text
             assert len(await outbox(svc)) == seen + 4

@@ -62,9 +62,9 @@ class TestProductLifecycle:
                                        "alt": "Lumo M10 Mirrorless Camera"}]
             assert shown["variants"] == [
                 {"sku": "M10-BODY", "name": "M10-BODY", "options": {"kit": "Body only"},
-                 "price": {"amount": 5_499_900, "currency": "INR"}},
+                 "price": {"amount": 5_499_900, "currency": "INR"}, "compare_at_price": None},
                 {"sku": "M10-KIT", "name": "M10-KIT", "options": {"kit": "With 18-55 mm"},
-                 "price": {"amount": 6_299_900, "currency": "INR"}},
+                 "price": {"amount": 6_299_900, "currency": "INR"}, "compare_at_price": None},
             ]
             assert shown["rating"] == {"average": None, "count": 0}
             assert shown["status"] == "active"

@@ -68,6 +68,12 @@ def cursor_money(value: Any) -> int:
     return value
 
 
+def cursor_rating(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 5:
+        raise not_ours()
+    return float(value)
+
+
 def name_cursor_after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
     """Where a listing by name (categories, brands) resumes."""
     if cursor is None:

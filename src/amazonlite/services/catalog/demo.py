@@ -23,6 +23,20 @@ CATEGORIES: tuple[tuple[str, str, str | None], ...] = (
     ("beauty", "Beauty & Personal Care", None),
 )
 
+# The attributes a category's products carry (schemas.AttributeDefinition), by category slug.
+ATTRIBUTE_DEFINITIONS: dict[str, tuple[dict[str, Any], ...]] = {
+    "books": (
+        {"key": "author", "label": "Author", "type": "text", "options": [], "multiple": False, "required": True},
+        {"key": "pages", "label": "Pages", "type": "number", "options": [], "multiple": False, "required": False},
+        {"key": "language", "label": "Language", "type": "text", "options": [], "multiple": False,
+         "required": False},
+        {"key": "genre", "label": "Genre", "type": "text", "options": [], "multiple": False, "required": False},
+        {"key": "illustrated", "label": "Illustrated", "type": "boolean", "options": [], "multiple": False,
+         "required": False},
+        {"key": "edition", "label": "Edition", "type": "text", "options": [], "multiple": False, "required": False},
+    ),
+}
+
 # (slug, name)
 BRANDS: tuple[tuple[str, str], ...] = (
     ("voltra", "Voltra"),

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import StringConstraints
 
 from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
@@ -19,6 +20,8 @@ from amazonlite.services.catalog.errors import (
     CategoryNotFound,
     DuplicateSku,
     DuplicateSlug,
+    InvalidAttribute,
+    InvalidAttributeFilter,
     InvalidCategoryParent,
     InvalidPriceRange,
     ProductNotFound,
@@ -45,7 +48,8 @@ JSON = "application/json"
 # Products ---------------------------------------------------------------------------------------
 
 @router.get("/products", response_model=Page[schemas.Product], tags=["products"],
-            responses=problem_responses(InvalidCursor, StatusFilterForbidden, InvalidPriceRange))
+            responses=problem_responses(InvalidCursor, StatusFilterForbidden, InvalidPriceRange,
+                                        InvalidAttributeFilter))
 async def list_products(
     session: SessionDep, principal: CatalogReader,
     category: Annotated[uuid.UUID | None, Query(description="A category id; includes its subcategories")] = None,
@@ -54,11 +58,15 @@ async def list_products(
     max_price: Price = None,
     sort: schemas.ProductSort = "newest",
     status: Annotated[schemas.ProductStatus | None, Query(description="Admins only; default active")] = None,
+    attribute: Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Query(
+        max_length=schemas.MAX_ATTRIBUTE_FILTERS, description=(
+            "key:value, repeatable: a product matches when it has one of the values given for each key "
+            "(an element of a list counts; text without regard to case)"))] = [],  # noqa: B006 (FastAPI copies it)
     limit: Limit = 20,
     cursor: CursorParam = None,
 ) -> Page[schemas.Product]:
     filters = schemas.ProductFilter(category_id=category, brand_id=brand, min_price=min_price,
-                                    max_price=max_price, status=status)
+                                    max_price=max_price, status=status, attributes=attribute)
     items, next_cursor = await products.list_products(session, filters, sort=sort, limit=limit, cursor=cursor,
                                                      admin=sees_everything(principal))
     return Page[schemas.Product](items=[schemas.Product.model_validate(p) for p in items], next_cursor=next_cursor)
@@ -74,7 +82,7 @@ async def read_product(product_id: uuid.UUID, session: SessionDep, principal: Ca
 
 @router.post("/products", status_code=201, response_model=schemas.Product, tags=["products"],
              responses=problem_responses(*WRITE_ERRORS, DuplicateSku, DuplicateSlug, CatalogConflict, UnknownCategory,
-                                         UnknownBrand))
+                                         UnknownBrand, InvalidAttribute))
 async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, session: SessionDep) -> schemas.Product:
     product = await products.create_product(session, data)
     return schemas.Product.model_validate(product)
@@ -82,7 +90,7 @@ async def create_product(_admin: CatalogAdmin, data: schemas.ProductCreate, sess
 
 @router.patch("/products/{product_id}", response_model=schemas.Product, tags=["products"],
               responses=problem_responses(*WRITE_ERRORS, ProductNotFound, DuplicateSku, DuplicateSlug,
-                                          UnknownCategory, UnknownBrand, CatalogConflict))
+                                          UnknownCategory, UnknownBrand, CatalogConflict, InvalidAttribute))
 async def update_product(_admin: CatalogAdmin, product_id: uuid.UUID, changes: schemas.ProductUpdate,
                          session: SessionDep, cache: ProductCacheDep) -> schemas.Product:
     product = await products.update_product(session, product_id, changes, cache=cache)
@@ -121,6 +129,12 @@ async def list_categories(session: SessionDep, limit: Limit = 100, cursor: Curso
                                   next_cursor=next_cursor)
 
 
+@router.get("/categories/{category_id}", response_model=schemas.Category, tags=["categories"],
+            responses=problem_responses(CategoryNotFound, ValidationFailed))
+async def read_category(category_id: uuid.UUID, session: SessionDep) -> schemas.Category:
+    return schemas.Category.model_validate(await taxonomy.get_category(session, category_id))
+
+
 @router.post("/categories", status_code=201, response_model=schemas.Category, tags=["categories"],
              responses=problem_responses(*WRITE_ERRORS, DuplicateSlug, UnknownCategory, CatalogConflict))
 async def create_category(_admin: CatalogAdmin, data: schemas.CategoryCreate, session: SessionDep
@@ -130,7 +144,9 @@ async def create_category(_admin: CatalogAdmin, data: schemas.CategoryCreate, se
 
 @router.patch("/categories/{category_id}", response_model=schemas.Category, tags=["categories"],
               responses=problem_responses(*WRITE_ERRORS, CategoryNotFound, DuplicateSlug, UnknownCategory,
-                                          InvalidCategoryParent, CatalogConflict))
+                                          InvalidAttribute,
+    InvalidAttributeFilter,
+    InvalidCategoryParent, CatalogConflict))
 async def update_category(_admin: CatalogAdmin, category_id: uuid.UUID, changes: schemas.CategoryUpdate,
                           session: SessionDep, cache: ProductCacheDep) -> schemas.Category:
     return schemas.Category.model_validate(await taxonomy.update_category(session, category_id, changes,

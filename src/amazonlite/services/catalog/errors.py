@@ -66,3 +66,17 @@ class InvalidPriceRange(ValidationFailed):
 class StatusFilterForbidden(Forbidden):
     type = "status-filter-forbidden"
     title = "Only admins can list products that are not active"
+
+
+class InvalidAttribute(ValidationFailed):
+    type = "invalid-attribute"
+    title = "An attribute does not follow its category's definition"
+
+    def __init__(self, detail: str, *, attribute: str) -> None:
+        super().__init__(detail, attribute=attribute)
+
+
+class InvalidAttributeFilter(ValidationFailed):
+    type = "invalid-attribute-filter"
+    title = "An attribute filter is not key:value"
+

@@ -17,17 +17,19 @@ from amazonlite.platform.outbox import record_event
 from amazonlite.platform.pagination import InvalidCursor, decode_cursor, encode_cursor
 from amazonlite.platform.tenancy import TENANT_KEY
 from amazonlite.services.catalog import taxonomy
+from amazonlite.services.catalog.attributes import check, effective, filter_rows, filter_value
 from amazonlite.services.catalog.cache import ProductCache
-from amazonlite.services.catalog.cursors import cursor_id, cursor_moment, cursor_money, cursor_text
+from amazonlite.services.catalog.cursors import cursor_id, cursor_moment, cursor_money, cursor_rating, cursor_text
 from amazonlite.services.catalog.errors import (
     DuplicateSku,
     DuplicateSlug,
+    InvalidAttributeFilter,
     InvalidPriceRange,
     ProductNotFound,
     StatusFilterForbidden,
 )
 from amazonlite.services.catalog.integrity import flush
-from amazonlite.services.catalog.models import Product, Variant
+from amazonlite.services.catalog.models import Category, Product, Variant
 from amazonlite.services.catalog.publishing import forget_cached, publish_product
 from amazonlite.services.catalog.repository import CategoryRepository, ProductQuery, ProductRepository
 from amazonlite.services.catalog.schemas import (
@@ -53,6 +55,8 @@ def _sort_cursor(sort: ProductSort, product: Product) -> str:
         value = product.created_at.isoformat()
     elif sort == "name":
         value = product.name
+    elif sort == "rating":
+        value = product.rating_average
     else:
         value = product.min_price
     return encode_cursor([sort, value, str(product.id)])
@@ -73,13 +77,28 @@ def _cursor_key(sort: ProductSort, value: Any) -> Any:
         return cursor_moment(value)
     if sort == "name":
         return cursor_text(value, max_length=NAME_LENGTH)
+    if sort == "rating":
+        return cursor_rating(value)
     return cursor_money(value)
+
+
+def _attribute_filters(given: Sequence[str]) -> dict[str, set[str]]:
+    """`["colour:red", "colour:blue", "pages:320"]` → {"colour": {"red", "blue"}, "pages": {"320"}},
+    each value normalised as the filter rows are (`attributes.filter_value`)."""
+    wanted: dict[str, set[str]] = {}
+    for item in given:
+        key, colon, value = item.partition(":")
+        if not colon or not key or not value.strip() or len(key) > 64 or "\x00" in item:
+            raise InvalidAttributeFilter(f"Not key:value: {item[:100]!r}")
+        wanted.setdefault(key, set()).add(filter_value(value))
+    return wanted
 
 
 async def list_products(session: AsyncSession, filters: ProductFilter, *, sort: ProductSort, limit: int,
                         cursor: str | None, admin: bool) -> tuple[Sequence[Product], str | None]:
     """A page of products in `sort` order. Everyone sees active products; admins may ask for drafts
-    or archived ones. A category includes its subcategories."""
+    or archived ones. A category includes its subcategories. The keyset cursor resumes after the
+    last product shown, so products added or removed meanwhile never repeat or skip another."""
     status = filters.status or "active"
     if status != "active" and not admin:
         raise StatusFilterForbidden()
@@ -90,7 +109,8 @@ async def list_products(session: AsyncSession, filters: ProductFilter, *, sort: 
         category_ids = taxonomy.subtree(await CategoryRepository(session).parents(), filters.category_id)
     rows = await ProductRepository(session).page(ProductQuery(
         sort=sort, limit=limit, status=status, category_ids=category_ids, brand_id=filters.brand_id,
-        min_price=filters.min_price, max_price=filters.max_price, after=_sort_after(sort, cursor),
+        min_price=filters.min_price, max_price=filters.max_price,
+        attributes=_attribute_filters(filters.attributes), after=_sort_after(sort, cursor),
     ))
     if len(rows) <= limit:
         return rows, None
@@ -134,8 +154,24 @@ async def lookup_skus(session: AsyncSession, skus: Sequence[str], *, admin: bool
 # Products: writes -------------------------------------------------------------------------------
 
 def new_variant(data: VariantIn, position: int) -> Variant:
-    return Variant(sku=data.sku, name=data.name, options=dict(data.options), price_amount=data.price.amount,
-                   currency=data.price.currency, position=position)
+    row = Variant(sku=data.sku, position=position)
+    set_variant(row, data)
+    return row
+
+
+def set_variant(row: Variant, data: VariantIn) -> None:
+    row.name, row.options = data.name, dict(data.options)
+    row.price_amount, row.currency = data.price.amount, data.price.currency
+    row.compare_at_amount = data.compare_at_price.amount if data.compare_at_price else None
+
+
+async def check_attributes(session: AsyncSession, attributes: dict[str, Any], category: Category | None) -> None:
+    """Hold `attributes` to the definitions of `category` and its ancestors (422 naming the attribute)."""
+    if category is None:
+        return
+    path = [uuid.UUID(crumb["id"]) for crumb in category.path]
+    found = await CategoryRepository(session).definitions(path)
+    check(attributes, effective(found.get(category_id, []) for category_id in path), category=category.name)
 
 
 def media_json(media: Iterable[MediaIn]) -> list[dict[str, str]]:
@@ -159,6 +195,7 @@ async def create_product(session: AsyncSession, data: ProductCreate) -> Product:
     products = ProductRepository(session)
     category = await taxonomy.category_for(session, data.category_id)
     brand = await taxonomy.brand_for(session, data.brand_id)
+    await check_attributes(session, data.attributes, category)
     await _ensure_skus_free(products, [v.sku for v in data.variants])
     if data.slug is not None:
         if await products.slug_taken(data.slug):
@@ -176,6 +213,7 @@ async def create_product(session: AsyncSession, data: ProductCreate) -> Product:
     reprice(product)
     products.add(product)
     await flush(session)
+    await products.index_attributes(product.id, filter_rows(product.attributes), replace=False)
     await publish_product(session, product)
     log.info("catalog.product_created", product_id=str(product.id))
     return product
@@ -210,6 +248,9 @@ async def update_product(session: AsyncSession, product_id: uuid.UUID, changes: 
         product.status = changes.status
     if changes.attributes is not None:
         product.attributes = dict(changes.attributes)
+    if changes.attributes is not None or "category_id" in fields:
+        await check_attributes(session, product.attributes, product.category)
+        await products.index_attributes(product.id, filter_rows(product.attributes), replace=True)
     if changes.media is not None:
         product.media = media_json(changes.media)
     product.updated_at = utcnow()
@@ -236,8 +277,8 @@ async def _replace_variants(session: AsyncSession, products: ProductRepository, 
         if row is None:
             row = new_variant(data, position)
         else:
-            row.name, row.options, row.position = data.name, dict(data.options), position
-            row.price_amount, row.currency = data.price.amount, data.price.currency
+            row.position = position
+            set_variant(row, data)
         rows.append(row)
     product.variants = rows
     reprice(product)
@@ -262,8 +303,8 @@ async def delete_product(session: AsyncSession, product_id: uuid.UUID, *,
 async def apply_rating(session: AsyncSession, event: ProductRatingUpdatedV1, *, cache: ProductCache | None) -> None:
     """Keep the rating the product's reviews give it now; a late, older one changes nothing, and so
     does one for a product the catalog no longer has (deleted since)."""
-    stored = await ProductRepository(session).rate(event.product_id, average=event.average, count=event.count,
-                                                   as_of=event.as_of)
+    stored = await ProductRepository(session).rate(event.product_id, average=event.average or 0.0,
+                                                   count=event.count, as_of=event.as_of)
     if stored:
         forget_cached(session, cache, [event.product_id])
     else:

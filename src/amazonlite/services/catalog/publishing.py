@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from amazonlite.contracts.base import Money
-from amazonlite.contracts.catalog import ProductUpdatedV1, ProductVariantV1
+from amazonlite.contracts.catalog import CategoryRefV1, ProductMediaV1, ProductUpdatedV1, ProductVariantV1
 from amazonlite.platform.db import after_commit, utcnow
 from amazonlite.platform.outbox import record_event
 from amazonlite.platform.tenancy import TENANT_KEY
@@ -27,12 +27,17 @@ def product_updated(product: Product) -> ProductUpdatedV1:
         brand_name=product.brand.name if product.brand else None,
         category_id=product.category.id if product.category else None,
         category_name=product.category.name if product.category else None,
+        category_path=[CategoryRefV1(id=crumb["id"], name=crumb["name"]) for crumb in product.breadcrumbs],
         attributes=product.attributes,
+        media=[ProductMediaV1(url=item["url"], alt=item.get("alt", "")) for item in product.media],
         variants=[
             ProductVariantV1(sku=v.sku, name=v.name, options=v.options,
-                             price=Money(amount=v.price_amount, currency=v.currency))
+                             price=Money(amount=v.price_amount, currency=v.currency),
+                             compare_at_price=(None if v.compare_at_amount is None else
+                                               Money(amount=v.compare_at_amount, currency=v.currency)))
             for v in product.variants
         ],
+        created_at=product.created_at,
         updated_at=product.updated_at,
     )
 
@@ -56,8 +61,8 @@ def forget_cached(session: AsyncSession, cache: ProductCache | None, product_ids
 
 
 async def republish(session: AsyncSession, products: Sequence[Product], cache: ProductCache | None) -> None:
-    """A renamed category or brand changes how its products read: tell the read models. The
-    products are locked (`lock_in_category`, `lock_of_brand`) since before the rename."""
+    """A renamed (or moved) category or brand changes how its products read: tell the read models. The
+    products are locked (`lock_in_categories`, `lock_of_brand`) since before the rename."""
     if not products:
         return
     now = utcnow()

@@ -3,16 +3,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from amazonlite.services.catalog.models import Brand, Category, Product, Variant
+from amazonlite.platform.tenancy import insert_together
+from amazonlite.services.catalog.models import Brand, Category, Product, ProductAttributeValue, Variant, rating
 from amazonlite.services.catalog.schemas import ProductSort
 
 M = TypeVar("M", Category, Brand, Product)
@@ -23,6 +24,7 @@ SORT_COLUMNS: dict[str, tuple[InstrumentedAttribute[Any], bool]] = {
     "price_asc": (Product.min_price, False),
     "price_desc": (Product.min_price, True),
     "name": (Product.name, False),
+    "rating": (Product.rating_average, True),
 }
 
 
@@ -76,6 +78,8 @@ class ProductQuery:
     brand_id: uuid.UUID | None = None
     min_price: int | None = None
     max_price: int | None = None
+    # key → the normalised values it may take (any); every key must match.
+    attributes: Mapping[str, Collection[str]] | None = None
     after: tuple[Any, uuid.UUID] | None = None
 
 
@@ -113,6 +117,22 @@ class CategoryRepository:
             name, last_id = after
             query = query.where(or_(Category.name > name, and_(Category.name == name, Category.id > last_id)))
         return (await self.session.scalars(query.order_by(Category.name, Category.id).limit(limit))).all()
+
+    async def lock_many(self, category_ids: Collection[uuid.UUID]) -> list[Category]:
+        """Categories to change together (a subtree whose breadcrumbs change), locked in id order."""
+        if _holds_no_row_locks(self.session):
+            await _hold_database(self.session, Category, Category.id.in_(category_ids))
+        locked: list[Category] = []
+        for chunk in _chunks(sorted(category_ids)):
+            query = (select(Category).where(Category.id.in_(chunk)).order_by(Category.id)
+                     .with_for_update(key_share=True).execution_options(populate_existing=True))
+            locked += (await self.session.scalars(query)).all()
+        return locked
+
+    async def definitions(self, category_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+        """The attribute definitions of those of `category_ids` that exist."""
+        rows = await self.session.execute(select(Category.id, Category.attributes).where(Category.id.in_(category_ids)))
+        return {row.id: row.attributes for row in rows}
 
     async def parents(self) -> dict[uuid.UUID, uuid.UUID | None]:
         """The whole tree of the tenant as child → parent (categories are few)."""
@@ -188,8 +208,9 @@ _PRODUCT_DOCUMENT = (
     select(Product.id, Product.name, Product.slug, Product.description, Product.status, Product.attributes,
            Product.media, Product.created_at, Product.updated_at, Product.rating_average, Product.rating_count,
            Brand.id.label("brand_id"), Brand.name.label("brand_name"),
-           Category.id.label("category_id"), Category.name.label("category_name"),
-           Variant.sku, Variant.name.label("variant_name"), Variant.options, Variant.price_amount, Variant.currency)
+           Category.id.label("category_id"), Category.name.label("category_name"), Category.path.label("category_path"),
+           Variant.sku, Variant.name.label("variant_name"), Variant.options, Variant.price_amount,
+           Variant.compare_at_amount, Variant.currency)
     .outerjoin(Brand, Brand.id == Product.brand_id)
     .outerjoin(Category, Category.id == Product.category_id)
     .outerjoin(Variant, Variant.product_id == Product.id)
@@ -212,11 +233,14 @@ class ProductRepository:
             "id": first.id, "name": first.name, "slug": first.slug, "description": first.description,
             "status": first.status, "attributes": first.attributes, "media": first.media,
             "created_at": first.created_at, "updated_at": first.updated_at,
-            "rating": {"average": first.rating_average, "count": first.rating_count},
+            "rating": rating(first.rating_average, first.rating_count),
             "brand": {"id": first.brand_id, "name": first.brand_name} if first.brand_id else None,
             "category": {"id": first.category_id, "name": first.category_name} if first.category_id else None,
+            "breadcrumbs": first.category_path or [],
             "variants": [{"sku": r.sku, "name": r.variant_name, "options": r.options,
-                          "price": {"amount": r.price_amount, "currency": r.currency}}
+                          "price": {"amount": r.price_amount, "currency": r.currency},
+                          "compare_at_price": (None if r.compare_at_amount is None else
+                                               {"amount": r.compare_at_amount, "currency": r.currency})}
                          for r in rows if r.sku is not None],
         }
 
@@ -233,6 +257,10 @@ class ProductRepository:
             query = query.where(Product.min_price >= q.min_price)
         if q.max_price is not None:
             query = query.where(Product.min_price <= q.max_price)
+        for key, values in (q.attributes or {}).items():
+            query = query.where(Product.id.in_(
+                select(ProductAttributeValue.product_id)
+                .where(ProductAttributeValue.key == key, ProductAttributeValue.value.in_(values))))
         if q.after is not None:
             value, last_id = q.after
             if descending:
@@ -250,10 +278,11 @@ class ProductRepository:
             await self._load_for_event([product])
         return product
 
-    async def lock_in_category(self, category_id: uuid.UUID) -> Sequence[Product]:
-        """The products of a category being renamed (locked already), locked in id order."""
-        products = await self._lock_where(Product.category_id == category_id)
-        return await self._loaded_for_event([p for p in products if p.category_id == category_id])
+    async def lock_in_categories(self, category_ids: Collection[uuid.UUID]) -> Sequence[Product]:
+        """The products of categories whose breadcrumbs change (locked already), locked in id order."""
+        wanted = set(category_ids)
+        products = await self._lock_where(Product.category_id.in_(wanted))
+        return await self._loaded_for_event([p for p in products if p.category_id in wanted])
 
     async def lock_of_brand(self, brand_id: uuid.UUID) -> Sequence[Product]:
         """The products of a brand being renamed (locked already), locked in id order."""
@@ -307,7 +336,17 @@ class ProductRepository:
             set_committed_value(product, "category",
                                 categories.get(product.category_id) if product.category_id else None)
 
-    async def rate(self, product_id: uuid.UUID, *, average: float | None, count: int, as_of: dt.datetime) -> bool:
+    async def index_attributes(self, product_id: uuid.UUID, rows: Collection[tuple[str, str]], *,
+                               replace: bool) -> None:
+        """Keep the product's filter rows (`attributes.filter_rows`): all of them replaced."""
+        if replace:
+            await self.session.execute(delete(ProductAttributeValue)
+                                       .where(ProductAttributeValue.product_id == product_id)
+                                       .execution_options(synchronize_session=False))
+        await insert_together(self.session, [(ProductAttributeValue, [
+            {"product_id": product_id, "key": key, "value": value} for key, value in sorted(rows)])])
+
+    async def rate(self, product_id: uuid.UUID, *, average: float, count: int, as_of: dt.datetime) -> bool:
         """Store the product's rating unless it holds one as of `as_of` or later; whether it did
         (False: no such product, or a newer rating is stored)."""
         changed = await self.session.execute(

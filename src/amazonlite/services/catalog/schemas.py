@@ -29,7 +29,8 @@ CategoryId = uuid.UUID
 BrandId = uuid.UUID
 
 ProductStatus = Literal["draft", "active", "archived"]
-ProductSort = Literal["newest", "price_asc", "price_desc", "name"]
+ProductSort = Literal["newest", "price_asc", "price_desc", "name", "rating"]
+AttributeType = Literal["text", "number", "boolean", "one_of"]
 
 MAX_VARIANTS = 100
 MAX_MONEY = 10**13  # minor units; far above any real price, well inside a BIGINT
@@ -61,6 +62,8 @@ MediaUrl = Annotated[AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["h
 FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
 
 AttributeKey = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+# A key a category defines: a plain identifier, so that a filter `key:value` reads unambiguously.
+DefinedKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 AttributeScalar = Annotated[Text, StringConstraints(max_length=500)] | StrictBool | StrictInt | FiniteFloat
 AttributeValue = AttributeScalar | Annotated[list[AttributeScalar], Field(max_length=50)]
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=50)]
@@ -91,6 +94,15 @@ class VariantIn(BaseModel):
     name: Name
     options: Options = Field(default_factory=dict)
     price: MoneyIn
+    compare_at_price: MoneyIn | None = Field(default=None, description=(
+        "The price it is shown reduced from: higher than `price`, in its currency"))
+
+    @model_validator(mode="after")
+    def _compare_at(self) -> VariantIn:
+        was = self.compare_at_price
+        if was is not None and (was.currency != self.price.currency or was.amount <= self.price.amount):
+            raise ValueError("compare_at_price must be higher than price, in the same currency")
+        return self
 
 
 Variants = Annotated[list[VariantIn], Field(min_length=1, max_length=MAX_VARIANTS, description=(
@@ -158,6 +170,12 @@ class Ref(BaseModel):
     name: str
 
 
+class Crumb(BaseModel):
+    id: CategoryId
+    name: str
+    slug: str
+
+
 class MediaItem(BaseModel):
     url: str
     alt: str
@@ -170,6 +188,7 @@ class Variant(BaseModel):
     name: str
     options: dict[str, str]
     price: Money
+    compare_at_price: Money | None = None
 
 
 class Rating(BaseModel):
@@ -187,12 +206,50 @@ class Product(BaseModel):
     status: ProductStatus
     brand: Ref | None
     category: Ref | None
+    breadcrumbs: list[Crumb] = Field(default_factory=list, description=(
+        "Its category and the category's ancestors, root first"))
     attributes: dict[str, Any]
     media: list[MediaItem]
     variants: list[Variant]
     rating: Rating = Field(default_factory=Rating, description="What its reviews give it (the reviews service)")
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+AttributeOption = Annotated[NonBlankLine, StringConstraints(min_length=1, max_length=100), STRIPPED]
+
+
+class AttributeDefinition(BaseModel):
+    """One attribute a category's products carry: its key in `attributes`, a label to show, and the
+    values it takes. `one_of` takes one of `options`; `multiple` takes a list of such values."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    key: DefinedKey
+    label: ShortName
+    type: AttributeType
+    options: Annotated[list[AttributeOption], Field(max_length=100)] = Field(default_factory=list)
+    multiple: StrictBool = False
+    required: StrictBool = False
+
+    @model_validator(mode="after")
+    def _options(self) -> AttributeDefinition:
+        if self.type == "one_of" and not self.options:
+            raise ValueError("a one_of attribute needs its options")
+        if self.type != "one_of" and self.options:
+            raise ValueError("only a one_of attribute has options")
+        if len(set(self.options)) != len(self.options):
+            raise ValueError("each option once")
+        return self
+
+
+def _distinct_keys(definitions: list[AttributeDefinition]) -> list[AttributeDefinition]:
+    if len({d.key for d in definitions}) != len(definitions):
+        raise ValueError("each attribute key once")
+    return definitions
+
+
+AttributeDefinitions = Annotated[list[AttributeDefinition], Field(max_length=50), AfterValidator(_distinct_keys)]
 
 
 class Category(BaseModel):
@@ -202,6 +259,9 @@ class Category(BaseModel):
     name: str
     slug: str
     parent_id: CategoryId | None
+    attributes: list[AttributeDefinition] = Field(default_factory=list, description=(
+        "The attributes it defines; its products also carry its ancestors' (the nearer wins)"))
+    breadcrumbs: list[Crumb] = Field(default_factory=list, description="The category and its ancestors, root first")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -212,18 +272,23 @@ class CategoryCreate(BaseModel):
     name: ShortName
     slug: ShortSlug | None = Field(default=None, description="Derived from the name when omitted")
     parent_id: CategoryId | None = None
+    attributes: AttributeDefinitions = Field(default_factory=list)
 
 
 class CategoryUpdate(BaseModel):
+    """A partial update; `attributes`, when given, replace the category's definitions (its
+    products are held to them at their next change)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: ShortName | SkipJsonSchema[None] = None
     slug: ShortSlug | SkipJsonSchema[None] = None
     parent_id: CategoryId | None = None
+    attributes: AttributeDefinitions | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _not_null(self) -> CategoryUpdate:
-        for name in ("name", "slug"):
+        for name in ("name", "slug", "attributes"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -281,11 +346,16 @@ class SkuList(BaseModel):
     items: list[SkuInfo]
 
 
+MAX_ATTRIBUTE_FILTERS = 20
+
+
 class ProductFilter(BaseModel):
-    """What `GET /products` narrows by (the query string, validated)."""
+    """What `GET /products` narrows by (the query string, validated). `attributes`: `key:value`
+    pairs; a product matches one of the values of each key."""
 
     category_id: CategoryId | None = None
     brand_id: BrandId | None = None
     min_price: int | None = None
     max_price: int | None = None
     status: ProductStatus | None = None
+    attributes: list[str] = Field(default_factory=list)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from amazonlite.platform.ids import new_id
 from amazonlite.platform.service import ServiceRuntime
 from amazonlite.services.catalog import demo
+from amazonlite.services.catalog.attributes import filter_rows
 from amazonlite.services.catalog.models import Brand, Category, Product, Variant
 from amazonlite.services.catalog.products import reprice
 from amazonlite.services.catalog.publishing import publish_product
@@ -34,9 +36,11 @@ async def seed_catalog(session: AsyncSession) -> int:
     category_repository, brand_repository = CategoryRepository(session), BrandRepository(session)
     categories: dict[str, Category] = {}
     for slug, name, parent in demo.CATEGORIES:
-        parent_id = categories[parent].id if parent else None
-        categories[slug] = category_repository.add(Category(name=name, slug=slug, parent_id=parent_id))
-        await session.flush()  # a child needs its parent's id (a handful of rows)
+        above = categories[parent] if parent else None
+        category = Category(id=new_id(), name=name, slug=slug, parent_id=above.id if above else None,
+                            attributes=list(demo.ATTRIBUTE_DEFINITIONS.get(slug, ())))
+        category.path = [*(above.path if above else []), {"id": str(category.id), "name": name, "slug": slug}]
+        categories[slug] = category_repository.add(category)
     brands = {slug: brand_repository.add(Brand(name=name, slug=slug)) for slug, name in demo.BRANDS}
     products = [_product(number, item, categories[item.category], brands[item.brand])
                 for number, item in enumerate(demo.PRODUCTS, start=1)]
@@ -45,6 +49,7 @@ async def seed_catalog(session: AsyncSession) -> int:
             product_repository.add(product)
         await session.flush()
     for product in products:
+        await product_repository.index_attributes(product.id, filter_rows(product.attributes), replace=False)
         await publish_product(session, product)
     return len(products)
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from amazonlite.platform.ids import new_id
 from amazonlite.services.catalog import publishing
 from amazonlite.services.catalog.cache import ProductCache
 from amazonlite.services.catalog.cursors import name_cursor_after, name_page
@@ -22,7 +23,7 @@ from amazonlite.services.catalog.errors import (
     UnknownCategory,
 )
 from amazonlite.services.catalog.integrity import flush
-from amazonlite.services.catalog.models import Brand, Category
+from amazonlite.services.catalog.models import Brand, Category, Product
 from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
 from amazonlite.services.catalog.schemas import BrandCreate, BrandUpdate, CategoryCreate, CategoryUpdate
 from amazonlite.services.catalog.slugs import free_short_slug
@@ -38,11 +39,22 @@ async def list_categories(session: AsyncSession, *, limit: int, cursor: str | No
     return name_page(rows, limit)
 
 
+async def get_category(session: AsyncSession, category_id: uuid.UUID) -> Category:
+    category = await CategoryRepository(session).get(category_id)
+    if category is None:
+        raise CategoryNotFound()
+    return category
+
+
 async def _locked_category(categories: CategoryRepository, category_id: uuid.UUID) -> Category:
     category = await categories.lock(category_id)
     if category is None:
         raise CategoryNotFound()
     return category
+
+
+def _crumb(category: Category) -> dict[str, str]:
+    return {"id": str(category.id), "name": category.name, "slug": category.slug}
 
 
 async def create_category(session: AsyncSession, data: CategoryCreate) -> Category:
@@ -53,9 +65,16 @@ async def create_category(session: AsyncSession, data: CategoryCreate) -> Catego
         raise DuplicateSlug(f"A category already has the slug {data.slug!r}")
     else:
         slug = data.slug
-    if data.parent_id is not None and await categories.get(data.parent_id) is None:
-        raise UnknownCategory("The parent category does not exist")
-    category = categories.add(Category(name=data.name, slug=slug, parent_id=data.parent_id))
+    parent = None
+    if data.parent_id is not None:
+        # Held shared: its breadcrumbs start ours, and its rename or move waits for this write.
+        parent = await categories.share(data.parent_id)
+        if parent is None:
+            raise UnknownCategory("The parent category does not exist")
+    category = Category(id=new_id(), name=data.name, slug=slug, parent_id=data.parent_id,
+                        attributes=[d.model_dump() for d in data.attributes])
+    category.path = [*(parent.path if parent else []), _crumb(category)]
+    categories.add(category)
     await flush(session)
     log.info("catalog.category_created", category_id=str(category.id))
     return category
@@ -63,38 +82,81 @@ async def create_category(session: AsyncSession, data: CategoryCreate) -> Catego
 
 async def update_category(session: AsyncSession, category_id: uuid.UUID, changes: CategoryUpdate, *,
                           cache: ProductCache | None = None) -> Category:
+    """Change a category. A new name, slug or parent changes the breadcrumbs of the category, of
+    every category under it and of all their products, which are republished: the subtree's
+    categories are locked (in id order), then their products, before anything else is read."""
     categories = CategoryRepository(session)
     category = await _locked_category(categories, category_id)
-    renamed = changes.name is not None and changes.name != category.name
-    # A rename changes how its products read: lock them now, before any plain read (repository.py).
-    products = await ProductRepository(session).lock_in_category(category.id) if renamed else ()
     fields = changes.model_fields_set
+    moved = "parent_id" in fields and changes.parent_id != category.parent_id
+    renamed = (changes.name is not None and changes.name != category.name) or (
+        changes.slug is not None and changes.slug != category.slug)
+    subtree_rows: dict[uuid.UUID, Category] = {}
+    products: Sequence[Product] = ()
+    parents: dict[uuid.UUID, uuid.UUID | None] = {}
+    if moved or renamed:
+        subtree_rows[category.id] = category
+        while True:  # until no subcategory was added under a locked one while we waited for it
+            parents = await categories.parents()
+            below = subtree(parents, category.id) - subtree_rows.keys()
+            locked = await categories.lock_many(below) if below else []
+            if not locked:
+                break
+            subtree_rows.update((c.id, c) for c in locked)
+        products = await ProductRepository(session).lock_in_categories(subtree_rows)
     if changes.slug is not None and changes.slug != category.slug:
         if await categories.slug_taken(changes.slug, other_than=category.id):
             raise DuplicateSlug(f"A category already has the slug {changes.slug!r}")
         category.slug = changes.slug
-    if "parent_id" in fields and changes.parent_id != category.parent_id:
+    parent_path = None
+    if moved:
+        parent_path = []
         if changes.parent_id is not None:
-            await _check_parent(categories, category, changes.parent_id)
+            parent_path = (await _new_parent(categories, category, changes.parent_id, parents)).path
         category.parent_id = changes.parent_id
     if changes.name is not None:
         category.name = changes.name
+    if changes.attributes is not None:
+        category.attributes = [d.model_dump() for d in changes.attributes]
+    if subtree_rows:
+        start = parent_path if parent_path is not None else category.path[:-1]
+        _rewrite_paths(subtree_rows, category, start)
     await flush(session)
     await publishing.republish(session, products, cache)
     return category
 
 
-async def _check_parent(categories: CategoryRepository, category: Category, parent_id: uuid.UUID) -> None:
-    parents = await categories.parents()
+def _rewrite_paths(rows: dict[uuid.UUID, Category], top: Category, above: list[dict[str, str]]) -> None:
+    """New breadcrumbs for `top` (under `above`) and every category of `rows` below it, top down."""
+    children: dict[uuid.UUID | None, list[Category]] = {}
+    for row in rows.values():
+        children.setdefault(row.parent_id, []).append(row)
+    top.path = [*above, _crumb(top)]
+    pending = [top]
+    while pending:
+        node = pending.pop()
+        for child in children.get(node.id, ()):
+            if child is not top:
+                child.path = [*node.path, _crumb(child)]
+                pending.append(child)
+
+
+async def _new_parent(categories: CategoryRepository, category: Category, parent_id: uuid.UUID,
+                      parents: dict[uuid.UUID, uuid.UUID | None]) -> Category:
+    """The category `category` moves under, held shared; never itself or one below it."""
     if parent_id not in parents:
         raise UnknownCategory("The parent category does not exist")
     node: uuid.UUID | None = parent_id
     for _ in range(len(parents) + 1):  # bounded even if the stored tree were ever cyclic
         if node is None:
-            return
+            break
         if node == category.id:
             raise InvalidCategoryParent()
         node = parents.get(node)
+    parent = await categories.share(parent_id)
+    if parent is None:  # deleted since the tree was read
+        raise UnknownCategory("The parent category does not exist")
+    return parent
 
 
 async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None:
