@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -27,11 +27,13 @@ tenants_app = typer.Typer(help="Tenants: list them, suspend or reactivate one.",
 dlq_app = typer.Typer(help="Dead letters: events a consumer could not apply.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys of personal data at rest.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and the catalogue.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The catalog: bulk import of products.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(catalog_app, name="catalog")
 console = Console(stderr=True)
 
 @app.callback()
@@ -188,13 +190,54 @@ def migrate(service: Annotated[str | None, typer.Argument(help="One service; all
 
 @app.command("seed")
 def seed_command(tenant: Annotated[str, typer.Option(help="Tenant to load the demo data into")] = DEFAULT_TENANT,
+                 products: Annotated[int, typer.Option(min=0, help=(
+                     "Also generate this many synthetic products (for benchmarks); a second run with the "
+                     "same number updates them"))] = 0,
                  data_dir: DataDir = None) -> None:
-    """Load the demo catalog and demo accounts (idempotent)."""
+    """Load the demo catalog and demo accounts (idempotent), and optionally a synthetic catalog."""
     _use_data_dir(data_dir)
     validate_tenant_id(tenant)
     _refuse_demo_in_production()
     _migrate(list(SERVICE_NAMES))
     _seed(tenant)
+    if products:
+        from amazonlite.services.catalog.commands import seed_products
+
+        _load_products(f"Generating {products} products", products, tenant,
+                       lambda runtime, progress: seed_products(runtime, tenant, products, progress=progress))
+
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help=(
+        "A .jsonl/.ndjson file (a product per line) or a .csv file (a variant per row, grouped by handle)"))],
+    tenant: Annotated[str, typer.Option(help="Tenant to load the products into")] = DEFAULT_TENANT,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Products per transaction")] = 500,
+    data_dir: DataDir = None,
+) -> None:
+    """Load products from a file: new SKUs are created, known ones updated; bad lines are reported
+    with their line numbers and the rest load. Exits 1 when a line was left out."""
+    from amazonlite.services.catalog.commands import import_lines
+    from amazonlite.services.catalog.importing import UnsupportedFile, count_products, read_lines
+
+    _use_data_dir(data_dir)
+    validate_tenant_id(tenant)
+    _migrate(["catalog"])
+    try:
+        total = count_products(file)
+    except UnsupportedFile as exc:
+        console.print(f"[red]Cannot import:[/] {exc}")
+        raise typer.Exit(2) from exc
+    outcome: list[Any] = []
+
+    async def load(runtime: Any, progress: Any) -> Any:
+        result = await import_lines(runtime, tenant, read_lines(file), batch_size=batch_size, progress=progress)
+        outcome.append(result)
+        return result
+
+    _load_products(f"Importing {file.name}", total, tenant, load)
+    if outcome and outcome[0].errors:
+        raise typer.Exit(1)
 
 
 @users_app.command("create-admin")
@@ -279,20 +322,44 @@ def _consumer_runtimes(service: str | None) -> list[str]:
     return [n for n in names if load_service(n).handlers.subscriptions]
 
 
-async def _with_runtime(name: str, work: object) -> object:
+async def _with_runtime(name: str, work: object, *, with_redis: bool = False) -> object:
     """Run `work` with the service's runtime as it is once started (its on-startup work done: what
-    its handlers and commands read, such as key rings), without serving or consuming."""
+    its handlers and commands read, such as key rings), without serving or consuming. `with_redis`:
+    with the platform's Redis when it has one (the caches a write must empty live there)."""
     from amazonlite.platform.bus.memory import InProcessTransport
     from amazonlite.platform.revocation import MemoryRevocationStore
+    from amazonlite.topology import make_redis
 
+    redis = make_redis(platform_settings()) if with_redis else None
     runtime = build_runtime(name, platform_settings(), transport=InProcessTransport(),
-                            revocations=MemoryRevocationStore(), redis=None)
+                            revocations=MemoryRevocationStore(), redis=redis)
     try:
         if runtime.module.on_startup is not None:
             await runtime.module.on_startup(runtime)
         return await work(runtime)  # type: ignore[operator]
     finally:
         await runtime.db.dispose()
+        if redis is not None:
+            await redis.aclose()
+
+
+def _load_products(description: str, total: int, tenant: str, load: Any) -> None:
+    """Run a bulk load of the catalog with a progress bar, then report what it did and its bad lines."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+        task = progress.add_task(description, total=total)
+        outcome = asyncio.run(_with_runtime("catalog", lambda runtime: load(
+            runtime, lambda done: progress.advance(task, done)), with_redis=True))
+    for number, problem in outcome.errors[:50]:  # type: ignore[attr-defined]
+        console.print(f"[yellow]line {number}:[/] {problem}")
+    errors = len(outcome.errors)  # type: ignore[attr-defined]
+    if errors > 50:
+        console.print(f"[yellow]… and {errors - 50} more bad lines[/]")
+    console.print(f"Tenant {tenant!r}: {outcome.created} products created, {outcome.updated} updated, "  # type: ignore[attr-defined]
+                  f"{outcome.unchanged} unchanged, {errors} bad lines left out")  # type: ignore[attr-defined]
 
 
 @dlq_app.command("list")

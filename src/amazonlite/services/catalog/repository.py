@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -62,9 +62,12 @@ async def _locked(session: AsyncSession, model: type[M], row_id: uuid.UUID, *, s
     return await session.scalar(query)
 
 
-def _chunks(ids: Sequence[uuid.UUID], size: int = 500) -> Iterable[Sequence[uuid.UUID]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+C = TypeVar("C")
+
+
+def _chunks(values: Sequence[C], size: int = 500) -> Iterable[Sequence[C]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,10 @@ class CategoryRepository:
         rows = await self.session.execute(select(Category.id, Category.attributes).where(Category.id.in_(category_ids)))
         return {row.id: row.attributes for row in rows}
 
+    async def all(self) -> Sequence[Category]:
+        """Every category of the tenant (categories are few)."""
+        return (await self.session.scalars(select(Category))).all()
+
     async def parents(self) -> dict[uuid.UUID, uuid.UUID | None]:
         """The whole tree of the tenant as child → parent (categories are few)."""
         rows = await self.session.execute(select(Category.id, Category.parent_id))
@@ -186,6 +193,13 @@ class BrandRepository:
             query = query.where(or_(Brand.name > name, and_(Brand.name == name, Brand.id > last_id)))
         return (await self.session.scalars(query.order_by(Brand.name, Brand.id).limit(limit))).all()
 
+    async def named(self, names: Collection[str]) -> Sequence[Brand]:
+        """The brands with one of `names`, without regard to case."""
+        if not names:
+            return []
+        return (await self.session.scalars(select(Brand).where(
+            func.lower(Brand.name).in_({name.lower() for name in names})))).all()
+
     async def in_use(self, brand_id: uuid.UUID) -> bool:
         return await self.session.scalar(select(Product.id).where(Product.brand_id == brand_id).limit(1)) is not None
 
@@ -204,7 +218,7 @@ def _with_everything() -> tuple[Any, ...]:
 # A product as it reads, in one round trip: a row per variant (in order), or one row with no variant
 # columns. Columns, not objects: the hot read skips the identity map and object loading (most of
 # its cost). Built once, with the id bound per call, so SQLAlchemy computes its cache key once.
-_PRODUCT_DOCUMENT = (
+_DOCUMENT_COLUMNS = (
     select(Product.id, Product.name, Product.slug, Product.description, Product.status, Product.attributes,
            Product.media, Product.created_at, Product.updated_at, Product.rating_average, Product.rating_count,
            Brand.id.label("brand_id"), Brand.name.label("brand_name"),
@@ -214,9 +228,27 @@ _PRODUCT_DOCUMENT = (
     .outerjoin(Brand, Brand.id == Product.brand_id)
     .outerjoin(Category, Category.id == Product.category_id)
     .outerjoin(Variant, Variant.product_id == Product.id)
-    .where(Product.id == bindparam("product_id"))
-    .order_by(Variant.position)
 )
+_PRODUCT_DOCUMENT = _DOCUMENT_COLUMNS.where(Product.id == bindparam("product_id")).order_by(Variant.position)
+
+
+def _document(rows: Sequence[Any]) -> dict[str, Any]:
+    """A product's document from its rows of `_DOCUMENT_COLUMNS` (one per variant, in order)."""
+    first = rows[0]
+    return {
+        "id": first.id, "name": first.name, "slug": first.slug, "description": first.description,
+        "status": first.status, "attributes": first.attributes, "media": first.media,
+        "created_at": first.created_at, "updated_at": first.updated_at,
+        "rating": rating(first.rating_average, first.rating_count),
+        "brand": {"id": first.brand_id, "name": first.brand_name} if first.brand_id else None,
+        "category": {"id": first.category_id, "name": first.category_name} if first.category_id else None,
+        "breadcrumbs": first.category_path or [],
+        "variants": [{"sku": r.sku, "name": r.variant_name, "options": r.options,
+                      "price": {"amount": r.price_amount, "currency": r.currency},
+                      "compare_at_price": (None if r.compare_at_amount is None else
+                                           {"amount": r.compare_at_amount, "currency": r.currency})}
+                     for r in rows if r.sku is not None],
+    }
 
 
 class ProductRepository:
@@ -226,23 +258,16 @@ class ProductRepository:
     async def document(self, product_id: uuid.UUID) -> dict[str, Any] | None:
         """The product with its brand, category and variants, shaped as `schemas.Product` reads it."""
         rows = (await self.session.execute(_PRODUCT_DOCUMENT, {"product_id": product_id})).all()
-        if not rows:
-            return None
-        first = rows[0]
-        return {
-            "id": first.id, "name": first.name, "slug": first.slug, "description": first.description,
-            "status": first.status, "attributes": first.attributes, "media": first.media,
-            "created_at": first.created_at, "updated_at": first.updated_at,
-            "rating": rating(first.rating_average, first.rating_count),
-            "brand": {"id": first.brand_id, "name": first.brand_name} if first.brand_id else None,
-            "category": {"id": first.category_id, "name": first.category_name} if first.category_id else None,
-            "breadcrumbs": first.category_path or [],
-            "variants": [{"sku": r.sku, "name": r.variant_name, "options": r.options,
-                          "price": {"amount": r.price_amount, "currency": r.currency},
-                          "compare_at_price": (None if r.compare_at_amount is None else
-                                               {"amount": r.compare_at_amount, "currency": r.currency})}
-                         for r in rows if r.sku is not None],
-        }
+        return _document(rows) if rows else None
+
+    async def documents(self, product_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        """The documents of those of `product_ids` that exist (`document` for many)."""
+        found: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for chunk in _chunks(sorted(product_ids)):
+            query = _DOCUMENT_COLUMNS.where(Product.id.in_(chunk)).order_by(Product.id, Variant.position)
+            for row in (await self.session.execute(query)).all():
+                found[row.id].append(row)
+        return {product_id: _document(rows) for product_id, rows in found.items()}
 
     async def page(self, q: ProductQuery) -> Sequence[Product]:
         """One page (plus one row, to tell whether another follows) with everything a product shows:
@@ -367,6 +392,30 @@ class ProductRepository:
         if other_than is not None:
             query = query.where(Product.id != other_than)
         return await self.session.scalar(query.limit(1)) is not None
+
+    async def slugs_taken(self, slugs: Collection[str]) -> set[str]:
+        """Those of `slugs` a product has."""
+        taken: set[str] = set()
+        for chunk in _chunks(sorted(slugs)):
+            taken.update((await self.session.scalars(select(Product.slug).where(Product.slug.in_(chunk)))).all())
+        return taken
+
+    async def slugs_like_any(self, bases: Collection[str]) -> set[str]:
+        """Each of `bases` and every `base-<suffix>` slug in use (`slugs_like` for many bases)."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(bases), size=100):  # two terms each: SQLite's expression depth is 1,000
+            query = select(Product.slug).where(or_(*(or_(Product.slug == base, Product.slug.like(f"{base}-%"))
+                                                     for base in chunk)))
+            found.update((await self.session.scalars(query)).all())
+        return found
+
+    async def owners_of_skus(self, skus: Collection[str]) -> dict[str, uuid.UUID]:
+        """The product each of `skus` that exists belongs to."""
+        owners: dict[str, uuid.UUID] = {}
+        for chunk in _chunks(sorted(set(skus))):
+            rows = await self.session.execute(select(Variant.sku, Variant.product_id).where(Variant.sku.in_(chunk)))
+            owners.update((row.sku, row.product_id) for row in rows)
+        return owners
 
     async def skus_taken(self, skus: Collection[str], *, other_than: uuid.UUID | None = None) -> list[str]:
         """Those of `skus` that a variant of another product already has."""

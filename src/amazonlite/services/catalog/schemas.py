@@ -359,3 +359,34 @@ class ProductFilter(BaseModel):
     max_price: int | None = None
     status: ProductStatus | None = None
     attributes: list[str] = Field(default_factory=list)
+
+
+CategoryPath = Annotated[str, StringConstraints(min_length=1, max_length=600), AfterValidator(_without_nul)]
+
+
+class ProductImport(BaseModel):
+    """One product of `amazonlite catalog import`: a `ProductCreate` that names its category (a path,
+    "Books > Fiction") and brand instead of their ids (each made when missing), active by default.
+    A product whose SKUs exist already is updated (it becomes what the line says), never duplicated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    slug: Slug | None = None
+    description: Description = ""
+    status: ProductStatus = "active"
+    category: CategoryPath | None = Field(default=None, description="Category names from the root, joined by '>'")
+    brand: ShortName | None = None
+    attributes: Attributes = Field(default_factory=dict)
+    media: Media = Field(default_factory=list)
+    variants: Variants
+
+    @model_validator(mode="after")
+    def _variants(self) -> ProductImport:
+        _check_variants(self.variants)
+        if any(not name or len(name) > SHORT_NAME_LENGTH for name in self.category_names()):
+            raise ValueError(f"each category of the path needs a name of 1-{SHORT_NAME_LENGTH} characters")
+        return self
+
+    def category_names(self) -> list[str]:
+        return [part.strip() for part in self.category.split(">")] if self.category else []

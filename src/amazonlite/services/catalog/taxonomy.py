@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,13 @@ from amazonlite.services.catalog.errors import (
 from amazonlite.services.catalog.integrity import flush
 from amazonlite.services.catalog.models import Brand, Category, Product
 from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
-from amazonlite.services.catalog.schemas import BrandCreate, BrandUpdate, CategoryCreate, CategoryUpdate
+from amazonlite.services.catalog.schemas import (
+    AttributeDefinition,
+    BrandCreate,
+    BrandUpdate,
+    CategoryCreate,
+    CategoryUpdate,
+)
 from amazonlite.services.catalog.slugs import free_short_slug
 
 log = structlog.get_logger("amazonlite.catalog")
@@ -166,6 +173,27 @@ async def delete_category(session: AsyncSession, category_id: uuid.UUID) -> None
         raise CategoryInUse("Move or delete its products and subcategories first")
     await categories.delete(category)
     await flush(session, CategoryInUse("Move or delete its products and subcategories first"))
+
+
+async def ensure_categories(session: AsyncSession,
+                            tree: Sequence[tuple[tuple[str, ...], Sequence[dict[str, Any]]]]) -> None:
+    """Make each category of `tree` (its names from the root, and its attribute definitions) that is
+    missing, parents before children; an existing one gets the definitions given."""
+    categories = CategoryRepository(session)
+    known = {(c.parent_id, c.name): c for c in await categories.all()}
+    for path, definitions in tree:
+        parent: Category | None = None
+        for depth, name in enumerate(path, start=1):
+            found = known.get((parent.id if parent else None, name))
+            wanted = [AttributeDefinition.model_validate(d) for d in definitions] if depth == len(path) else None
+            if found is None:
+                found = await create_category(session, CategoryCreate(
+                    name=name, parent_id=parent.id if parent else None, attributes=wanted or []))
+                known[(found.parent_id, name)] = found
+            elif wanted is not None:
+                found.attributes = [d.model_dump() for d in wanted]
+            parent = found
+    await flush(session)
 
 
 def subtree(parents: dict[uuid.UUID, uuid.UUID | None], root: uuid.UUID) -> set[uuid.UUID]:
