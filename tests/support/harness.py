@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +74,11 @@ def _envelope(event: Any, tenant: str, event_id: uuid.UUID | None) -> Envelope:
 async def running_service(module: ServiceModule, database_url: str, data_dir: Path, *,
                           transport: Transport | None = None, revocations: RevocationStore | None = None,
                           platform: PlatformSettings | None = None, start_transport: bool = True,
-                          redis: Any = None, settings: ServiceSettings | None = None) -> AsyncIterator[Harness]:
+                          redis: Any = None, settings: ServiceSettings | None = None,
+                          services: Mapping[str, Any] | None = None) -> AsyncIterator[Harness]:
     """The service on `database_url` (migrated), started; `settings` replace its defaults (give
-    them the same `database_url`), `redis` is its Redis client if any."""
+    them the same `database_url`), `redis` is its Redis client if any, `services` the apps of the
+    services it calls (by name), registered before it starts."""
     await asyncio.to_thread(upgrade, module.name, module.migrations, database_url)
     platform = platform or fast_platform_settings(data_dir)
     transport = transport or InProcessTransport()
@@ -84,6 +86,8 @@ async def running_service(module: ServiceModule, database_url: str, data_dir: Pa
                              revocations=revocations or MemoryRevocationStore(), redis=redis,
                              settings=settings or module.settings(database_url=database_url))
     app = create_service_app(runtime, own_lifespan=False)
+    for name, other in (services or {}).items():
+        runtime.services.register(name, app=other)
     if start_transport:
         await transport.start()
     await runtime.start()

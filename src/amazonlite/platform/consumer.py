@@ -171,8 +171,11 @@ class RetryPolicy:
 
 class Consumer:
     def __init__(self, service: str, db: Database, tables: MessagingTables, handlers: EventHandlers,
-                 transport: Transport, retry: RetryPolicy, *, runtime: Any = None) -> None:
+                 transport: Transport, retry: RetryPolicy, *, runtime: Any = None, group: str | None = None) -> None:
         self.service = service
+        # The consumer group and the inbox's name: the service's, shared by its replicas (each event
+        # goes to one of them), unless each replica keeps a read model of its own (search's index).
+        self.group = group or service
         self.runtime = runtime  # handed to the handlers in their context
         self.db = db
         self.tables = tables
@@ -184,7 +187,7 @@ class Consumer:
 
     def attach(self) -> None:
         if self.handlers.subscriptions:
-            self.transport.subscribe(self.service, self.handlers.topics, self.deliver_many)
+            self.transport.subscribe(self.group, self.handlers.topics, self.deliver_many)
 
     async def deliver(self, message: Message) -> None:
         """Apply one message (see `deliver_many`)."""
@@ -241,7 +244,7 @@ class Consumer:
         with self._tracer.start_as_current_span(
             f"consume {topic}", context=extract_context(run[0][0].headers), kind=trace.SpanKind.CONSUMER,
             links=links,
-            attributes={"messaging.destination.name": topic, "messaging.consumer.group.name": self.service,
+            attributes={"messaging.destination.name": topic, "messaging.consumer.group.name": self.group,
                         "messaging.batch.message_count": len(run)},
         ):
             while True:
@@ -265,7 +268,7 @@ class Consumer:
         with self._tracer.start_as_current_span(
             f"consume {message.topic}", context=extract_context(message.headers),
             kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.destination.name": message.topic, "messaging.consumer.group.name": self.service},
+            attributes={"messaging.destination.name": message.topic, "messaging.consumer.group.name": self.group},
         ):
             bind_tenant(envelope.tenant_id)
             await self._apply_with_retries(message, envelope)
@@ -326,7 +329,7 @@ class Consumer:
             inbox = self.tables.inbox
             async with self.db.session(tenant_id=envelope.tenant_id) as session:
                 seen = await session.scalar(select(inbox.c.event_id).where(
-                    inbox.c.consumer == self.service, inbox.c.event_id == envelope.event_id))
+                    inbox.c.consumer == self.group, inbox.c.event_id == envelope.event_id))
             if seen is not None:
                 return ["duplicate"]
             raise
@@ -363,13 +366,13 @@ class Consumer:
         statement on PostgreSQL and SQLite (it waits for a concurrent delivery's transaction
         holding the same key, then skips that row if it commits)."""
         inbox = self.tables.inbox
-        rows = [{"consumer": self.service, "event_id": envelope.event_id, "tenant_id": envelope.tenant_id,
+        rows = [{"consumer": self.group, "event_id": envelope.event_id, "tenant_id": envelope.tenant_id,
                  "topic": envelope.event_type, "processed_at": now} for envelope in envelopes]
         if self._record_inbox is not None:
             return set((await session.scalars(self._record_inbox, rows)).all())
         ids = [row["event_id"] for row in rows]
         seen = set((await session.scalars(select(inbox.c.event_id).where(
-            inbox.c.consumer == self.service, inbox.c.event_id.in_(ids)))).all())
+            inbox.c.consumer == self.group, inbox.c.event_id.in_(ids)))).all())
         fresh = [row for row in rows if row["event_id"] not in seen]
         if fresh:
             await session.execute(insert(inbox), fresh)
@@ -379,7 +382,7 @@ class Consumer:
                            attempts: int) -> None:
         async with self.db.session(tenant_id=UNSCOPED) as session:
             await session.execute(insert(self.tables.dead_letters).values(
-                id=new_id(), tenant_id=tenant, consumer=self.service,
+                id=new_id(), tenant_id=tenant, consumer=self.group,
                 event_id=envelope.event_id if envelope else None, topic=message.topic,
                 message=message.value.decode("utf-8", "replace"), error=error[:8000], attempts=attempts,
                 created_at=utcnow()))
@@ -390,7 +393,7 @@ class Consumer:
         try:
             await self.transport.publish([Message(
                 dead_letter_topic(message.topic), message.key, message.value,
-                (*message.headers, ("x-dead-letter-consumer", self.service.encode()),
+                (*message.headers, ("x-dead-letter-consumer", self.group.encode()),
                  ("x-dead-letter-error", error[:500].encode())))])
         except Exception as exc:
             # The dead-letter table is the record; the topic mirrors it for external tooling. Failing
@@ -401,7 +404,7 @@ class Consumer:
     async def dead_letters(self, *, include_replayed: bool = False, limit: int = 100) -> list[Any]:
         """Dead letters of this consumer, oldest first."""
         table = self.tables.dead_letters
-        query = select(table).where(table.c.consumer == self.service).order_by(table.c.created_at).limit(limit)
+        query = select(table).where(table.c.consumer == self.group).order_by(table.c.created_at).limit(limit)
         if not include_replayed:
             query = query.where(table.c.replayed_at.is_(None))
         async with self.db.session(tenant_id=UNSCOPED) as session:

@@ -64,7 +64,10 @@ class ServiceModule:
     handlers: EventHandlers = field(default_factory=EventHandlers)
     tasks: Sequence[PeriodicTask] = ()
     on_startup: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    on_shutdown: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     seed: Callable[[ServiceRuntime, str], Awaitable[None]] | None = None
+    # Readiness of what the service owns besides its database, bus and outbox: name → "ok" or why not.
+    checks: Callable[[ServiceRuntime], Awaitable[dict[str, str]]] | None = None
     description: str = ""
 
 
@@ -93,7 +96,7 @@ class ServiceRuntime:
             max_attempts=platform.consumer_max_attempts,
             initial=platform.consumer_backoff_initial_ms / 1000,
             maximum=platform.consumer_backoff_max_ms / 1000,
-        ), runtime=self)
+        ), runtime=self, group=self.settings.consumer_group())
         self.consumer.attach()
         # The other services, reachable over HTTP with internal tokens (filled by the topology).
         self.services = ServiceDirectory(module.name, self.internal_tokens)
@@ -116,6 +119,8 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.module.on_shutdown is not None:
+            await self.module.on_shutdown(self)
         await self.relay.stop()
         await self.services.aclose()
         await self.db.dispose()
@@ -146,8 +151,8 @@ class ServiceRuntime:
         except Exception as exc:
             checks["bus"] = f"failing: {type(exc).__name__}"
         if self.module.handlers.subscriptions:
-            checks[f"consumer.{self.name}"] = self.transport.check_consumer(
-                self.name, self.platform.consumer_stale_after_ms / 1000)
+            checks[f"consumer.{self.consumer.group}"] = self.transport.check_consumer(
+                self.consumer.group, self.platform.consumer_stale_after_ms / 1000)
         checks["outbox"] = self.relay.check(self.platform.outbox_stale_after_ms / 1000)
         if self.redis is not None:
             try:
@@ -155,6 +160,8 @@ class ServiceRuntime:
                 checks["redis"] = "ok"
             except Exception as exc:
                 checks["redis"] = f"failing: {type(exc).__name__}"
+        if self.module.checks is not None:
+            checks.update(await self.module.checks(self))
         return checks
 
 
