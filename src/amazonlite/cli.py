@@ -28,12 +28,14 @@ dlq_app = typer.Typer(help="Dead letters: events a consumer could not apply.", n
 keys_app = typer.Typer(help="Encryption keys of personal data at rest.", no_args_is_help=True)
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and the catalogue.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The catalog: bulk import of products.", no_args_is_help=True)
+search_app = typer.Typer(help="The search index.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(search_app, name="search")
 console = Console(stderr=True)
 
 @app.callback()
@@ -443,6 +445,56 @@ def contracts_export(check: Annotated[bool, typer.Option(help="Only check; fail 
         raise typer.Exit(1)
     for path in result.written:
         console.print(f"wrote {path}")
+
+
+@search_app.command("reindex")
+def search_reindex(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's index; every tenant's when omitted")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Empty the search index and build it again from the catalog (read in-process from the catalog's
+    database, as its listing API answers). With the tantivy engine the index belongs to one replica:
+    run this where it lives, with the replica stopped (or delete its index directory and start it:
+    a replica rebuilds an empty index itself)."""
+    _use_data_dir(data_dir)
+    if tenant is not None:
+        validate_tenant_id(tenant)
+    _migrate(["tenants", "catalog", "search"])
+    try:
+        done = asyncio.run(_reindex(tenant))
+    except Exception as exc:
+        console.print(f"[red]Could not rebuild the index:[/] {exc}")
+        raise typer.Exit(1) from exc
+    for name, count in done.items():
+        console.print(f"Tenant {name!r}: {count} products indexed")
+
+
+async def _reindex(tenant: str | None) -> dict[str, int]:
+    from amazonlite.platform.bus.memory import InProcessTransport
+    from amazonlite.platform.revocation import MemoryRevocationStore
+    from amazonlite.platform.service import create_service_app
+    from amazonlite.services.search.commands import open_engine, reindex
+
+    platform = platform_settings()
+    runtimes = {name: build_runtime(name, platform, transport=InProcessTransport(),
+                                    revocations=MemoryRevocationStore(), redis=None)
+                for name in ("tenants", "catalog", "search")}
+    search = runtimes["search"]
+    try:
+        for name in ("tenants", "catalog"):
+            runtime = runtimes[name]
+            if runtime.module.on_startup is not None:
+                await runtime.module.on_startup(runtime)
+            search.services.register(name, app=create_service_app(runtime, own_lifespan=False))
+        search.state.index = await open_engine(search)
+        try:
+            return await reindex(search, [tenant] if tenant else None)
+        finally:
+            await search.state.index.close()
+    finally:
+        await search.services.aclose()
+        for runtime in runtimes.values():
+            await runtime.db.dispose()
 
 
 def main() -> None:  # pragma: no cover - entry point

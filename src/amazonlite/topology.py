@@ -33,7 +33,8 @@ from amazonlite.platform.service import ServiceModule, ServiceRuntime, create_se
 from amazonlite.platform.tracing import configure_tracing
 
 # Every service, in the order they start and are seeded.
-SERVICE_NAMES: tuple[str, ...] = ("tenants", "auth", "users", "catalog", "inventory", "cart", "orders", "payments")
+SERVICE_NAMES: tuple[str, ...] = ("tenants", "auth", "users", "catalog", "search", "inventory", "cart", "orders",
+                                  "payments")
 SERVICE_ENV = "AMAZONLITE_SERVICE"
 UPSTREAMS_ENV = "AMAZONLITE_GATEWAY_UPSTREAMS"
 # The gateway caches the catalog's public reads, and forgets a tenant's when its catalog changes.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -337,6 +338,37 @@ class TestShopping:
 
         line = eventually(repriced, timeout=60, what="the cart to show the new price")
         assert line["price_changed"] is True
+
+
+class TestSearch:
+    def test_a_new_product_is_found_forgiving_typos_suggested_kept_to_its_tenant_and_gone_when_deleted(
+            self, api: httpx.Client) -> None:
+        admin = bearer(login(api, ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"])
+        word = "".join(random.Random().choice("bcdfghjklmnpqrstvwxz") + "a" for _ in range(4))  # e.g. "kazamaga"
+        made = api.post("/products", headers=admin, json={
+            "name": f"{word.capitalize()} Refractor Telescope", "description": "A small refractor for the balcony.",
+            "status": "active", "variants": [{"sku": f"TEL-{word}", "name": "80 mm",
+                                              "price": {"amount": 1_999_900, "currency": "INR"}}]})
+        assert made.status_code == 201, made.text
+        product = made.json()
+
+        def found(q: str, **headers: str) -> list[str]:
+            answer = api.get("/search", params={"q": q}, headers=headers)
+            assert answer.status_code == 200, answer.text
+            return [hit["product_id"] for hit in answer.json()["items"]]
+
+        eventually(lambda: found(word) == [product["id"]], timeout=30, what="the new product to be searchable")
+        typo = word[:3] + word[4] + word[3] + word[5:]  # two letters swapped: one edit
+        assert found(typo) == [product["id"]]
+        hit = api.get("/search", params={"q": f"{word} refractor"}).json()["items"][0]
+        assert hit["price"] == {"amount": 1_999_900, "currency": "INR"} and "<mark>" in hit["snippet"]
+        suggested = api.get("/search/autocomplete", params={"q": word[:4]}).json()["items"]
+        assert product["id"] in [s["id"] for s in suggested]
+        assert found(word, **tenant_header("acme")) == []
+        assert_problem(api.get("/search", params={"q": ""}), 422)
+
+        assert api.delete(f"/products/{product['id']}", headers=admin).status_code == 204
+        eventually(lambda: found(word) == [], timeout=30, what="the deleted product to leave the index")
 
 
 class TestBadInput:

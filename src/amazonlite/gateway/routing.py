@@ -36,6 +36,7 @@ ROUTES: Mapping[str, str] = MappingProxyType({
     "/api/v1/categories": "catalog",
     "/api/v1/brands": "catalog",
     "/api/v1/skus": "catalog",
+    "/api/v1/search": "search",
     "/api/v1/inventory": "inventory",
     "/api/v1/cart": "cart",
     "/api/v1/coupons": "cart",
