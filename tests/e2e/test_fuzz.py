@@ -57,7 +57,11 @@ COUPON_RULES = (422, "ends_at not after starts_at, or a percent above 100 (once 
                      "coupon, for a change)")
 NUL_IN_FREE_FORM = (400, "a NUL character in free-form JSON, which the platform refuses in any text")
 REFUSED_FOR_WHAT_THE_SCHEMA_CANNOT_KNOW: dict[str, list[tuple[int, str]]] = {
-    "GET /api/v1/products": [CURSOR, (422, "min_price above max_price")],
+    "GET /api/v1/products": [CURSOR, (422, "min_price above max_price, or an attribute filter that is not key:value")],
+    # Search: the engine reads q as words (one with no letter or digit has none) and filters as key:value.
+    "GET /api/v1/search": [(400, "a cursor the server did not issue, a q with no word, an attribute filter that "
+                                 "is not key:value, or min_price above max_price")],
+    "GET /api/v1/search/autocomplete": [(400, "a q with no word")],
     "GET /api/v1/categories": [CURSOR],
     "GET /api/v1/brands": [CURSOR],
     "GET /api/v1/admin/tenants": [CURSOR],
@@ -65,8 +69,10 @@ REFUSED_FOR_WHAT_THE_SCHEMA_CANNOT_KNOW: dict[str, list[tuple[int, str]]] = {
     "POST /api/v1/auth/password/reset": [MAILED_TOKEN],
     "POST /api/v1/products": [CATALOG_REFERENCES],
     "PATCH /api/v1/products/{product_id}": [CATALOG_REFERENCES],
-    "POST /api/v1/categories": [(422, "an unknown parent category")],
-    "PATCH /api/v1/categories/{category_id}": [(422, "an unknown parent, or one that is the category or under it")],
+    "POST /api/v1/categories": [(422, "an unknown parent category, or attribute definitions breaking a rule across "
+                                      "fields (a one_of needs options, only a one_of has them, each key once)")],
+    "PATCH /api/v1/categories/{category_id}": [(422, "an unknown parent, one that is the category or under it, or "
+                                                     "attribute definitions breaking a rule across fields")],
     "GET /api/v1/inventory/low-stock": [CURSOR],
     "GET /api/v1/inventory/{sku}/ledger": [CURSOR],
     "GET /api/v1/coupons": [CURSOR],

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import StringConstraints
 
-from amazonlite.platform.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
+from amazonlite.platform.errors import Forbidden, Unauthorized, UriTooLong, ValidationFailed, problem_responses
 from amazonlite.platform.pagination import CursorParam, InvalidCursor, Limit, Page
 from amazonlite.platform.service import RuntimeDep, SessionDep
 from amazonlite.services.catalog import products, schemas, taxonomy
@@ -49,7 +49,7 @@ JSON = "application/json"
 
 @router.get("/products", response_model=Page[schemas.Product], tags=["products"],
             responses=problem_responses(InvalidCursor, StatusFilterForbidden, InvalidPriceRange,
-                                        InvalidAttributeFilter))
+                                        InvalidAttributeFilter, UriTooLong))
 async def list_products(
     session: SessionDep, principal: CatalogReader,
     category: Annotated[uuid.UUID | None, Query(description="A category id; includes its subcategories")] = None,

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import StringConstraints
 
-from amazonlite.platform.errors import ValidationFailed, problem_responses
+from amazonlite.platform.errors import UriTooLong, ValidationFailed, problem_responses
 from amazonlite.platform.service import RuntimeDep
 from amazonlite.services.search import schemas, service
 from amazonlite.services.search.auth import SearchReader
@@ -36,7 +36,9 @@ async def _engine(runtime: RuntimeDep) -> Engine:
 EngineDep = Annotated[Engine, Depends(_engine)]
 
 
-@router.get("", response_model=schemas.SearchResults, responses=problem_responses(InvalidSearch, ValidationFailed))
+# Many repeated filters can make a URL longer than the server takes (8 KB by default): 414.
+@router.get("", response_model=schemas.SearchResults,
+            responses=problem_responses(InvalidSearch, ValidationFailed, UriTooLong))
 async def search(
     engine: EngineDep, principal: SearchReader, q: Q,
     category: Annotated[uuid.UUID | None, Query(description="A category id; includes its subcategories")] = None,
@@ -45,7 +47,7 @@ async def search(
     min_price: Price = None,
     max_price: Price = None,
     attribute: Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Query(
-        max_length=MAX_FILTER_ATTRIBUTES * 5, description=(
+        max_length=MAX_FILTER_ATTRIBUTES, description=(
             "key:value, repeatable: one of the values given for each key, every key"))] = [],  # noqa: B006
     in_stock: Annotated[bool | None, Query(description="Only products known to be in stock")] = None,
     sort: Annotated[SearchSort, Query()] = "relevance",
