@@ -170,6 +170,29 @@ def prepare(base_url: str, count: int, cli: Any, timeout: float) -> dict[str, An
                 "searchable_after_seconds": round(time.monotonic() - started, 1)}
 
 
+def freshness(base_url: str, samples: int = 10, timeout: float = 30.0) -> dict[str, Any]:
+    """Seconds from a product's creation (answered by the catalog) until a search finds it, polled
+    every 20 ms, for `samples` new products one after the other."""
+    token = lift_rate_limits(base_url, admin=(platforms.ADMIN_EMAIL, platforms.ADMIN_PASSWORD))
+    rng = random.Random()
+    delays: list[float] = []
+    with httpx.Client(base_url=f"{base_url}/api/v1", timeout=30) as api:
+        for _ in range(samples):
+            word = "".join(rng.choice("bcdfghjklmnpqrstvwxz") + rng.choice("aeiou") for _ in range(4))
+            made = api.post("/products", headers={"Authorization": f"Bearer {token}"}, json={
+                "name": f"{word.capitalize()} Freshness Probe", "status": "active",
+                "variants": [{"sku": f"FRESH-{word}", "name": "One", "price": {"amount": 100, "currency": "INR"}}]})
+            if made.status_code != 201:
+                raise BenchError(f"creating a probe answered {made.status_code}: {made.text[:300]}")
+            created = time.monotonic()
+            while not api.get("/search", params={"q": word}).json().get("items"):
+                if time.monotonic() - created > timeout:
+                    raise BenchError(f"a new product was not searchable within {timeout:g} s")
+                time.sleep(0.02)
+            delays.append(time.monotonic() - created)
+    return {"samples": samples, "p50_s": round(statistics.median(delays), 3), "max_s": round(max(delays), 3)}
+
+
 async def client(api: httpx.AsyncClient, mix: dict[str, list[dict[str, Any]]], offset: int, until: float,
                  measure_from: float, samples: dict[str, list[float]], errors: dict[str, int]) -> None:
     turn = offset
@@ -235,6 +258,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             built = asyncio.run(build(engine, args.products))
         console.print(f"  {built['seconds']} s, {built['products_per_second']} products/s; "
                       f"RSS {built['rss_before_mib']} → {built['rss_after_mib']} MiB")
+        if args.build_only:
+            results[name] = {"build": built}
+            continue
         env: dict[str, str] = {"AMAZONLITE_SEARCH_BACKEND": name}
         with tempfile.TemporaryDirectory(prefix=f"bench-search-{name}-platform-") as tmp, \
                 _search_database(name) as url:
@@ -245,12 +271,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 loaded = prepare(running.base_url, args.products, running.cli, args.index_timeout)
                 console.print(f"  catalog loaded in {loaded['catalog_load_seconds']} s; all searchable after "
                               f"{loaded['searchable_after_seconds']} s")
+                fresh = freshness(running.base_url)
+                console.print(f"  a new product searchable after {fresh['p50_s']} s (median), "
+                              f"{fresh['max_s']} s at most")
                 levels = {}
                 for clients in args.clients:
                     console.print(f"  {clients} clients: {args.warmup:g} s warm-up, {args.duration:g} s measured")
                     levels[str(clients)] = asyncio.run(load(running.base_url, mix, clients, args.warmup,
                                                             args.duration))
-        results[name] = {"build": built, "platform": loaded, "by_clients": levels}
+        results[name] = {"build": built, "platform": {**loaded, "freshness": fresh}, "by_clients": levels}
     return {
         "benchmark": BENCHMARK,
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -279,7 +308,7 @@ def print_report(report: dict[str, Any]) -> None:
     for column in ("engine", "clients", "kind", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(column, justify="left" if column in ("engine", "kind") else "right")
     for engine, figures in report["results"].items():
-        for clients, kinds in figures["by_clients"].items():
+        for clients, kinds in figures.get("by_clients", {}).items():
             for kind in KINDS:
                 row = kinds[kind]
                 table.add_row(engine, clients, kind, f"{row['requests_per_second']:.0f}", f"{row['p50_ms']:.1f}",
@@ -291,8 +320,12 @@ def print_report(report: dict[str, Any]) -> None:
         built = figures["build"]
         console.print(f"{engine}: index of {built['products']} built in {built['seconds']} s "
                       f"({built['products_per_second']}/s), RSS {built['rss_before_mib']} → "
-                      f"{built['rss_after_mib']} MiB; through the platform searchable "
-                      f"{figures['platform']['searchable_after_seconds']} s after the seed began")
+                      f"{built['rss_after_mib']} MiB")
+        if "platform" in figures:
+            platform = figures["platform"]
+            console.print(f"  through the platform: all searchable {platform['searchable_after_seconds']} s after "
+                          f"the seed began; a new product searchable after {platform['freshness']['p50_s']} s "
+                          f"(median of {platform['freshness']['samples']}), {platform['freshness']['max_s']} s at most")
     machine = report["machine"]
     console.print(f"[dim]{machine['cores']} cores ({machine['cpu']}), load before {machine['load_average_before']}; "
                   f"{report['command']}[/]")
@@ -310,6 +343,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="comma-separated: tantivy,postgres (default both)")
     parser.add_argument("--index-timeout", type=float, default=1800.0,
                         help="seconds to wait for the platform to index the catalog (default 1800)")
+    parser.add_argument("--build-only", action="store_true", help="only the index build (no platform, no load)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this path")
     args = parser.parse_args(argv)
     if set(args.engines) - {"tantivy", "postgres"}:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from amazonlite.services.search.engine import tantivy_engine
 from amazonlite.services.search.engine.base import (
     MAX_DEPTH,
     InvalidCursor,
@@ -441,6 +442,16 @@ class TestWrites:
         assert await find(engine, "bedside", tenant) == []
         assert await engine.count(tenant) == len(catalog.SEARCHABLE_ACME)
 
+    async def test_a_new_word_is_found_with_typos_and_as_a_prefix_at_once(self, fresh: Fresh) -> None:
+        engine, tenant = fresh.engine, fresh.acme
+        assert await find(engine, "nightstnad", tenant) == []  # searched before any product has the word
+        assert await find(engine, "nightst", tenant) == []
+        await engine.upsert(tenant, [catalog.revised("li-lamp", hours=1, name="Lumen Nightstand Lamp")])
+        assert await find(engine, "nightstnad", tenant) == ["li-lamp"]
+        assert await find(engine, "nightst", tenant) == ["li-lamp"]
+        assert Suggestion("Lumen Nightstand Lamp", "product", uid("li-lamp")) in \
+            await engine.suggest(tenant, "nights", 5)
+
     async def test_a_rating_reorders_equal_matches_and_an_older_one_is_ignored(self, fresh: Fresh) -> None:
         engine, tenant = fresh.engine, fresh.acme
         later = catalog.T0 + dt.timedelta(days=100)
@@ -506,3 +517,25 @@ class TestWrites:
             assert (await find(reopened, "chiar", fresh.acme))[0] == "fu-chair"
         finally:
             await reopened.close()
+
+
+class TestTantivyExpansion:
+    async def test_a_word_that_stands_for_many_terms_matches_the_same(self, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        """tantivy looks up the terms a word expands to one by one, but walks a field's dictionary
+        for a word with too many (a short prefix): both ways find and rank the same."""
+        engine = TantivySearchEngine(tmp_path / "index")
+        await load(engine)
+        try:
+            await self._same_both_ways(engine, monkeypatch)
+        finally:
+            await engine.close()
+
+    @staticmethod
+    async def _same_both_ways(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+        probes = [query("wireless head"), query("hedphones"), query("nimbus black", sort="price_asc"), query("ch")]
+        looked_up = [await engine.search(ACME, probe) for probe in probes]
+        suggested = await engine.suggest(ACME, "hedphon", 5)
+        monkeypatch.setattr(tantivy_engine, "_MAX_EXPANDED", 0)
+        assert [await engine.search(ACME, probe) for probe in probes] == looked_up
+        assert await engine.suggest(ACME, "hedphon", 5) == suggested

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import html
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ TWO_TYPOS_FROM = 8
 # Latin letters that Unicode does not decompose into a base letter and an accent.
 _LATIN_FOLDS = str.maketrans({"ø": "o", "đ": "d", "ł": "l", "æ": "ae", "œ": "oe", "þ": "th", "ı": "i", "ħ": "h"})
 _JOINERS = frozenset("\u200c\u200d")  # zero-width (non-)joiner: part of words in Indic scripts
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")  # the letters and digits of ASCII: its only word characters
 
 
 def fold(text: str) -> str:
@@ -29,6 +31,8 @@ def fold(text: str) -> str:
 
     Accents are dropped from Latin letters only: in Devanagari, Tamil and most other scripts a
     combining mark is a vowel sign, part of the letter, and dropping it would merge words."""
+    if text.isascii():
+        return text.lower()  # what the steps below make of ASCII, at a fraction of the cost
     kept: list[str] = []
     for char in unicodedata.normalize("NFKD", text.casefold()):
         if unicodedata.combining(char) and kept and kept[-1].isascii():
@@ -65,6 +69,9 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Runs of letters, digits and marks, folded. 'Wi-Fi 6E' → wi, fi, 6e; 'UK 8½' → uk, 8, 1, 2."""
+    if text.isascii():  # most catalog text: the same tokens by a regular expression, several times faster
+        return [Token(m.start(), m.end(), m.group().lower()) for m in _ASCII_WORD.finditer(text)
+                if m.end() - m.start() <= MAX_TERM_LENGTH]
     tokens: list[Token] = []
     for start, end in _words(text):
         folded = fold(text[start:end])
@@ -192,6 +199,10 @@ def _match(word: str, last: bool, term: str) -> Match | None:
     typos = typo_budget(word)
     if not typos:
         return None
+    if last:
+        term = term[:len(word) + typos]  # a longer beginning is more edits away than the budget
+    if sum(char in term for char in word) < len(word) - typos:
+        return None  # an edit loses at most one of the word's letters: a quick no for most terms
     measure = prefix_distance if last else edit_distance
     return Match.FUZZY if measure(word, term, typos) <= typos else None
 

@@ -62,6 +62,7 @@ ACTIVE, HIDDEN, DELETED = "active", "hidden", "deleted"
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(FIELD_WEIGHTS.items())
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _AGGREGATION_SIZE = 10_000  # distinct brands or categories counted per facet
+_MAX_EXPANDED = 100  # terms of a word's form looked up one by one; past it (a short prefix), a walk costs less
 _SORT_FIELDS: dict[str, tuple[str, tantivy.Order]] = {
     "price_asc": ("price", tantivy.Order.Asc),
     "price_desc": ("price", tantivy.Order.Desc),
@@ -147,19 +148,22 @@ def _rating_weight(product: IndexedProduct) -> float:
     return float(2 ** (2 * rating_boost(product.rating_average, product.rating_count)) - 2)
 
 
-def _pre_tokenized(texts: Iterable[str]) -> tantivy.PreTokenizedString | None:
+def _pre_tokenized(texts: Iterable[str], terms: set[str]) -> tantivy.PreTokenizedString | None:
+    """The texts as one field value; their terms are added to `terms`."""
     tokens: list[tantivy.Token] = []
     offset = 0
     joined: list[str] = []
     for text in texts:
         for token in analysis.tokenize(text):
             tokens.append(tantivy.Token(token.term, len(tokens), offset + token.start, offset + token.end))
+            terms.add(token.term)
         joined.append(text)
         offset += len(text) + 1
     return tantivy.PreTokenizedString(" ".join(joined), tokens) if tokens else None
 
 
-def _document(record: _Record) -> tantivy.Document:
+def _document(record: _Record, terms: set[str]) -> tantivy.Document:
+    """The record as a document; the terms of its text fields are added to `terms`."""
     doc = tantivy.Document()
     doc.add_text("key", record.key)
     doc.add_text("tenant", record.tenant_id)
@@ -174,7 +178,7 @@ def _document(record: _Record) -> tantivy.Document:
         "attributes": analysis.attribute_texts(product.attributes), "description": [product.description],
     }
     for field, values in texts.items():
-        if (pre := _pre_tokenized(values)) is not None:
+        if (pre := _pre_tokenized(values, terms)) is not None:
             doc.add_pre_tokenized_text(field, pre)
     doc.add_text("name_key", " ".join(analysis.analyze(product.name)))
     if product.brand_id is not None:
@@ -198,8 +202,79 @@ def _count(result: tantivy.SearchResult) -> int:
     return int(result.count)  # type: ignore[attr-defined]
 
 
+def _address_key(address: tantivy.DocAddress) -> tuple[int, int]:
+    return address.segment_ord, address.doc
+
+
 def _facet_key(value: str) -> tuple[UUID, str]:
     return UUID(value[:36]), value[37:]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Expansion:
+    """The terms a query word matches in each of its looser forms (itself among them when it is a
+    term): see `base.PREFIX_SHARE`."""
+
+    prefix: list[str]  # beginning with the word (the last word only)
+    typo: list[str]  # within its typo budget
+    typo_prefix: list[str]  # beginning within its typo budget (the last word only)
+
+
+class _Vocabulary:
+    """Every term of the text fields, each a document of a small index in memory, to expand a
+    query word into the terms it matches as a prefix or with typos.
+
+    A fuzzy term query walks a field's term dictionary every time a search runs it: with five
+    fields, up to three forms of each word, and several queries to a search, that walk was most of
+    a search's time. Here each form of a word walks one dictionary once, with the same automaton
+    (the fields then look up the terms found), and is remembered until new terms come in."""
+
+    _REMEMBERED = 10_000  # words whose expansions are kept; past it, they are forgotten together
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        builder = tantivy.SchemaBuilder()
+        builder.add_text_field("term", tokenizer_name="raw", fast=True)  # fast: hits carry their term
+        self._schema = builder.build()
+        self._index = tantivy.Index(self._schema)
+        self._writer = self._index.writer(15_000_000, 1)
+        self._known: set[str] = set()
+        self._expansions: dict[QueryWord, _Expansion] = {}
+        self.add(terms)
+
+    def add(self, terms: Iterable[str]) -> None:
+        """Learn the new ones among `terms` (one writer at a time: the engine's write lock)."""
+        new = set(terms) - self._known
+        if not new:
+            return
+        for term in new:
+            doc = tantivy.Document()
+            doc.add_text("term", term)
+            self._writer.add_document(doc)
+        self._writer.commit()
+        self._index.reload()
+        self._known |= new
+        self._expansions = {}  # a search that took the old one before the reload fills only that
+
+    def expand(self, word: QueryWord) -> _Expansion:
+        expansions = self._expansions
+        found = expansions.get(word)
+        if found is None:
+            if len(expansions) >= self._REMEMBERED:
+                expansions.clear()
+            found = expansions[word] = self._expand(word)
+        return found
+
+    def _expand(self, word: QueryWord) -> _Expansion:
+        searcher = self._index.searcher()
+
+        def matching(distance: int, prefix: bool) -> list[str]:
+            query = tantivy.Query.fuzzy_term_query(self._schema, "term", word.text, distance, True, prefix)
+            found = searcher.search(query, max(searcher.num_docs, 1), count=False, order_by_field="term")
+            return [str(term) for term, _ in found.hits]
+
+        return _Expansion(prefix=matching(0, True) if word.last else [],
+                          typo=matching(word.typos, False) if word.typos else [],
+                          typo_prefix=matching(word.typos, True) if word.typos and word.last else [])
 
 
 class TantivySearchEngine:
@@ -214,6 +289,10 @@ class TantivySearchEngine:
             self._index = tantivy.Index(self._schema, path=str(directory))
         self._writer: tantivy.IndexWriter | None = self._index.writer(writer_heap_bytes, 1)
         self._write_lock = threading.Lock()
+        searcher = self._index.searcher()
+        self._vocabulary = _Vocabulary(term for field, _ in TEXT_FIELDS
+                                       for term, _ in searcher.terms_with_prefix(field, ""))
+        self._new_terms: set[str] = set()  # of the documents of the write under way
 
     # Writes --------------------------------------------------------------------------------------
 
@@ -237,10 +316,13 @@ class TantivySearchEngine:
                 raise RuntimeError("the search engine is closed")
             try:
                 outcome = change(self._writer)
+                self._vocabulary.add(self._new_terms)  # before the documents can be found
                 self._writer.commit()
             except BaseException:
                 self._writer.rollback()
                 raise
+            finally:
+                self._new_terms.clear()
             self._index.reload()
             return outcome
 
@@ -252,10 +334,9 @@ class TantivySearchEngine:
         records = (_load(searcher.doc(address)["source"][0]) for _, address in searcher.search(query, len(keys)).hits)
         return {record.key: record for record in records}
 
-    @staticmethod
-    def _replace(writer: tantivy.IndexWriter, record: _Record) -> None:
+    def _replace(self, writer: tantivy.IndexWriter, record: _Record) -> None:
         writer.delete_documents_by_term("key", record.key)  # applies to documents added before it only
-        writer.add_document(_document(record))
+        writer.add_document(_document(record, self._new_terms))
 
     def _upsert(self, tenant_id: str, products: Sequence[IndexedProduct]) -> None:
         def change(writer: tantivy.IndexWriter) -> None:
@@ -332,6 +413,11 @@ class TantivySearchEngine:
     def _term(self, field: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, field, value)
 
+    def _any_term(self, field: str, values: Iterable[str]) -> tantivy.Query:
+        """Documents with any of the terms. Not `term_set_query`: it costs a tenth of a millisecond
+        even for one term, where a term query costs a few microseconds."""
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, self._term(field, v)) for v in values])
+
     @staticmethod
     def _must(filters: Sequence[tantivy.Query], *scored: tantivy.Query,
               must_not: tantivy.Query | None = None) -> tantivy.Query:
@@ -350,12 +436,12 @@ class TantivySearchEngine:
         if filters.category_id is not None:
             queries.append(self._term("category_ids", str(filters.category_id)))
         if filters.brand_ids:
-            queries.append(tantivy.Query.term_set_query(self._schema, "brand_id", [str(b) for b in filters.brand_ids]))
+            queries.append(self._any_term("brand_id", (str(b) for b in filters.brand_ids)))
         if filters.min_price is not None or filters.max_price is not None:
             queries.append(tantivy.Query.range_query(self._schema, "price", tantivy.FieldType.Integer,
                                                      filters.min_price, filters.max_price))
         for accepted in prepared.attribute_values:
-            queries.append(tantivy.Query.term_set_query(self._schema, "attribute_values", list(accepted)))
+            queries.append(self._any_term("attribute_values", accepted))
         if filters.in_stock is not None:
             queries.append(self._term("stock", "yes" if filters.in_stock else "no"))
         return [tantivy.Query.const_score_query(q, 0.0) for q in queries]
@@ -364,77 +450,79 @@ class TantivySearchEngine:
         """One word in any of `fields`: BM25 for the exact term, plus constant shares of the field's
         weight for a prefix (the last word), a term within the typo budget, and (the last word) a
         term beginning within the typo budget. See `base.PREFIX_SHARE`."""
-        def fuzzy(distance: int, prefix: bool, share: float) -> tantivy.Query:
-            found = tantivy.Query.fuzzy_term_query(self._schema, field, word.text, distance, True, prefix)
-            return tantivy.Query.const_score_query(found, weight * share)
-
+        expansion = self._vocabulary.expand(word)
+        forms = ((expansion.prefix, 0, True, PREFIX_SHARE), (expansion.typo, word.typos, False, FUZZY_SHARE),
+                 (expansion.typo_prefix, word.typos, True, FUZZY_PREFIX_SHARE))
         clauses: list[tantivy.Query] = []
         for field, weight in fields:
             clauses.append(tantivy.Query.boost_query(self._term(field, word.text), weight))
-            if word.last:
-                clauses.append(fuzzy(0, True, PREFIX_SHARE))
-            if word.typos:
-                clauses.append(fuzzy(word.typos, False, FUZZY_SHARE))
-            if word.typos and word.last:
-                clauses.append(fuzzy(word.typos, True, FUZZY_PREFIX_SHARE))
+            for terms, distance, prefix, share in forms:
+                if len(terms) > _MAX_EXPANDED:  # a short prefix: one walk of the dictionary costs less
+                    found = tantivy.Query.fuzzy_term_query(self._schema, field, word.text, distance, True, prefix)
+                elif terms:
+                    found = self._any_term(field, terms)
+                else:
+                    continue
+                clauses.append(tantivy.Query.const_score_query(found, weight * share))
         return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in clauses])
 
-    def _tiers(self, filters: list[tantivy.Query],
-               prepared: PreparedSearch) -> tuple[list[tantivy.Query], tantivy.Query]:
-        """The queries whose hits come one after the other: products with every word (for relevance,
-        those named exactly as the query first), then those with only some; and the union."""
-        words = [self._word_query(word, TEXT_FIELDS) for word in prepared.words]
-        every = tantivy.Query.boolean_query([(tantivy.Occur.Must, w) for w in words])
-        some = tantivy.Query.boolean_query([(tantivy.Occur.Should, w) for w in words])
-        tiers: list[tantivy.Query] = []
-        if prepared.sort == "relevance":
-            exact_name = self._term("name_key", prepared.phrase)
-            tiers += [self._must(filters, every, exact_name), self._must(filters, every, must_not=exact_name)]
-        else:
-            tiers.append(self._must(filters, every))
-        if len(words) > 1:
-            tiers.append(self._must(filters, some, must_not=every))
-        return tiers, self._must(filters, some)
+    def _page(self, searcher: tantivy.Searcher, filters: list[tantivy.Query], words: Sequence[tantivy.Query],
+              some: tantivy.Query, prepared: PreparedSearch) -> list[tantivy.DocAddress]:
+        """Hits `offset` to `offset + limit` of, one after the other: products with every word (for
+        relevance, those named exactly as the query first), then those with only some.
 
-    def _page(self, searcher: tantivy.Searcher, tiers: Sequence[tantivy.Query],
-              prepared: PreparedSearch) -> tuple[list[tantivy.DocAddress], int]:
-        """Hits `offset` to `offset + limit` of the tiers read one after the other, and the total."""
+        The word queries are the costly part (a term looked up per field for each term a word stands
+        for), so each list is read once, deep enough for the page, and the ones before it are taken
+        out of it in Python rather than by a query: a product named exactly as the query has every
+        word in its name, so the name alone finds those; and when the page reaches past the products
+        with every word, fewer of them than the page's end, they were all read."""
+        end = prepared.offset + prepared.limit
         options: dict[str, Any] = {"weight_by_field": "rating_weight"}
         if prepared.sort in _SORT_FIELDS:
             field, order = _SORT_FIELDS[prepared.sort]
             options = {"order_by_field": field, "order": order}
-        skip, wanted, total = prepared.offset, prepared.limit, 0
-        addresses: list[tantivy.DocAddress] = []
-        for tier in tiers:
-            result = searcher.search(tier, max(wanted, 1), offset=skip, **options)  # a limit of 0 panics
-            count = _count(result)
-            if wanted:
-                addresses += [address for _, address in result.hits[:wanted]]
-                wanted = prepared.limit - len(addresses)
-            skip = max(0, skip - count)
-            total += count
-        return addresses, total
+        every = tantivy.Query.boolean_query([(tantivy.Occur.Must, word) for word in words])
+        listed: list[tantivy.DocAddress] = []
+        if prepared.sort == "relevance":
+            exact_name = self._term("name_key", prepared.phrase)
+            named = searcher.search(self._must(filters, exact_name), end)
+            if _count(named) > 1:  # ordered as the others, by how well the rest of the product matches
+                named = searcher.search(self._must(filters, every, exact_name), end, count=False, **options)
+            listed = [address for _, address in named.hits]
+        if len(listed) >= end:
+            return listed[prepared.offset:end]
+        with_every = searcher.search(self._must(filters, every), end, **options)
+        seen = {_address_key(address) for address in listed}
+        listed += [address for _, address in with_every.hits if _address_key(address) not in seen]
+        if _count(with_every) < end and len(prepared.words) > 1:
+            seen = {_address_key(address) for _, address in with_every.hits}  # all of them
+            with_some = searcher.search(self._must(filters, some), end, count=False, **options)
+            listed += [address for _, address in with_some.hits if _address_key(address) not in seen]
+        return listed[prepared.offset:end]
 
     def _search(self, tenant_id: str, prepared: PreparedSearch) -> SearchResult:
         searcher = self._index.searcher()  # one snapshot for the page, the total and the facets
         filters = self._filters(tenant_id, prepared)
-        tiers, matching = self._tiers(filters, prepared)
-        addresses, total = self._page(searcher, tiers, prepared)
+        words = [self._word_query(word, TEXT_FIELDS) for word in prepared.words]
+        some = tantivy.Query.boolean_query([(tantivy.Occur.Should, word) for word in words])
+        facets, total = self._facets(searcher, self._must(filters, some))
+        addresses = self._page(searcher, filters, words, some, prepared) if total else []
         hits = tuple(self._hit(searcher.doc(address), prepared.words) for address in addresses)
-        return SearchResult(hits=hits, total=total, facets=self._facets(searcher, matching),
-                            next_cursor=prepared.next_cursor(total))
+        return SearchResult(hits=hits, total=total, facets=facets, next_cursor=prepared.next_cursor(total))
 
     @staticmethod
     def _hit(doc: tantivy.Document, words: Sequence[QueryWord]) -> SearchHit:
-        product = _load(doc["source"][0]).product
-        assert product is not None  # only active products match, and they have one
-        return SearchHit(product_id=product.product_id, name=product.name, slug=product.slug,
-                         price=Price(product.min_price, product.currency),
-                         rating=Rating(product.rating_average, product.rating_count), image=product.image,
-                         snippet=analysis.snippet(product.name, product.description, words))
+        """The hit from the stored record's few fields it shows, read as JSON: rebuilding the whole
+        product (its dates, ids and categories) cost more than the search itself."""
+        product = orjson.loads(doc["source"][0])["product"]  # only active products match, and they have one
+        return SearchHit(product_id=UUID(product["product_id"]), name=product["name"], slug=product["slug"],
+                         price=Price(product["min_price"], product["currency"]),
+                         rating=Rating(product["rating_average"], product["rating_count"]), image=product["image"],
+                         snippet=analysis.snippet(product["name"], product["description"], words))
 
     @staticmethod
-    def _facets(searcher: tantivy.Searcher, matching: tantivy.Query) -> Facets:
+    def _facets(searcher: tantivy.Searcher, matching: tantivy.Query) -> tuple[Facets, int]:
+        """The facets of the matching products, and how many they are (every one has a price)."""
         bands = price_bands()
         ranges = [{"key": label, "from": low, **({"to": high} if high is not None else {})}
                   for label, low, high in bands]
@@ -442,6 +530,7 @@ class TantivySearchEngine:
             "categories": {"terms": {"field": "category_facet", "size": _AGGREGATION_SIZE}},
             "brands": {"terms": {"field": "brand_facet", "size": _AGGREGATION_SIZE}},
             "prices": {"range": {"field": "price", "ranges": ranges}},
+            "total": {"value_count": {"field": "price"}},
         })
 
         def counts(name: str) -> dict[UUID, tuple[str, int]]:
@@ -452,7 +541,7 @@ class TantivySearchEngine:
         return Facets(
             categories=top_facet_counts(counts("categories")), brands=top_facet_counts(counts("brands")),
             price_bands=tuple(PriceBand(label, low, high, per_band.get(label, 0)) for label, low, high in bands),
-        )
+        ), int(result["total"]["value"])
 
     # Suggestions ---------------------------------------------------------------------------------
 
@@ -466,9 +555,9 @@ class TantivySearchEngine:
         candidates: list[SuggestionCandidate] = []
         found = searcher.search(every_word_in("name"), limit * 3, weight_by_field="rating_weight")
         for score, address in found.hits:
-            product = _load(searcher.doc(address)["source"][0]).product
-            if product is not None and (match := match_all(words, product.name)) is not None:
-                candidates.append(SuggestionCandidate(Suggestion(product.name, "product", product.product_id),
+            product = orjson.loads(searcher.doc(address)["source"][0])["product"]  # as in `_hit`
+            if (match := match_all(words, name := product["name"])) is not None:
+                candidates.append(SuggestionCandidate(Suggestion(name, "product", UUID(product["product_id"])),
                                                       match, score))
         for kind, field in (("brand", "brand"), ("category", "category")):
             buckets = searcher.aggregate(every_word_in(field), {
