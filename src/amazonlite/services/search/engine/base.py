@@ -28,7 +28,7 @@ MAX_LIMIT = 100
 MAX_DEPTH = 1_000  # hits a client may page through; past it, it should refine the query
 MAX_FILTER_VALUES = 100  # brands, or accepted values of one attribute
 MAX_FILTER_ATTRIBUTES = 20
-MAX_FACET_VALUES = 200  # categories or brands listed in a facet, most products first
+MAX_FACET_VALUES = 30  # categories or brands listed in a facet, most products first (a storefront shows a few)
 
 SearchSort = Literal["relevance", "price_asc", "price_desc", "rating", "newest"]
 SORTS: frozenset[str] = frozenset({"relevance", "price_asc", "price_desc", "rating", "newest"})
