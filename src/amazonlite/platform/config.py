@@ -106,11 +106,12 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     database_echo: bool = False
 
-    def consumer_group(self) -> str:
-        """The consumer group of the service's replicas (and its inbox's name): one for all of them,
-        so that each event is applied once. A service whose every replica keeps a read model of its
-        own (the search service's on-disk index) names one per replica."""
-        return self.service_name
+    def consumer_group(self) -> str | None:
+        """The consumer group of the service's replicas (and its inbox's name); None: the service's
+        name, one group for all of them, so that each event is applied once. A service whose every
+        replica keeps a read model of its own (the search service's on-disk index) names one per
+        replica."""
+        return None
 
     def resolved_database_url(self, platform: PlatformSettings) -> str:
         if self.database_url:

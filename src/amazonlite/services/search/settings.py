@@ -24,7 +24,7 @@ class SearchSettings(ServiceSettings):
     # Products read per page of the catalog's listing when an index is rebuilt.
     rebuild_page_size: int = Field(default=100, ge=1, le=100)
 
-    def consumer_group(self) -> str:
+    def consumer_group(self) -> str | None:
         return f"search-{self.replica}" if self.backend == "tantivy" else "search"
 
     def index_path(self, platform: PlatformSettings) -> Path:
