@@ -96,17 +96,17 @@ def _category_id(names: list[str]) -> uuid.UUID:
 
 
 @contextmanager
-def engine_of(name: str, directory: Path) -> Iterator[tuple[SearchEngine, str | None]]:
+def engine_of(name: str, directory: Path) -> Iterator[SearchEngine]:
     """A fresh engine: tantivy in `directory`, or PostgreSQL in a database of its own."""
-    if name == "tantivy":
-        from amazonlite.services.search.engine.tantivy_engine import TantivySearchEngine
+    with _search_database(name) as url:
+        if url is None:
+            from amazonlite.services.search.engine.tantivy_engine import TantivySearchEngine
 
-        yield TantivySearchEngine(directory / "index"), None
-        return
-    from amazonlite.services.search.engine.postgres_engine import PostgresSearchEngine
+            yield TantivySearchEngine(directory / "index")
+            return
+        from amazonlite.services.search.engine.postgres_engine import PostgresSearchEngine
 
-    with servers.postgres_database("bench_search") as url:
-        yield PostgresSearchEngine.from_url(url), url
+        yield PostgresSearchEngine.from_url(url)
 
 
 async def build(engine: SearchEngine, count: int, batch: int = 1000) -> dict[str, Any]:
@@ -253,8 +253,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     mix = queries(args.products)
     for name in args.engines:
         console.print(f"[bold]{name}[/]: building an index of {args.products} products in this process…")
-        with tempfile.TemporaryDirectory(prefix=f"bench-search-{name}-") as tmp, engine_of(name, Path(tmp)) as (
-                engine, _url):
+        with tempfile.TemporaryDirectory(prefix=f"bench-search-{name}-") as tmp, engine_of(name, Path(tmp)) as engine:
             built = asyncio.run(build(engine, args.products))
         console.print(f"  {built['seconds']} s, {built['products_per_second']} products/s; "
                       f"RSS {built['rss_before_mib']} → {built['rss_after_mib']} MiB")

@@ -35,16 +35,15 @@ from amazonlite.platform.db import utcnow
 from amazonlite.platform.ids import new_id
 from amazonlite.platform.outbox import outbox_rows
 from amazonlite.platform.tenancy import insert_together
-from amazonlite.services.catalog import products
+from amazonlite.services.catalog import products, taxonomy
 from amazonlite.services.catalog.attributes import check, effective, filter_rows
 from amazonlite.services.catalog.cache import ProductCache
 from amazonlite.services.catalog.errors import CatalogConflict, InvalidAttribute
-from amazonlite.services.catalog.integrity import flush
 from amazonlite.services.catalog.models import Brand, Category, Product, ProductAttributeValue, Variant
 from amazonlite.services.catalog.publishing import product_updated
 from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
-from amazonlite.services.catalog.schemas import ProductImport, ProductUpdate
-from amazonlite.services.catalog.slugs import SHORT_SLUG_BASE_LENGTH, first_free, slugify
+from amazonlite.services.catalog.schemas import BrandCreate, CategoryCreate, ProductImport, ProductUpdate
+from amazonlite.services.catalog.slugs import first_free, slugify
 
 CSV_COLUMNS = ("handle", "name", "description", "status", "category", "brand", "attributes", "media", "sku",
                "variant_name", "options", "price", "compare_at_price", "currency")
@@ -228,15 +227,9 @@ class _Taxonomy:
         parent: Category | None = None
         for name in names:
             found = self.by_parent.get((parent.id if parent else None, name.casefold()))
-            if found is None:
-                found = Category(id=new_id(), name=name, parent_id=parent.id if parent else None, attributes=[],
-                                 slug=first_free(slugify(name, max_length=SHORT_SLUG_BASE_LENGTH) or "category",
-                                                 await self.categories.slugs_like(slugify(
-                                                     name, max_length=SHORT_SLUG_BASE_LENGTH) or "category")))
-                found.path = [*(parent.path if parent else []),
-                              {"id": str(found.id), "name": found.name, "slug": found.slug}]
-                self.categories.add(found)
-                await flush(self.session)
+            if found is None:  # made as `POST /categories` makes one: a free slug, breadcrumbs from the parent
+                found = await taxonomy.create_category(self.session, CategoryCreate(
+                    name=name, parent_id=parent.id if parent else None))
                 self.by_parent[(found.parent_id, name.casefold())] = found
                 self.definitions[found.id] = []
             parent = found
@@ -252,10 +245,7 @@ class _Taxonomy:
             return None
         found = known.get(name.casefold())
         if found is None:
-            base = slugify(name, max_length=SHORT_SLUG_BASE_LENGTH) or "brand"
-            found = self.brands.add(Brand(id=new_id(), name=name,
-                                          slug=first_free(base, await self.brands.slugs_like(base))))
-            await flush(self.session)
+            found = await taxonomy.create_brand(self.session, BrandCreate(name=name))
             known[name.casefold()] = found
         return found
 

@@ -14,6 +14,7 @@ from amazonlite.services.catalog.products import reprice
 from amazonlite.services.catalog.publishing import publish_product
 from amazonlite.services.catalog.repository import BrandRepository, CategoryRepository, ProductRepository
 from amazonlite.services.catalog.slugs import slugify
+from amazonlite.services.catalog.taxonomy import crumb
 
 log = structlog.get_logger("amazonlite.catalog")
 
@@ -39,7 +40,7 @@ async def seed_catalog(session: AsyncSession) -> int:
         above = categories[parent] if parent else None
         category = Category(id=new_id(), name=name, slug=slug, parent_id=above.id if above else None,
                             attributes=list(demo.ATTRIBUTE_DEFINITIONS.get(slug, ())))
-        category.path = [*(above.path if above else []), {"id": str(category.id), "name": name, "slug": slug}]
+        category.path = [*(above.path if above else []), crumb(category)]
         categories[slug] = category_repository.add(category)
     brands = {slug: brand_repository.add(Brand(name=name, slug=slug)) for slug, name in demo.BRANDS}
     products = [_product(number, item, categories[item.category], brands[item.brand])

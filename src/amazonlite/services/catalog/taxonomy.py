@@ -60,7 +60,8 @@ async def _locked_category(categories: CategoryRepository, category_id: uuid.UUI
     return category
 
 
-def _crumb(category: Category) -> dict[str, str]:
+def crumb(category: Category) -> dict[str, str]:
+    """The category as its own and its descendants' breadcrumbs name it."""
     return {"id": str(category.id), "name": category.name, "slug": category.slug}
 
 
@@ -80,7 +81,7 @@ async def create_category(session: AsyncSession, data: CategoryCreate) -> Catego
             raise UnknownCategory("The parent category does not exist")
     category = Category(id=new_id(), name=data.name, slug=slug, parent_id=data.parent_id,
                         attributes=[d.model_dump() for d in data.attributes])
-    category.path = [*(parent.path if parent else []), _crumb(category)]
+    category.path = [*(parent.path if parent else []), crumb(category)]
     categories.add(category)
     await flush(session)
     log.info("catalog.category_created", category_id=str(category.id))
@@ -138,13 +139,13 @@ def _rewrite_paths(rows: dict[uuid.UUID, Category], top: Category, above: list[d
     children: dict[uuid.UUID | None, list[Category]] = {}
     for row in rows.values():
         children.setdefault(row.parent_id, []).append(row)
-    top.path = [*above, _crumb(top)]
+    top.path = [*above, crumb(top)]
     pending = [top]
     while pending:
         node = pending.pop()
         for child in children.get(node.id, ()):
             if child is not top:
-                child.path = [*node.path, _crumb(child)]
+                child.path = [*node.path, crumb(child)]
                 pending.append(child)
 
 
